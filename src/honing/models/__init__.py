@@ -1,0 +1,42 @@
+"""Models by name: ``create_model("cnn", data=ds, channels=[32, 64])``.
+
+Every model maps a batch ``(N, *input_shape)`` to ``(N, num_outputs)`` and has
+``layer_groups() -> list[list[str]]``: parameter-name prefixes grouped from input to output. A
+parameter ``name`` belongs to prefix ``p`` when ``name == p`` or ``name.startswith(p + ".")``;
+every parameter belongs to exactly one prefix.
+"""
+
+from __future__ import annotations
+
+from honing.models._activations import (
+    ACTIVATIONS,
+    AdaptiveGain,
+    FixedGain,
+    create_activation,
+    list_activations,
+)
+from honing.models._cnn import CNN
+from honing.models._factory import MODELS, count_parameters, create_model, list_models
+from honing.models._init import INIT_SCHEMES, initialize, list_init_schemes
+from honing.models._mlp import MLP
+from honing.models._rnn import RNN
+from honing.models._transformer import Transformer
+
+__all__ = [
+    "ACTIVATIONS",
+    "AdaptiveGain",
+    "CNN",
+    "FixedGain",
+    "INIT_SCHEMES",
+    "MLP",
+    "MODELS",
+    "RNN",
+    "Transformer",
+    "count_parameters",
+    "create_activation",
+    "create_model",
+    "initialize",
+    "list_activations",
+    "list_init_schemes",
+    "list_models",
+]
