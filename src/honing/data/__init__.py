@@ -1,0 +1,56 @@
+"""Data: sources, preparation fitted on training rows only, splits, k-fold, batched augmentation.
+
+>>> ds = load("sklearn:digits", val_size=0.15, test_size=0.15, scale="standard", seed=0)
+>>> ds.train.x.shape, ds.task, ds.num_outputs
+(torch.Size([1257, 64]), 'classification', 10)
+"""
+
+from __future__ import annotations
+
+from honing.data._augment import Augment, create_augment, list_augmentations, list_transforms
+from honing.data._dataset import Dataset, Split
+from honing.data._idx import find_idx_files, parse_idx, read_idx
+from honing.data._load import load
+from honing.data._array import ArrayPreprocessor
+from honing.data._preprocess import Preprocessor, TabularPreprocessor
+from honing.data._sources import FASHION_MNIST_CLASSES, list_sources
+from honing.data._transforms import (
+    Brightness,
+    Contrast,
+    CutMix,
+    GaussianNoise,
+    HorizontalFlip,
+    Mixup,
+    RandomAffine,
+    RandomErasing,
+    TabularNoise,
+    Transform,
+)
+
+__all__ = [
+    "ArrayPreprocessor",
+    "Augment",
+    "Brightness",
+    "Contrast",
+    "CutMix",
+    "Dataset",
+    "FASHION_MNIST_CLASSES",
+    "GaussianNoise",
+    "HorizontalFlip",
+    "Mixup",
+    "Preprocessor",
+    "RandomAffine",
+    "RandomErasing",
+    "Split",
+    "TabularNoise",
+    "TabularPreprocessor",
+    "Transform",
+    "create_augment",
+    "find_idx_files",
+    "list_augmentations",
+    "list_sources",
+    "list_transforms",
+    "load",
+    "parse_idx",
+    "read_idx",
+]

@@ -1,0 +1,120 @@
+"""Split and Dataset: prepared tensors plus what is needed to refit (k-fold) and to reuse."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from honing._core import ConfigError, check_int
+from honing.data._preprocess import Preprocessor
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One part of a data set: ``x`` float32 ``(N, *input_shape)``; ``y`` int64 ``(N,)``
+    (classification) or float32 ``(N, num_outputs)`` (regression)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if len(self.x) != len(self.y):
+            raise ConfigError(f"Split x and y differ in length: {len(self.x)} != {len(self.y)}")
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def __repr__(self) -> str:
+        return f"Split(x={tuple(self.x.shape)} {self.x.dtype}, y={tuple(self.y.shape)} {self.y.dtype})"
+
+
+def make_split(pre: Preprocessor, raw_x: np.ndarray, y: np.ndarray, task: str) -> Split:
+    """Transform raw rows with a fitted preprocessor; labels as int64, targets via the preprocessor."""
+    ty = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)) if task == "classification" else pre.transform_target(y)
+    return Split(pre.transform(raw_x), ty)
+
+
+class Dataset:
+    """A prepared data set (see :func:`honing.data.load`).
+
+    Attributes: ``train``, ``val``, ``test`` (Split or None), ``task``, ``input_shape``,
+    ``num_outputs``, ``class_names``, ``preprocessor`` (fitted on ``train`` only), ``source``,
+    ``seed``, ``info`` (row counts, duplicates removed, ...).
+    """
+
+    def __init__(
+        self,
+        *,
+        train: Split,
+        val: Split | None,
+        test: Split | None,
+        task: str,
+        num_outputs: int,
+        class_names: list[str] | None,
+        preprocessor: Preprocessor,
+        pool_x: np.ndarray,
+        pool_y: np.ndarray,
+        source: str,
+        seed: int,
+        info: dict[str, Any],
+    ) -> None:
+        self.train, self.val, self.test = train, val, test
+        self.task = task
+        self.num_outputs = num_outputs
+        self.class_names = class_names
+        self.preprocessor = preprocessor
+        self.source = source
+        self.seed = seed
+        self.info = info
+        self._pool_x = pool_x  # raw train+val rows (train first), for k-fold refits
+        self._pool_y = pool_y  # int64 labels or float64 (N, k) unscaled targets
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+    @property
+    def raw_train_val(self) -> tuple[np.ndarray, np.ndarray]:
+        """The raw train+val rows (train rows first) and their encoded targets."""
+        return self._pool_x, self._pool_y
+
+    def class_weights(self) -> torch.Tensor:
+        """Balanced class weights from the training labels: ``n / (K * count_k)`` (0 for absent classes)."""
+        if self.task != "classification":
+            raise ConfigError(f"class_weights() needs a classification data set; this one is {self.task}")
+        counts = torch.bincount(self.train.y, minlength=self.num_outputs).double()
+        weights = torch.where(counts > 0, len(self.train) / (self.num_outputs * counts.clamp(min=1)), 0.0)
+        return weights.float()
+
+    def folds(self, k: int = 5, *, seed: int = 0, stratify: bool = True) -> list[tuple[Split, Split]]:
+        """k (train, val) pairs over the train+val rows; the preprocessor is refit on each fold's train part.
+
+        Stratified for classification when every class has at least ``k`` rows (else plain k-fold).
+        """
+        from sklearn.model_selection import KFold, StratifiedKFold
+
+        n = len(self._pool_y)
+        k = check_int("k", k, low=2, high=max(2, n))
+        seed = check_int("seed", seed, low=0)
+        splitter: Any = KFold(n_splits=k, shuffle=True, random_state=seed)
+        if stratify and self.task == "classification":
+            counts = np.bincount(self._pool_y)
+            if counts[counts > 0].min() >= k:
+                splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        out = []
+        for tr, va in splitter.split(np.zeros(n), self._pool_y):
+            pre = self.preprocessor.unfitted().fit(self._pool_x[tr], self._pool_y[tr])
+            out.append((
+                make_split(pre, self._pool_x[tr], self._pool_y[tr], self.task),
+                make_split(pre, self._pool_x[va], self._pool_y[va], self.task),
+            ))
+        return out
+
+    def __repr__(self) -> str:
+        parts = [f"train={len(self.train)}", f"val={len(self.val) if self.val else 0}",
+                 f"test={len(self.test) if self.test else 0}"]
+        return (f"Dataset({self.source!r}, {self.task}, input_shape={self.input_shape}, "
+                f"num_outputs={self.num_outputs}, {', '.join(parts)})")

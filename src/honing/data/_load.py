@@ -1,0 +1,258 @@
+"""``load``: source -> raw rows -> labels -> de-duplicated -> (capped) -> split -> fitted on train."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+
+from honing._core import ConfigError, DataError, check_choice, check_int, check_number
+from honing.data._array import ArrayPreprocessor
+from honing.data._dataset import Dataset, make_split
+from honing.data._preprocess import (
+    ENCODINGS,
+    IMPUTES,
+    SCALES,
+    Preprocessor,
+    TabularPreprocessor,
+    is_missing,
+    to_category,
+)
+from honing.data._sources import RawData, read_source
+
+TASKS = ("classification", "regression", None)
+MAX_INTEGER_CLASSES = 20  # a numeric target with at most this many integer values is a label
+
+
+def load(
+    source: str,
+    *,
+    target: str | list[str] | None = None,
+    val_size: float = 0.15,
+    test_size: float = 0.15,
+    scale: str | None = "standard",
+    categorical: str = "onehot",
+    impute: str | None = None,
+    drop_duplicates: bool = True,
+    stratify: bool = True,
+    seed: int = 0,
+    task: str | None = None,
+    folder: str | None = None,
+    limit: int | None = None,
+    image: bool | None = None,
+    drop_columns: list[str] | tuple[str, ...] = (),
+    delimiter: str | None = None,
+    scale_target: bool = False,
+) -> Dataset:
+    """Load, clean, split and prepare a data set. Preprocessing is fitted on the training rows only.
+
+    Sources: ``sklearn:<digits|iris|wine|breast_cancer|diabetes>``, ``fashion-mnist``
+    (``folder=`` overrides ``/usr/share/datasets/fashion-mnist``), ``idx:<folder>``,
+    ``csv:<path>``, ``npz:<path>`` (arrays ``x``, ``y``, optionally ``x_test``, ``y_test``; ``x``
+    2-D is tabular, 3-D uint8 grayscale images, 3-D float sequences ``(N, T, F)``, 4-D images
+    ``(N, C, H, W)``).
+
+    - ``val_size`` / ``test_size``: fractions of all rows. Sources with a fixed test set
+      (fashion-mnist, idx, npz with ``x_test``) use it as the test split and ignore ``test_size``;
+      ``val_size`` is then a fraction of their training rows.
+    - ``scale``: "standard" | "minmax" | None. Images get one statistic per channel.
+    - ``categorical``: "onehot" (unknown category -> all zeros) | "index" (1..K, 0 unknown).
+    - ``impute``: "mean" | "median" | "most_frequent" for numeric columns; None = mean.
+      Categorical columns always take the most frequent category.
+    - ``drop_duplicates``: drop rows with identical features and target before splitting
+      (training rows that repeat a fixed test row are dropped too; the test set stays whole).
+    - ``stratify``: stratified splits for classification (falls back to random when a class is too rare).
+    - ``task``: "classification" | "regression" | None to infer: non-numeric or integer-typed
+      targets, or numeric ones with at most 20 distinct integer values, are labels.
+    - ``limit``: keep at most this many rows (seeded, stratified subsample), e.g. for benchmarks.
+    - ``image``: digits as ``(1, 8, 8)`` images with ``image=True`` (default ``(64,)`` features);
+      IDX sets as flat ``(H*W,)`` vectors with ``image=False`` (default ``(1, H, W)``).
+    - ``target``, ``drop_columns``, ``delimiter``: CSV only (target default: the last column;
+      a list of target columns gives multi-output regression).
+    - ``scale_target``: standardize regression targets (train statistics);
+      ``preprocessor.inverse_transform_target`` maps predictions back.
+    """
+    val_size = check_number("val_size", val_size, low=0.0, high=1.0, high_inclusive=False)
+    test_size = check_number("test_size", test_size, low=0.0, high=1.0, high_inclusive=False)
+    if val_size + test_size >= 1.0:
+        raise ConfigError(f"invalid val_size + test_size: got {val_size} + {test_size}; allowed: a sum below 1")
+    check_choice("scale", scale, SCALES)
+    check_choice("categorical", categorical, ENCODINGS)
+    check_choice("impute", impute, IMPUTES)
+    check_choice("task", task, TASKS)
+    seed = check_int("seed", seed, low=0)
+    limit = check_int("limit", limit, low=2, allow_none=True)
+    for name, flag in (("drop_duplicates", drop_duplicates), ("stratify", stratify), ("scale_target", scale_target)):
+        check_choice(name, flag, (True, False))
+    if image is not None:
+        check_choice("image", image, (True, False, None))
+
+    raw = read_source(source, target=target, folder=folder, image=image, drop_columns=drop_columns, delimiter=delimiter)
+    task = _resolve_task(raw, task)
+    if scale_target and task != "regression":
+        raise ConfigError(f"invalid scale_target: got True for a {task} data set; it applies to regression only")
+    y, yt, class_names = _encode_targets(raw, task)
+    x, xt = raw.x, raw.x_test
+    info: dict[str, Any] = {"source": source, **raw.info, "rows_read": len(y) + (len(yt) if yt is not None else 0)}
+
+    if drop_duplicates:
+        keep = _first_occurrences(x, y, _row_keys(xt, yt) if xt is not None else set())
+        info["duplicates_removed"] = int(len(keep) - keep.sum())
+        if not keep.all():
+            x, y = x[keep], y[keep]
+    rng = np.random.default_rng(seed)
+    strat = task == "classification" and stratify
+    info["stratified"] = strat
+    if limit is not None:
+        n_test = len(yt) if yt is not None else 0
+        if len(y) + n_test > limit:
+            k_test = int(round(limit * n_test / (len(y) + n_test)))
+            idx = _subsample(len(y), limit - k_test, y if strat else None, rng)
+            x, y = x[idx], y[idx]
+            if yt is not None:
+                idx = _subsample(len(yt), max(k_test, 1), yt if strat else None, rng)
+                xt, yt = xt[idx], yt[idx]
+        info["limit"] = limit
+
+    n = len(y)
+    if yt is None:  # split a test set off the rows
+        rest, test_idx = _split(np.arange(n), round(test_size * n), y if strat else None, seed, info)
+        rest, val_idx = _split(rest, round(val_size * n), y[rest] if strat else None, seed, info)
+    else:
+        test_idx = None
+        rest, val_idx = _split(np.arange(n), round(val_size * n), y if strat else None, seed, info)
+    train_idx = rest
+    if len(train_idx) == 0:
+        raise DataError(f"{source!r}: no training rows left ({n} rows, val_size={val_size}, test_size={test_size})")
+
+    pre = _make_preprocessor(raw, scale=scale, categorical=categorical, impute=impute, scale_target=scale_target)
+    x_train = x[train_idx]  # one copy of the raw training rows, reused (memory: large image sets)
+    pre.fit(x_train, y[train_idx])
+    pool = np.concatenate([train_idx, val_idx])
+    if test_idx is not None:
+        xt, yt = x[test_idx], y[test_idx]
+    info.update(train=len(train_idx), val=len(val_idx), test=len(yt) if yt is not None and len(yt) else 0)
+    num_outputs = len(class_names) if task == "classification" else int(y.shape[1])
+    return Dataset(
+        train=make_split(pre, x_train, y[train_idx], task),
+        val=make_split(pre, x[val_idx], y[val_idx], task) if len(val_idx) else None,
+        test=make_split(pre, xt, yt, task) if yt is not None and len(yt) else None,
+        task=task,
+        num_outputs=num_outputs,
+        class_names=class_names,
+        preprocessor=pre,
+        pool_x=x[pool],
+        pool_y=y[pool],
+        source=source,
+        seed=seed,
+        info=info,
+    )
+
+
+def _resolve_task(raw: RawData, task: str | None) -> str:
+    if raw.task is not None:
+        if task is not None and task != raw.task:
+            raise ConfigError(f"invalid task for {raw.name!r}: got {task!r}; this source is {raw.task}")
+        return raw.task
+    if task is not None:
+        return task
+    y = raw.y if raw.y_test is None else np.concatenate([raw.y, raw.y_test])
+    if y.ndim == 2 and y.shape[1] > 1:
+        return "regression"
+    y = y.reshape(-1)
+    if y.dtype.kind in "biuOUS":
+        return "classification"
+    few = np.all(np.mod(y, 1) == 0) and len(np.unique(y)) <= MAX_INTEGER_CLASSES
+    return "classification" if few else "regression"
+
+
+def _encode_targets(raw: RawData, task: str) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+    """Labels -> int64 indices and class names; regression targets -> float64 (N, k)."""
+    y, yt = raw.y, raw.y_test
+    both = y if yt is None else np.concatenate([y, yt])
+    if task == "regression":
+        if both.dtype.kind not in "biuf":
+            raise DataError(f"{raw.name!r}: regression needs numeric targets; got values such as {both.reshape(-1)[:3].tolist()}")
+        conv = [a.astype(np.float64).reshape(len(a), -1) if a is not None else None for a in (y, yt)]
+        return conv[0], conv[1], None
+    if both.ndim == 2 and both.shape[1] == 1:
+        both, y, yt = both[:, 0], y[:, 0], yt[:, 0] if yt is not None else None
+    if both.ndim != 1:
+        raise DataError(f"{raw.name!r}: classification needs one label per row; got targets of shape {both.shape}")
+    if raw.class_names is not None:
+        names = raw.class_names
+    elif both.dtype.kind in "iu" and both.min() >= 0 and both.max() < 2 * len(np.unique(both)):
+        names = [str(i) for i in range(int(both.max()) + 1)]  # labels 0..K-1 (a few may be absent) kept
+    else:
+        if both.dtype.kind == "f" and np.isnan(both).any():
+            raise DataError(f"{raw.name!r}: labels hold missing values (NaN)")
+        keys = both.astype(float) if both.dtype.kind in "biuf" else np.array([str(v) for v in both])
+        classes, inverse = np.unique(keys, return_inverse=True)
+        names = [to_category(c) or "" for c in classes.tolist()]
+        codes = inverse.astype(np.int64)
+        return codes[: len(y)], (codes[len(y):] if yt is not None else None), names
+    return y.astype(np.int64), (yt.astype(np.int64) if yt is not None else None), names
+
+
+def _row_keys(x: np.ndarray, y: np.ndarray) -> list[Any]:
+    """One hashable key per row (features and target)."""
+    n = len(x)
+    yb = np.ascontiguousarray(y.reshape(n, -1))
+    if x.dtype.kind in "biuf":
+        xb = np.ascontiguousarray(x.reshape(n, -1))
+        return [hashlib.blake2b(xb[i].tobytes() + yb[i].tobytes(), digest_size=16).digest() for i in range(n)]
+    return [
+        (tuple(None if is_missing(v) else v for v in x[i]), yb[i].tobytes()) for i in range(n)
+    ]
+
+
+def _first_occurrences(x: np.ndarray, y: np.ndarray, seen: set[Any] | list[Any]) -> np.ndarray:
+    seen = set(seen)
+    keep = np.zeros(len(y), dtype=bool)
+    for i, key in enumerate(_row_keys(x, y)):
+        if key not in seen:
+            seen.add(key)
+            keep[i] = True
+    return keep
+
+
+def _subsample(n: int, k: int, strat: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+    """k of n row indices, sorted; stratified when possible."""
+    if k >= n:
+        return np.arange(n)
+    if strat is not None:
+        from sklearn.model_selection import train_test_split
+
+        try:
+            idx, _ = train_test_split(np.arange(n), train_size=k, stratify=strat,
+                                      random_state=int(rng.integers(2**31)))
+            return np.sort(idx)
+        except ValueError:
+            pass
+    return np.sort(rng.choice(n, size=k, replace=False))
+
+
+def _split(idx: np.ndarray, k: int, strat: np.ndarray | None, seed: int, info: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``k`` indices off ``idx`` (seeded; stratified when ``strat`` is given and possible)."""
+    if k <= 0:
+        return idx, idx[:0]
+    if k >= len(idx):
+        raise DataError(f"too few rows ({len(idx)}) to split {k} off and keep training rows; lower val_size/test_size")
+    from sklearn.model_selection import train_test_split
+
+    if strat is not None:
+        try:
+            return tuple(train_test_split(idx, test_size=k, stratify=strat, random_state=seed))  # type: ignore[return-value]
+        except ValueError:  # a class with a single row, or fewer rows than classes
+            info["stratified"] = False
+    return tuple(train_test_split(idx, test_size=k, random_state=seed))  # type: ignore[return-value]
+
+
+def _make_preprocessor(raw: RawData, **options: Any) -> Preprocessor:
+    layout = raw.layout
+    if layout["kind"] == "tabular":
+        return TabularPreprocessor(layout["columns"], layout["kinds"], **options)
+    options.pop("categorical"), options.pop("impute")
+    return ArrayPreprocessor(layout["sample_shape"], pixel_max=layout["pixel_max"],
+                             channel_axis=layout["channel_axis"], **options)

@@ -1,0 +1,216 @@
+"""Data sources: parse a source string and read the raw rows (before cleaning and splitting)."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from honing._core import ConfigError, DataError
+from honing.data._csv import read_csv_table
+from honing.data._idx import find_idx_files, read_idx
+
+SKLEARN_SETS: dict[str, str] = {  # name -> task
+    "digits": "classification",
+    "iris": "classification",
+    "wine": "classification",
+    "breast_cancer": "classification",
+    "diabetes": "regression",
+}
+SOURCE_FORMS = (
+    f"'sklearn:<{'|'.join(SKLEARN_SETS)}>'",
+    "'fashion-mnist'",
+    "'idx:<folder>'",
+    "'csv:<path>'",
+    "'npz:<path>'",
+)
+FASHION_MNIST_FOLDER = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]
+
+
+@dataclass
+class RawData:
+    """Raw rows of a source. ``x_test``/``y_test`` are set when the source has a fixed test set."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    layout: dict[str, Any]  # {"kind": "tabular", columns, kinds} | {"kind": "array", sample_shape, ...}
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    task: str | None = None  # fixed by the source (sklearn sets)
+    class_names: list[str] | None = None  # fixed label names; labels are then 0..K-1 as given
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def list_sources() -> list[str]:
+    """The allowed forms of a source string."""
+    return [f.strip("'") for f in SOURCE_FORMS]
+
+
+def _only(option: str, value: Any, source: str, allowed_for: str) -> None:
+    if value not in (None, (), [], False):
+        raise ConfigError(f"invalid {option} for source {source!r}: got {value!r}; {option} applies only to {allowed_for}")
+
+
+def read_source(
+    source: str,
+    *,
+    target: Any = None,
+    folder: str | None = None,
+    image: bool | None = None,
+    drop_columns: Any = (),
+    delimiter: str | None = None,
+) -> RawData:
+    """Dispatch on the source prefix; unknown forms raise ConfigError listing the allowed ones."""
+    if not isinstance(source, str) or not source.strip():
+        raise ConfigError(f"invalid source: got {source!r}; allowed: {', '.join(SOURCE_FORMS)}")
+    prefix, sep, rest = source.strip().partition(":")
+    prefix = prefix.lower()
+    if prefix in ("idx", "csv", "npz", "sklearn") and not rest.strip():
+        raise ConfigError(f"invalid source: got {source!r} (nothing after '{prefix}:'); allowed: {', '.join(SOURCE_FORMS)}")
+    if prefix != "csv":
+        _only("target", target, source, "csv sources (npz uses arrays x and y)")
+        _only("drop_columns", drop_columns, source, "csv sources")
+        _only("delimiter", delimiter, source, "csv sources")
+    if prefix != "fashion-mnist":
+        _only("folder", folder, source, "'fashion-mnist' (use 'idx:<folder>' for other IDX sets)")
+    if prefix == "sklearn" and sep:
+        return _read_sklearn(rest.strip().lower(), image=image, source=source)
+    if prefix == "fashion-mnist" and not sep:
+        root = Path(folder or FASHION_MNIST_FOLDER)
+        if not root.is_dir():
+            raise DataError(
+                f"Fashion-MNIST folder {str(root)!r} not found: install it with "
+                "`apt-get install dataset-fashion-mnist` or pass folder= (a folder with the four IDX files)"
+            )
+        return _read_idx_set(root, image=image, class_names=FASHION_MNIST_CLASSES, name="fashion-mnist")
+    if prefix == "idx" and sep:
+        return _read_idx_set(Path(rest.strip()), image=image, class_names=None, name=source)
+    if prefix in ("csv", "npz"):
+        _only("image", image, source, "'sklearn:digits', 'fashion-mnist' and 'idx:' sources")
+    if prefix == "csv" and sep:
+        return _read_csv(rest.strip(), target=target, drop_columns=drop_columns, delimiter=delimiter, source=source)
+    if prefix == "npz" and sep:
+        return _read_npz(Path(rest.strip()), source=source)
+    raise ConfigError(f"invalid source: got {source!r}; allowed: {', '.join(SOURCE_FORMS)}")
+
+
+def _read_sklearn(name: str, *, image: bool | None, source: str) -> RawData:
+    import sklearn.datasets
+
+    if name not in SKLEARN_SETS:
+        raise ConfigError(f"invalid source: got {source!r}; allowed sklearn sets: {', '.join(SKLEARN_SETS)}")
+    if image and name != "digits":
+        raise ConfigError(f"invalid image for source {source!r}: got {image!r}; image=True applies only to sklearn:digits")
+    bunch = getattr(sklearn.datasets, f"load_{name}")()
+    task = SKLEARN_SETS[name]
+    names = [str(c) for c in bunch.target_names] if task == "classification" else None
+    if name == "digits" and image:
+        x = bunch.images[:, None].astype(np.float32)  # (N, 1, 8, 8), values 0..16
+        layout = {"kind": "array", "sample_shape": (1, 8, 8), "pixel_max": 16.0, "channel_axis": 1}
+    else:
+        x = np.asarray(bunch.data, dtype=np.float64)
+        names_x = getattr(bunch, "feature_names", None)
+        cols = [str(c) for c in names_x] if names_x is not None else [f"x{j}" for j in range(x.shape[1])]
+        layout = {"kind": "tabular", "columns": cols, "kinds": ["numeric"] * x.shape[1]}
+    y = np.asarray(bunch.target)
+    y = y.astype(np.int64) if task == "classification" else y.astype(np.float64).reshape(len(y), -1)
+    return RawData(f"sklearn:{name}", x, y, layout, task=task, class_names=names)
+
+
+def _images(x: np.ndarray, path: Path, image: bool | None) -> tuple[np.ndarray, dict[str, Any]]:
+    if x.ndim == 3:
+        x = x[:, None]  # (N, H, W) -> (N, 1, H, W)
+    if x.ndim != 4:
+        raise DataError(f"{str(path)!r}: expected images of 3 or 4 dimensions (N, H, W) / (N, C, H, W); got {x.shape}")
+    pixel_max = 255.0 if x.dtype == np.uint8 else None
+    if image is False:  # flat vectors for an MLP; one scalar statistic for all pixels
+        x = x.reshape(len(x), -1)
+        return x, {"kind": "array", "sample_shape": x.shape[1:], "pixel_max": pixel_max, "channel_axis": None}
+    return x, {"kind": "array", "sample_shape": x.shape[1:], "pixel_max": pixel_max, "channel_axis": 1}
+
+
+def _read_idx_set(root: Path, *, image: bool | None, class_names: list[str] | None, name: str) -> RawData:
+    files = find_idx_files(root)
+    xs, ys = {}, {}
+    for part in ("train", "test"):
+        x, y = read_idx(files[f"{part}_images"]), read_idx(files[f"{part}_labels"])
+        if y.ndim != 1 or len(y) != len(x):
+            raise DataError(
+                f"{str(files[part + '_labels'])!r}: expected {len(x)} labels (one per image); got an array of shape {y.shape}"
+            )
+        if y.dtype.kind not in "iu" or (len(y) and y.min() < 0):
+            raise DataError(f"{str(files[part + '_labels'])!r}: labels must be non-negative integers")
+        xs[part], layout = _images(x, files[f"{part}_images"], image)
+        ys[part] = y.astype(np.int64)
+    if xs["train"].shape[1:] != xs["test"].shape[1:]:
+        raise DataError(f"{str(root)!r}: train images {xs['train'].shape[1:]} and test images {xs['test'].shape[1:]} differ")
+    k = int(max(ys["train"].max(initial=0), ys["test"].max(initial=0))) + 1
+    names = class_names if class_names is not None and len(class_names) >= k else [str(i) for i in range(k)]
+    return RawData(name, xs["train"], ys["train"], layout, xs["test"], ys["test"], "classification", names,
+                   info={"files": {r: str(p) for r, p in files.items()}})
+
+
+def _read_csv(path: str, *, target: Any, drop_columns: Any, delimiter: str | None, source: str) -> RawData:
+    if target is not None and not (isinstance(target, str) or (
+        isinstance(target, (list, tuple)) and target and all(isinstance(t, str) for t in target)
+    )):
+        raise ConfigError(f"invalid target: got {target!r}; allowed: a column name, a list of column names, or None (last column)")
+    if isinstance(drop_columns, str) or not all(isinstance(c, str) for c in drop_columns):
+        raise ConfigError(f"invalid drop_columns: got {drop_columns!r}; allowed: a list of column names")
+    t = read_csv_table(path, target=target, delimiter=delimiter, drop_columns=tuple(drop_columns))
+    layout = {"kind": "tabular", "columns": t.columns, "kinds": t.kinds}
+    task = "regression" if len(t.target) > 1 else None
+    return RawData(source, t.x, t.y, layout, task=task,
+                   info={"target": t.target, "dropped_missing_target": t.dropped_missing_target})
+
+
+def _array_layout(x: np.ndarray, path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{str(path)!r}: array 'x' must be numeric; got dtype {x.dtype}")
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim == 2:
+        return x, {"kind": "tabular", "columns": [f"x{j}" for j in range(x.shape[1])], "kinds": ["numeric"] * x.shape[1]}
+    if x.ndim == 3 and x.dtype == np.uint8:  # grayscale images (N, H, W)
+        x = x[:, None]
+    pixel_max = 255.0 if x.dtype == np.uint8 else None
+    if x.ndim == 3:  # sequences (N, T, F): one statistic per feature
+        return x, {"kind": "array", "sample_shape": x.shape[1:], "pixel_max": None, "channel_axis": -1}
+    return x, {"kind": "array", "sample_shape": x.shape[1:], "pixel_max": pixel_max, "channel_axis": 1}
+
+
+def _read_npz(path: Path, *, source: str) -> RawData:
+    if not path.is_file():
+        raise DataError(f"NPZ file not found: {str(path)!r}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"cannot read NPZ file {str(path)!r}: {exc}") from exc
+    missing = [k for k in ("x", "y") if k not in arrays]
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        missing.append("y_test" if "x_test" in arrays else "x_test")
+    if missing:
+        raise DataError(
+            f"NPZ file {str(path)!r} lacks array(s) {', '.join(map(repr, missing))}; it has: "
+            f"{', '.join(map(repr, arrays)) or 'none'} (needed: 'x', 'y'; optional pair: 'x_test', 'y_test')"
+        )
+    x, layout = _array_layout(arrays["x"], path)
+    xt = yt = None
+    if "x_test" in arrays:
+        xt, layout_t = _array_layout(arrays["x_test"], path)
+        yt = arrays["y_test"]
+        if layout_t.get("sample_shape", xt.shape[1:]) != layout.get("sample_shape", x.shape[1:]):
+            raise DataError(f"{str(path)!r}: 'x_test' samples {xt.shape[1:]} differ from 'x' samples {x.shape[1:]}")
+    for xa, ya, key in ((x, arrays["y"], "y"), (xt, yt, "y_test")):
+        if xa is not None and (ya.ndim not in (1, 2) or len(ya) != len(xa)):
+            raise DataError(f"{str(path)!r}: {key!r} must have one row per sample ({len(xa)}); got shape {ya.shape}")
+    return RawData(source, x, arrays["y"], layout, xt, yt)
