@@ -413,3 +413,32 @@ def test_progress_bar_over_epochs(capsys):
     assert "3/3" in capsys.readouterr().err
     Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), config=TrainConfig(epochs=3, progress=False)).fit(train)
     assert capsys.readouterr().err == ""
+
+
+def test_iter_fit_yields_each_epoch_and_runs_in_lockstep_with_stop():
+    import torch as _torch
+
+    from honing.train import TrainConfig as _Cfg
+    from honing.train import Trainer as _Trainer
+
+    g = _torch.Generator().manual_seed(0)
+    x = _torch.randn(64, 4, generator=g)
+    y = (x[:, 0] > 0).long()
+    trainers = []
+    for seed in (0, 1):
+        _torch.manual_seed(seed)
+        model = _torch.nn.Linear(4, 2)
+        trainers.append(_Trainer(model, _torch.optim.SGD(model.parameters(), lr=0.1), config=_Cfg(epochs=10, seed=seed)))
+    runs = [t.iter_fit((x, y), (x, y)) for t in trainers]
+    seen = []
+    for logs in zip(*runs):
+        seen.append([entry["epoch"] for entry in logs])
+        if len(seen) == 3:
+            for t in trainers:
+                t.request_stop("pruned at epoch 3")
+    for run in runs:  # let each finish: the stop takes effect at the next epoch boundary
+        for _ in run:
+            raise AssertionError("no epoch may run after request_stop")
+    assert seen == [[1, 1], [2, 2], [3, 3]]
+    assert all(t.result is not None and t.result.stop_reason == "pruned at epoch 3" for t in trainers)
+    assert all(t.result.epochs_run == 3 for t in trainers)

@@ -21,7 +21,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -123,6 +123,7 @@ class Trainer:
         self.best_epoch: int | None = None
         self._best_weights: dict[str, torch.Tensor] | None = None
         self._stop_reason: str | None = None
+        self.result: FitResult | None = None  # set when a fit ends
         self._pruned = False
         self._generator = torch.Generator().manual_seed(config.seed)
         self.monitor, self.mode = config.monitor, resolve_mode(config.monitor, config.mode)
@@ -142,9 +143,23 @@ class Trainer:
         """Train for ``config.epochs`` (or until stopped). With ``checkpoint_dir`` a checkpoint is
         written every ``config.checkpoint_every`` epochs (and at the last); ``resume=True``
         continues from it, or starts fresh when the folder holds none."""
+        epochs = self.iter_fit(train, val, checkpoint_dir=checkpoint_dir, resume=resume)
+        for _ in epochs:
+            pass
+        assert self.result is not None
+        return self.result
+
+    def iter_fit(self, train: Data, val: Data | None = None, *,
+                 checkpoint_dir: str | os.PathLike[str] | None = None, resume: bool = False) -> Iterator[dict[str, float]]:
+        """``fit`` one epoch at a time: yields each epoch's logs; ``self.result`` is set when it ends.
+
+        Several trainers can run in lockstep this way (k-fold cross-validation reports the
+        fold-averaged curve each epoch); ``request_stop`` ends a run after the current epoch.
+        """
         cfg = self.config
         if resume and checkpoint_dir is None:
             raise ConfigError("invalid resume: got True without checkpoint_dir; allowed: pass checkpoint_dir to resume from")
+        self.result = None
         set_threads(cfg.threads)
         x, y = self._on_device(train, "train")
         val_xy = None if val is None else self._on_device(val, "val")
@@ -169,10 +184,11 @@ class Trainer:
                 last = self._stop_reason is not None or self.epoch == cfg.epochs
                 if checkpoint_dir is not None and (self.epoch % cfg.checkpoint_every == 0 or last):
                     self.save_checkpoint(checkpoint_dir)
+                yield logs
         finally:
             if bar is not None:
                 bar.close()
-        return self._finish()
+        self.result = self._finish()
 
     @torch.no_grad()
     def evaluate(self, data: Data, *, prefix: str = "") -> dict[str, float]:
