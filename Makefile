@@ -6,9 +6,11 @@ FMNIST ?= /usr/share/datasets/fashion-mnist
 # Single-threaded by default: torch with 2 threads collapses when another process shares the cores.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup demo test bench clean data
+CHROMIUM ?= /usr/bin/chromium
 
-setup: $(VENV)/.installed data
+.PHONY: setup demo test bench clean system
+
+setup: $(VENV)/.installed system
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,16 +19,20 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
-# Debian's Fashion-MNIST (IDX files) for the image examples, tests and benchmarks.
-data:
-	@if [ -d "$(FMNIST)" ]; then \
+# Debian packages: Fashion-MNIST as IDX files (examples, tests, benchmarks) and Chromium
+# (the tests render report.html in it, headless). Installed only when absent.
+system:
+	@missing=""; \
+	[ -d "$(FMNIST)" ] || missing="$$missing dataset-fashion-mnist"; \
+	[ -x "$(CHROMIUM)" ] || missing="$$missing chromium"; \
+	if [ -z "$$missing" ]; then \
 		true; \
 	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-		echo "installing dataset-fashion-mnist (Debian) into $(FMNIST)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else \
-		echo "note: $(FMNIST) is absent and this user cannot install it;"; \
-		echo "      run 'sudo apt-get install dataset-fashion-mnist' for the Fashion-MNIST examples and tests."; \
+		echo "note: missing Debian packages:$$missing; this user cannot install them."; \
+		echo "      run 'sudo apt-get install$$missing' (Fashion-MNIST examples, report rendering test)."; \
 	fi
 
 demo: setup

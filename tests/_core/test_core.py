@@ -55,6 +55,12 @@ def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
     atomic_write_text(p, "two")
     assert p.read_text() == "two"
     assert os.listdir(p.parent) == ["f.txt"]
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(p, "three")
+    finally:
+        os.umask(old)
+    assert (p.stat().st_mode & 0o777) == 0o644  # like open(), not mkstemp's 0600
 
 
 def test_rng_state_round_trip_through_weights_only_load(tmp_path):
