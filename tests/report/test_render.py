@@ -230,3 +230,17 @@ def test_report_does_not_import_optuna():
     code = "import sys, honing.report; print('optuna' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_trial_states_and_counts_are_accepted_in_any_case():
+    from honing.report import ReportData, render_report
+
+    data = ReportData(title="t", task="classification", metric="val_accuracy",
+                      trials=[{"number": 0, "state": "complete", "params": {"lr": 0.1}, "values": [0.9],
+                               "intermediate": {1: 0.8, 2: 0.9}, "user_attrs": {}, "duration_s": 1.0},
+                              {"number": 1, "state": "pruned", "params": {"lr": 0.5}, "values": None,
+                               "intermediate": {1: 0.3}, "user_attrs": {}, "duration_s": 0.5}],
+                      counts={"complete": 1, "pruned": 1})
+    assert [t["state"] for t in data.trials] == ["COMPLETE", "PRUNED"]
+    assert data.counts == {"COMPLETE": 1, "PRUNED": 1}
+    assert "<svg" in render_report(data)

@@ -85,6 +85,9 @@ class ReportData:
                                   f"allowed: {', '.join(DIRECTIONS)}")
         if not self.directions:
             self.directions = ["maximize"]
+        # states and counts in any case ("complete" from honing.tune, "COMPLETE" from Optuna's names)
+        self.trials = [{**t, "state": str(t.get("state", "")).upper()} for t in self.trials]
+        self.counts = {str(k).upper(): v for k, v in self.counts.items()}
         for i, table in enumerate(self.extra_tables):
             if not isinstance(table, dict) or "columns" not in table or "rows" not in table:
                 raise ConfigError(f"invalid ReportData.extra_tables[{i}]: got {table!r:.80}; "

@@ -1,0 +1,42 @@
+"""Hyperparameter search: search spaces, Optuna samplers/pruners/storages by name, and
+``optimize`` with an exact trial budget over worker processes.
+
+Optuna is imported lazily (inside functions), so ``import honing.tune`` stays light.
+"""
+
+from __future__ import annotations
+
+from honing.tune._loop import Pruned, Reporter
+from honing.tune._optimize import optimize
+from honing.tune._result import StudyResult, load_study_result, param_importances, select_from_pareto
+from honing.tune._space import ChoiceParam, FloatParam, IntParam, Param, SearchSpace, SpaceError
+from honing.tune._study import (
+    StorageHandle,
+    create_pruner,
+    create_sampler,
+    list_pruners,
+    list_samplers,
+    resolve_storage,
+)
+
+__all__ = [
+    "ChoiceParam",
+    "FloatParam",
+    "IntParam",
+    "Param",
+    "Pruned",
+    "Reporter",
+    "SearchSpace",
+    "SpaceError",
+    "StorageHandle",
+    "StudyResult",
+    "create_pruner",
+    "create_sampler",
+    "list_pruners",
+    "list_samplers",
+    "load_study_result",
+    "optimize",
+    "param_importances",
+    "resolve_storage",
+    "select_from_pareto",
+]

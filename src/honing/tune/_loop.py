@@ -1,0 +1,267 @@
+"""One process's trial loop: claim a trial under the study lock, run the objective, tell.
+
+Counting the study's trials and asking for a new one happen under an exclusive ``flock`` on
+``run_dir/study.lock``, so processes on this machine never overshoot ``n_trials``. The lock is
+local: several machines sharing one RDB storage may together overshoot by a few trials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import socket
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from honing._core import ConfigError, HoningError
+from honing.tune._space import SearchSpace
+from honing.tune._study import enqueue_retry
+
+if TYPE_CHECKING:
+    import optuna
+
+INTERRUPTED_BY_USER = "interrupted by user"
+LEFT_RUNNING = "interrupted: left running by an earlier run"
+WORKER_DIED = "interrupted: its worker process died"
+
+
+class Pruned(HoningError):
+    """Raised by an objective to end its trial early (early stopping of a weak trial)."""
+
+
+class Reporter:
+    """What the objective sees of its trial: ``report(value, step)``, ``should_prune()``,
+    ``set(key, value)``, ``number`` and ``seed`` (base seed + trial number).
+
+    With several objectives Optuna cannot stop trials early: ``report`` only keeps the curve
+    in memory (``intermediate``) and ``should_prune()`` is always False."""
+
+    def __init__(self, trial: optuna.Trial, *, seed: int, multi_objective: bool) -> None:
+        self._trial = trial
+        self._multi = multi_objective
+        self.number: int = trial.number
+        self.seed: int = seed + trial.number
+        self.intermediate: dict[int, float] = {}
+
+    def report(self, value: float, step: int) -> None:
+        value, step = float(value), int(step)
+        self.intermediate[step] = value
+        if not self._multi:
+            self._trial.report(value, step)
+
+    def should_prune(self) -> bool:
+        return False if self._multi else self._trial.should_prune()
+
+    def set(self, key: str, value: Any) -> None:
+        """Store a JSON-able user attribute on the trial (e.g. the learning curve)."""
+        if not isinstance(key, str) or not key:
+            raise ConfigError(f"invalid trial attribute name: got {key!r}; allowed: a non-empty string")
+        try:
+            value = json.loads(json.dumps(value))
+        except (TypeError, ValueError):
+            raise ConfigError(f"invalid value for trial attribute {key!r}: got {value!r}; allowed: a JSON value") from None
+        self._trial.set_user_attr(key, value)
+
+    def __repr__(self) -> str:
+        return f"Reporter(trial={self.number}, seed={self.seed})"
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker process needs; pickled to it."""
+
+    objective: Callable[[dict[str, Any], Reporter], Any]
+    study_name: str
+    storage_url: str
+    run_dir: str
+    space: SearchSpace
+    directions: tuple[str, ...]
+    sampler: Any
+    pruner: Any
+    n_trials: int
+    deadline: float | None
+    seed: int
+    base: Mapping[str, Any]
+    grid_keys: frozenset[str] | None  # the grid sampler's points; the loop stops when all are claimed
+
+
+def owner_tag() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def say(message: str) -> None:
+    print(f"[honing.tune] {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def study_lock(run_dir: str | os.PathLike[str]) -> Iterator[None]:
+    """An exclusive lock on ``run_dir/study.lock`` (local to this machine)."""
+    path = Path(run_dir) / "study.lock"
+    with open(path, "a") as f:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no cross-process lock
+            yield
+            return
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def point_key(params: Mapping[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def _set_attr(study: optuna.Study, trial: optuna.trial.FrozenTrial, key: str, value: Any) -> None:
+    study._storage.set_trial_user_attr(trial._trial_id, key, value)  # no public API by trial number
+
+
+def fail_and_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> None:
+    """Tell a RUNNING trial FAIL with ``reason`` and enqueue its parameters once for a retry."""
+    from optuna.trial import TrialState
+
+    with contextlib.suppress(Exception):
+        _set_attr(study, trial, "error", reason)
+    study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+    enqueue_retry(study, trial)
+
+
+def _is_stale(owner: Any) -> bool:
+    """A RUNNING trial's owner ``host:pid`` is gone (or is this very process, which runs none now).
+    Owners on other hosts are left alone: RDB heartbeats find those."""
+    if not isinstance(owner, str) or ":" not in owner:
+        return True
+    host, _, pid_text = owner.rpartition(":")
+    if host != socket.gethostname():
+        return False
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return True
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def recover(study: optuna.Study, *, reason: str, owners: set[str] | None = None) -> list[int]:
+    """Fail-and-retry RUNNING trials: those of ``owners``, or (None) every stale one."""
+    from optuna.trial import TrialState
+
+    if owners is None:
+        from optuna.storages import fail_stale_trials
+        from optuna.storages._heartbeat import is_heartbeat_enabled
+
+        if is_heartbeat_enabled(study._storage):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fail_stale_trials(study)
+    done = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = t.user_attrs.get("worker")
+        if (owner in owners) if owners is not None else _is_stale(owner):
+            fail_and_retry(study, t, reason)
+            done.append(t.number)
+    return done
+
+
+def _claim(study: optuna.Study, job: Job) -> tuple[optuna.Trial, dict[str, Any]] | None:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    if sum(t.state != TrialState.WAITING for t in trials) >= job.n_trials:
+        return None
+    if job.deadline is not None and time.time() >= job.deadline:
+        return None
+    if job.grid_keys is not None and not any(t.state == TrialState.WAITING for t in trials):
+        if job.grid_keys <= {point_key(job.space.decode(t.params)) for t in trials}:
+            return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # heartbeat-with-ask and experimental-feature warnings
+        trial = study.ask()
+    trial.set_user_attr("worker", owner_tag())
+    try:
+        params = job.space.suggest(trial, job.base)
+    except BaseException as e:
+        trial.set_user_attr("error", _one_line(e))
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    return trial, params
+
+
+def _one_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+
+def _values(result: Any, n: int) -> list[float] | str:
+    """The objective's return as ``n`` finite floats, or the reason it is not."""
+    items = list(result) if isinstance(result, (list, tuple)) else [result]
+    if len(items) != n:
+        return f"objective returned {len(items)} value(s) for {n} objective(s): {result!r}"
+    try:
+        out = [float(v) for v in items]
+    except (TypeError, ValueError):
+        return f"objective returned a non-number: {result!r}"
+    if any(math.isnan(v) for v in out):
+        return f"objective returned NaN: {result!r}"
+    return out
+
+
+def run_trial(study: optuna.Study, trial: optuna.Trial, params: dict[str, Any], job: Job) -> str:
+    """Run the objective on one claimed trial and tell the study; returns the state's name."""
+    import optuna
+    from optuna.storages._heartbeat import get_heartbeat_thread
+    from optuna.trial import TrialState
+
+    reporter = Reporter(trial, seed=job.seed, multi_objective=len(job.directions) > 1)
+    try:
+        with get_heartbeat_thread(trial._trial_id, study._storage):
+            result = job.objective(params, reporter)
+    except (Pruned, optuna.TrialPruned):
+        study.tell(trial, state=TrialState.PRUNED)
+        return "pruned"
+    except KeyboardInterrupt:
+        fail_and_retry(study, study._storage.get_trial(trial._trial_id), INTERRUPTED_BY_USER)
+        raise
+    except Exception as e:
+        return _fail(study, trial, _one_line(e))
+    values = _values(result, len(job.directions))
+    if isinstance(values, str):
+        return _fail(study, trial, values)
+    study.tell(trial, values[0] if len(values) == 1 else values)
+    return "complete"
+
+
+def _fail(study: optuna.Study, trial: optuna.Trial, error: str) -> str:
+    from optuna.trial import TrialState
+
+    trial.set_user_attr("error", error)
+    study.tell(trial, state=TrialState.FAIL)
+    say(f"trial {trial.number} failed: {error}")
+    return "fail"
+
+
+def run_loop(study: optuna.Study, job: Job, *, on_trial: Callable[[str], None] | None = None) -> None:
+    """Claim and run trials until the budget, the deadline or the grid is exhausted."""
+    while True:
+        with study_lock(job.run_dir):
+            claimed = _claim(study, job)
+        if claimed is None:
+            return
+        state = run_trial(study, *claimed, job)
+        if on_trial is not None:
+            on_trial(state)

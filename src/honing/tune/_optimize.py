@@ -1,0 +1,344 @@
+"""optimize(): run a study to an exact trial budget, in this process or in N worker processes.
+
+Start: open (or continue) the study, fail-and-retry trials an earlier run left RUNNING.
+Then each process loops (honing.tune._loop): claim a trial under the study lock, run the
+objective outside it, tell. Ctrl-C / SIGTERM: running trials are told FAIL ("interrupted by
+user"), enqueued for a retry, and KeyboardInterrupt is raised again after the cleanup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from honing._core import ConfigError, HoningError, check_int, check_number
+from honing.tune._loop import (
+    INTERRUPTED_BY_USER,
+    LEFT_RUNNING,
+    WORKER_DIED,
+    Job,
+    Reporter,
+    owner_tag,
+    point_key,
+    recover,
+    run_loop,
+    say,
+)
+from honing.tune._result import SPACE_ATTR, StudyResult, result_from_study
+from honing.tune._space import SearchSpace
+from honing.tune._study import StorageHandle, _directions, create_sampler, resolve_storage
+
+if TYPE_CHECKING:
+    import optuna
+
+EXIT_INTERRUPTED = 130
+_POLL_S = 0.5
+_STOP_GRACE_S = 30.0
+
+
+def optimize(
+    objective: Callable[[dict[str, Any], Reporter], float | Sequence[float]],
+    *,
+    study_name: str,
+    storage: StorageHandle | str | os.PathLike[str] | None,
+    space: SearchSpace,
+    directions: str | Sequence[str] = ("maximize",),
+    sampler: Any = None,
+    pruner: Any = None,
+    n_trials: int,
+    timeout: float | None = None,
+    workers: int = 1,
+    seed: int = 0,
+    base: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    run_dir: str | os.PathLike[str],
+) -> StudyResult:
+    """Run ``objective(params, reporter)`` until the study holds ``n_trials`` trials (any state).
+
+    ``storage``: None (a journal file ``run_dir/study.journal``), a URL / .journal path, or
+    ``resolve_storage``'s handle. ``sampler``: an Optuna sampler, a name, or None (tpe / nsga2).
+    ``pruner``: an Optuna pruner or None (none). ``base``: the configuration that ``when``
+    conditions on fixed fields look up. With ``workers > 1`` the objective, sampler and pruner
+    are pickled to spawned processes (the objective's class must be importable there).
+    Re-running continues toward the same budget. The budget lock (``run_dir/study.lock``) is
+    local to this machine: processes on several machines sharing one RDB storage may
+    together overshoot ``n_trials`` by up to one trial per extra machine."""
+    import optuna
+
+    dirs = _directions(directions)
+    check_int("n_trials", n_trials, low=1)
+    check_int("workers", workers, low=1)
+    check_int("seed", seed)
+    check_number("timeout", timeout, low=0, low_inclusive=False, allow_none=True)
+    if not isinstance(space, SearchSpace):
+        raise ConfigError(f"invalid space: got {space!r}; allowed: a honing.tune.SearchSpace")
+    if not isinstance(study_name, str) or not study_name:
+        raise ConfigError(f"invalid study_name: got {study_name!r}; allowed: a non-empty string")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handle = resolve_storage(storage, run_dir)
+    if sampler is None or isinstance(sampler, (str, Mapping)):
+        sampler = create_sampler(sampler, seed=seed, space=space, directions=dirs, n_trials=n_trials)
+    if pruner is None:
+        pruner = optuna.pruners.NopPruner()
+    if len(dirs) > 1 and not isinstance(pruner, optuna.pruners.NopPruner):
+        warnings.warn(f"{type(pruner).__name__} not used: Optuna cannot stop trials early in a study with several "
+                      "objectives", UserWarning, stacklevel=2)
+        pruner = optuna.pruners.NopPruner()
+    base = dict(base or {})
+
+    start = time.time()
+    with _quiet_optuna(), _sigterm_as_interrupt():
+        study = _open_study(handle, study_name, dirs, sampler, pruner)
+        study.set_user_attr(SPACE_ATTR, space.to_spec())
+        retried = recover(study, reason=LEFT_RUNNING)
+        if retried:
+            say(f"trials {', '.join(map(str, retried))} were left running by an earlier run: failed, retried once")
+        if _has_history(study):
+            sampler.reseed_rng()  # a continued study must not replay the first run's random draws
+        job = Job(objective=objective, study_name=study_name, storage_url=handle.url, run_dir=str(run_dir),
+                  space=space, directions=tuple(dirs), sampler=sampler, pruner=pruner, n_trials=n_trials,
+                  deadline=None if timeout is None else start + float(timeout), seed=seed, base=base,
+                  grid_keys=_grid_keys(sampler, space, base, n_trials))
+        show = progress and sys.stderr.isatty()
+        remaining = n_trials - _used(study)
+        if workers == 1:
+            _run_here(study, job, show)
+        elif remaining > 0:
+            _run_workers(study, job, min(workers, remaining), show)
+        return result_from_study(study, handle.url, elapsed_s=time.time() - start)
+
+
+def _open_study(handle: StorageHandle, name: str, dirs: list[str], sampler: Any, pruner: Any) -> optuna.Study:
+    import optuna
+
+    study = optuna.create_study(study_name=name, storage=handle.storage, sampler=sampler, pruner=pruner,
+                                directions=dirs, load_if_exists=True)
+    got = [d.name.lower() for d in study.directions]
+    if got != dirs:
+        raise ConfigError(f"study {name!r} in {handle.url} has directions {got}; got {dirs}; "
+                          "allowed: the same directions, or a new study name")
+    return study
+
+
+def _used(study: optuna.Study) -> int:
+    """Trials that count toward the budget: every state but WAITING (enqueued, not yet claimed)."""
+    from optuna.trial import TrialState
+
+    return sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
+
+
+def _has_history(study: optuna.Study) -> bool:
+    return _used(study) > 0
+
+
+def _grid_keys(sampler: Any, space: SearchSpace, base: Mapping[str, Any], n_trials: int) -> frozenset[str] | None:
+    from honing.tune._grid_sampler import GridSearchSampler
+
+    if not isinstance(sampler, GridSearchSampler):
+        return None
+    points = space.grid(base)
+    if n_trials < len(points):
+        say(f"the grid has {len(points)} points but n_trials is {n_trials}: only {n_trials} will be visited")
+    return frozenset(point_key(p) for p in points)
+
+
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    import optuna
+
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """In the main thread, SIGTERM becomes KeyboardInterrupt (so batch-system stops clean up)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Progress:
+    """A tqdm bar of finished trials with the best value so far (only on a terminal)."""
+
+    def __init__(self, study: optuna.Study, job: Job, show: bool) -> None:
+        self.study, self.job, self.bar = study, job, None
+        if show:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=job.n_trials, desc=job.study_name, unit="trial", dynamic_ncols=True)
+            self.refresh()
+
+    def refresh(self, *_: Any) -> None:
+        if self.bar is None:
+            return
+        from optuna.trial import TrialState
+
+        trials = self.study.get_trials(deepcopy=False)
+        finished = [t for t in trials if t.state.is_finished()]
+        complete = [t for t in finished if t.state == TrialState.COMPLETE]
+        self.bar.n = min(len(finished), self.job.n_trials)
+        if complete and len(self.job.directions) == 1:
+            pick = max if self.job.directions[0] == "maximize" else min
+            self.bar.set_postfix(best=f"{pick(t.value for t in complete):.4g}", refresh=False)  # type: ignore[type-var]
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _run_here(study: optuna.Study, job: Job, show: bool) -> None:
+    bar = _Progress(study, job, show)
+    try:
+        run_loop(study, job, on_trial=bar.refresh)
+    except KeyboardInterrupt:
+        with _ignore_interrupts():
+            recover(study, reason=INTERRUPTED_BY_USER, owners={owner_tag()})
+        raise
+    finally:
+        bar.close()
+
+
+@contextlib.contextmanager
+def _ignore_interrupts() -> Iterator[None]:
+    """Let a cleanup finish: a second Ctrl-C while it runs is ignored (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _run_workers(study: optuna.Study, job: Job, workers: int, show: bool) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    procs = []
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    os.environ.update({k: "1" for k in saved})  # read by the children's torch at import
+    try:
+        for i in range(workers):
+            p = ctx.Process(target=worker_main, args=(job, i), name=f"honing-tune-{i}")
+            p.start()
+            procs.append(p)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    bar = _Progress(study, job, show)
+    handled: set[int] = set()
+    try:
+        while any(p.is_alive() for p in procs):
+            time.sleep(_POLL_S)
+            _handle_dead(study, procs, handled)  # so that live workers retry a dead one's trial
+            bar.refresh()
+    except KeyboardInterrupt:
+        with _ignore_interrupts():
+            _stop_workers(procs)
+            recover(study, reason=INTERRUPTED_BY_USER, owners=_owners(procs))
+        raise
+    finally:
+        bar.close()
+    for p in procs:
+        p.join()
+    _handle_dead(study, procs, handled)
+    if any(p.exitcode == EXIT_INTERRUPTED for p in procs):
+        say("some workers were interrupted (SIGINT/SIGTERM): their trials were failed and enqueued for a retry")
+    if all(p.exitcode not in (0, EXIT_INTERRUPTED) for p in procs):
+        raise HoningError(f"all {len(procs)} tuning workers died (exit codes {[p.exitcode for p in procs]}); "
+                          "see their messages above")
+
+
+def _handle_dead(study: optuna.Study, procs: list[Any], handled: set[int]) -> None:
+    """Report each worker that ended abnormally, once; fail-and-retry the trial it was running."""
+    for p in procs:
+        if p.exitcode is None or p.exitcode in (0, EXIT_INTERRUPTED) or p.pid in handled:
+            continue
+        handled.add(p.pid)
+        how = f"was killed by signal {-p.exitcode}" if p.exitcode < 0 else f"exited with code {p.exitcode}"
+        say(f"worker {p.name} (pid {p.pid}) {how}; see its messages above")
+        lost = recover(study, reason=WORKER_DIED, owners=_owners([p]))
+        if lost:
+            say(f"trial(s) {', '.join(map(str, lost))} of that worker failed and enqueued for a retry")
+
+
+def _owners(procs: list[Any]) -> set[str]:
+    import socket
+
+    return {f"{socket.gethostname()}:{p.pid}" for p in procs}
+
+
+def _stop_workers(procs: list[Any]) -> None:
+    """Ask workers to stop (SIGTERM: they fail-and-retry their trial), then kill stragglers."""
+    for p in procs:
+        if p.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signal.SIGTERM)
+    deadline = time.time() + _STOP_GRACE_S
+    for p in procs:
+        p.join(max(0.0, deadline - time.time()))
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+            p.join()
+
+
+def _once_interrupt(signum: int, frame: Any) -> None:
+    """A worker's SIGINT/SIGTERM: raise KeyboardInterrupt once, ignore repeats during cleanup."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def worker_main(job: Job, index: int) -> None:
+    """A spawned worker: one thread for torch, the study opened from its URL, the trial loop."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    signal.signal(signal.SIGINT, _once_interrupt)
+    signal.signal(signal.SIGTERM, _once_interrupt)
+    import optuna
+
+    with contextlib.suppress(ImportError):
+        import torch
+
+        torch.set_num_threads(1)
+    with _quiet_optuna():
+        handle = resolve_storage(job.storage_url, job.run_dir)
+        study = optuna.load_study(study_name=job.study_name, storage=handle.storage, sampler=job.sampler,
+                                  pruner=job.pruner)
+        if index > 0:
+            job.sampler.reseed_rng()  # workers must not draw the same random numbers
+        try:
+            run_loop(study, job)
+        except KeyboardInterrupt:
+            recover(study, reason=INTERRUPTED_BY_USER, owners={owner_tag()})
+            sys.exit(EXIT_INTERRUPTED)

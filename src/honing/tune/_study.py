@@ -1,0 +1,307 @@
+"""Optuna's samplers, pruners and storages by name, with defaults that suit DNN searches.
+
+Optuna is imported inside the functions only, so ``import honing.tune`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from honing._core import ConfigError, HoningError, Registry, check_choice, check_int
+from honing.tune._space import ChoiceParam, SearchSpace
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["StorageHandle", "create_pruner", "create_sampler", "list_pruners", "list_samplers", "resolve_storage"]
+
+_MULTI_OBJECTIVE = ("grid", "random", "qmc", "tpe", "gp", "nsga2")
+HEARTBEAT_INTERVAL_S = 60
+HEARTBEAT_GRACE_S = 180
+
+
+def _directions(directions: str | Sequence[str]) -> list[str]:
+    if isinstance(directions, str):
+        directions = [directions]
+    out = [check_choice("direction", d, ("maximize", "minimize")) for d in directions]
+    if not out:
+        raise ConfigError("invalid directions: got []; allowed: one or more of 'maximize', 'minimize'")
+    return out
+
+
+def _name_and_options(kind: str, name_or_spec: str | Mapping[str, Any], options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    if isinstance(name_or_spec, Mapping):
+        spec = dict(name_or_spec)
+        if "name" not in spec:
+            raise ConfigError(f"invalid {kind}: got {name_or_spec!r}; allowed: a name, or a mapping with 'name' and options")
+        name = spec.pop("name")
+        return name, {**spec, **options}
+    return name_or_spec, dict(options)
+
+
+def _construct(kind: str, name: str, cls: type, defaults: Mapping[str, Any], options: Mapping[str, Any]) -> Any:
+    """``cls(**defaults, **options)``; options outside ``cls``'s signature are a ConfigError."""
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs")]
+    for key in options:
+        if key not in allowed:
+            raise ConfigError(f"unknown option {key!r} for {kind} {name!r}; allowed: {', '.join(allowed)}")
+    kwargs = {k: v for k, v in defaults.items() if k in allowed}
+    kwargs.update(options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna's ExperimentalWarning for group, heartbeat, ...
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"invalid options for {kind} {name!r}: {e}") from None
+
+
+def _startup_trials(n_trials: int | None, most: int = 10) -> int:
+    """Random trials before a model-based sampler takes over: fewer for small budgets."""
+    return most if n_trials is None else max(2, min(most, n_trials // 3))
+
+
+# -- samplers ---------------------------------------------------------------------------------
+
+def _grid(seed: int, space: SearchSpace, n_trials: int | None) -> tuple[type, dict[str, Any]]:
+    space.check_finite()
+    from honing.tune._grid_sampler import GridSearchSampler
+
+    return GridSearchSampler, {"seed": seed}
+
+
+def _random(seed: int, space: SearchSpace, n_trials: int | None) -> tuple[type, dict[str, Any]]:
+    import optuna
+
+    return optuna.samplers.RandomSampler, {"seed": seed}
+
+
+def _qmc(seed: int, space: SearchSpace, n_trials: int | None) -> tuple[type, dict[str, Any]]:
+    import optuna
+
+    return optuna.samplers.QMCSampler, {"seed": seed, "scramble": True, "warn_independent_sampling": False}
+
+
+def _tpe(seed: int, space: SearchSpace, n_trials: int | None) -> tuple[type, dict[str, Any]]:
+    import optuna
+
+    return optuna.samplers.TPESampler, {"seed": seed, "multivariate": True, "group": True,
+                                        "n_startup_trials": _startup_trials(n_trials)}
+
+
+def _gp(seed: int, space: SearchSpace, n_trials: int | None) -> tuple[type, dict[str, Any]]:
+    import optuna
+
+    return optuna.samplers.GPSampler, {"seed": seed, "n_startup_trials": _startup_trials(n_trials),
+                                       "warn_independent_sampling": False}
+
+
+def _cmaes(seed: int, space: SearchSpace, n_trials: int | None) -> tuple[type, dict[str, Any]]:
+    if importlib.util.find_spec("cmaes") is None:
+        raise ConfigError("sampler 'cmaes' needs the cmaes package: pip install cmaes")
+    import optuna
+
+    independent = [p.path for p in space if isinstance(p, ChoiceParam) or p.when]
+    if independent:
+        warnings.warn(f"sampler 'cmaes' handles unconditional numbers only: {', '.join(independent)} "
+                      "will be sampled at random", UserWarning, stacklevel=4)
+    return optuna.samplers.CmaEsSampler, {"seed": seed, "n_startup_trials": 1, "warn_independent_sampling": False}
+
+
+def _nsga2(seed: int, space: SearchSpace, n_trials: int | None) -> tuple[type, dict[str, Any]]:
+    import optuna
+
+    population = 50 if n_trials is None else max(4, min(50, n_trials // 4))
+    return optuna.samplers.NSGAIISampler, {"seed": seed, "population_size": population}
+
+
+_SAMPLERS: Registry[Any] = Registry("sampler")
+_SAMPLERS.register("grid", _grid, description="every point of the (conditional) grid once (Optuna BruteForceSampler)")
+_SAMPLERS.register("random", _random, description="independent uniform / log-uniform sampling")
+_SAMPLERS.register("qmc", _qmc, description="scrambled Sobol quasi-random sequence")
+_SAMPLERS.register("tpe", _tpe, description="multivariate TPE over conditional groups (the default)")
+_SAMPLERS.register("gp", _gp, description="Gaussian-process Bayesian optimization")
+_SAMPLERS.register("cmaes", _cmaes, description="CMA-ES over numeric parameters (needs cmaes)")
+_SAMPLERS.register("nsga2", _nsga2, description="NSGA-II genetic search (the default with several objectives)")
+
+
+def list_samplers() -> list[str]:
+    return _SAMPLERS.names()
+
+
+def create_sampler(
+    name_or_spec: str | Mapping[str, Any] | None = None,
+    *,
+    seed: int,
+    space: SearchSpace,
+    directions: str | Sequence[str] = ("maximize",),
+    n_trials: int | None = None,
+    **options: Any,
+) -> optuna.samplers.BaseSampler:
+    """An Optuna sampler by name (or ``{name: ..., **options}``); None picks tpe, or nsga2 with
+    several objectives. Options go to the sampler's constructor and must be in its signature."""
+    dirs = _directions(directions)
+    if name_or_spec is None:
+        name_or_spec = "nsga2" if len(dirs) > 1 else "tpe"
+    name, opts = _name_and_options("sampler", name_or_spec, options)
+    entry = _SAMPLERS.entry(name)
+    if len(dirs) > 1 and entry.name not in _MULTI_OBJECTIVE:
+        raise ConfigError(f"invalid sampler for {len(dirs)} objectives: got {name!r}; allowed: {', '.join(_MULTI_OBJECTIVE)}")
+    seed = check_int("seed", seed)  # type: ignore[assignment]
+    cls, defaults = entry.factory(seed, space, n_trials)
+    return _construct("sampler", entry.name, cls, defaults, opts)
+
+
+# -- pruners ----------------------------------------------------------------------------------
+
+def _warmup(max_epochs: int) -> int:
+    """Optuna's ``n_warmup_steps`` (earliest prune at that step): about the first 10% of the
+    epochs (at least one) are never stopped early, as the first epochs' ranking is noise."""
+    return max(1, round(max_epochs / 10)) + 1
+
+
+def _none(max_epochs: int, n_trials: int | None) -> tuple[type, dict[str, Any]]:
+    import optuna
+
+    return optuna.pruners.NopPruner, {}
+
+
+def _median(max_epochs: int, n_trials: int | None) -> tuple[type, dict[str, Any]]:
+    import optuna
+
+    return optuna.pruners.MedianPruner, {"n_startup_trials": _startup_trials(n_trials, most=5),
+                                         "n_warmup_steps": _warmup(max_epochs)}
+
+
+def _percentile(max_epochs: int, n_trials: int | None) -> tuple[type, dict[str, Any]]:
+    import optuna
+
+    return optuna.pruners.PercentilePruner, {"percentile": 25.0, "n_startup_trials": _startup_trials(n_trials, most=5),
+                                             "n_warmup_steps": _warmup(max_epochs)}
+
+
+def _asha(max_epochs: int, n_trials: int | None) -> tuple[type, dict[str, Any]]:
+    import optuna
+
+    return optuna.pruners.SuccessiveHalvingPruner, {"min_resource": 1, "reduction_factor": 3}
+
+
+def _hyperband(max_epochs: int, n_trials: int | None) -> tuple[type, dict[str, Any]]:
+    import optuna
+
+    return optuna.pruners.HyperbandPruner, {"min_resource": 1, "max_resource": max_epochs, "reduction_factor": 3}
+
+
+_PRUNERS: Registry[Any] = Registry("pruner")
+_PRUNERS.register("none", _none, description="no early stopping of trials", aliases=("nop",))
+_PRUNERS.register("median", _median, description="stop a trial below the median of earlier trials at the same epoch")
+_PRUNERS.register("percentile", _percentile, description="stop a trial in the worst 25% at the same epoch")
+_PRUNERS.register("asha", _asha, description="asynchronous successive halving (keep the best third at epochs 1, 3, 9, ...)")
+_PRUNERS.register("hyperband", _hyperband, description="Hyperband: several successive-halving brackets")
+
+
+def list_pruners() -> list[str]:
+    return _PRUNERS.names()
+
+
+def create_pruner(
+    name_or_spec: str | Mapping[str, Any] | None = None,
+    *,
+    max_epochs: int,
+    n_trials: int | None = None,
+    directions: str | Sequence[str] | None = None,
+    **options: Any,
+) -> optuna.pruners.BasePruner:
+    """An Optuna pruner (early stopping of weak trials) by name; steps are epochs from 1.
+
+    With several objectives Optuna cannot stop trials early: the pruner becomes ``none``
+    with a warning."""
+    check_int("max_epochs", max_epochs, low=1)
+    name, opts = _name_and_options("pruner", "none" if name_or_spec is None else name_or_spec, options)
+    entry = _PRUNERS.entry(name)
+    if directions is not None and len(_directions(directions)) > 1 and entry.name != "none":
+        warnings.warn(f"pruner {name!r} replaced by 'none': Optuna cannot stop trials early in a study with "
+                      "several objectives", UserWarning, stacklevel=2)
+        entry = _PRUNERS.entry("none")
+        opts = {}
+    cls, defaults = entry.factory(max_epochs, n_trials)
+    return _construct("pruner", entry.name, cls, defaults, opts)
+
+
+# -- storages ---------------------------------------------------------------------------------
+
+class StorageHandle(NamedTuple):
+    """An opened Optuna storage and the string that opens it again (for worker processes)."""
+
+    storage: Any
+    url: str
+
+
+_STORAGE_FORMS = ("null (a journal file run_dir/study.journal)", "a path ending in .journal",
+                  "sqlite:///path/to/file.db", "postgresql://user:password@host/db")
+
+
+def resolve_storage(url_or_none: str | os.PathLike[str] | StorageHandle | None, run_dir: str | os.PathLike[str]) -> StorageHandle:
+    """Open the study storage: a journal file by default (safe for many local processes),
+    SQLite or PostgreSQL through SQLAlchemy with heartbeats so dead workers' trials are found."""
+    if isinstance(url_or_none, StorageHandle):
+        return url_or_none
+    if url_or_none is None:
+        return _journal(Path(run_dir) / "study.journal")
+    if not isinstance(url_or_none, (str, os.PathLike)):
+        raise ConfigError(f"invalid storage: got {url_or_none!r}; allowed: {'; '.join(_STORAGE_FORMS)}")
+    url = os.fspath(url_or_none)
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return StorageHandle(_rdb(url, {"connect_args": {"timeout": 60}}), url)
+    if url.startswith(("postgresql://", "postgresql+psycopg2://", "postgres://")):
+        if importlib.util.find_spec("psycopg2") is None:
+            raise ConfigError(f"storage {url.split('://')[0]}://... needs the PostgreSQL driver psycopg2: "
+                              "pip install psycopg2-binary")
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://"):]
+        return StorageHandle(_rdb(url, {"pool_pre_ping": True}), url)
+    if url.endswith(".journal") and "://" not in url:
+        return _journal(Path(url).expanduser())
+    raise ConfigError(f"invalid storage: got {url!r}; allowed: {'; '.join(_STORAGE_FORMS)}")
+
+
+def _journal(path: Path) -> StorageHandle:
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    path = path.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return StorageHandle(JournalStorage(JournalFileBackend(str(path))), str(path))
+
+
+def _rdb(url: str, engine_kwargs: dict[str, Any]) -> Any:
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                                              grace_period=HEARTBEAT_GRACE_S,
+                                              heartbeat_stale_trial_callback=retry_stale_trial)
+        except ImportError as e:
+            raise ConfigError(f"storage {url.split('://')[0]}:// cannot be opened: {e}") from None
+        except Exception as e:  # SQLAlchemy's OperationalError and friends: a bad URL or an unreachable server
+            raise HoningError(f"cannot open storage {url!r}: {type(e).__name__}: {e}") from None
+
+
+def retry_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Optuna's heartbeat callback (a trial whose worker stopped beating was failed): retry it once."""
+    enqueue_retry(study, trial)
+
+
+def enqueue_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+    """Enqueue the trial's parameters once more, unless it is itself a retry or has none."""
+    if "retry_of" in trial.user_attrs or not trial.params:
+        return False
+    study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+    return True
