@@ -13,7 +13,7 @@ from honing.data._idx import find_idx_files, parse_idx, read_idx
 from honing.data._load import load
 from honing.data._array import ArrayPreprocessor
 from honing.data._preprocess import Preprocessor, TabularPreprocessor
-from honing.data._sources import FASHION_MNIST_CLASSES, list_sources
+from honing.data._sources import FASHION_MNIST_CLASSES, RawData, list_sources, read_source
 from honing.data._transforms import (
     Brightness,
     Contrast,
@@ -28,6 +28,8 @@ from honing.data._transforms import (
 )
 
 __all__ = [
+    "RawData",
+    "read_source",
     "ArrayPreprocessor",
     "Augment",
     "Brightness",

@@ -1,0 +1,262 @@
+"""The `honing` command: run, validate, train, evaluate, show, dashboard, init.
+
+Exit codes: 0 success, 2 bad input (recipe, arguments, data), 1 failure, 130 interrupted (Ctrl-C).
+Only this module reads ``sys.argv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 too; keep one message format
+        self.print_usage(sys.stderr)
+        print(f"honing: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: an integer >= 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {value}; allowed: an integer >= 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: a number of seconds > 0") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"got {value}; allowed: a number of seconds > 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="honing", description="Optimize and fine-tune deep neural networks from one YAML recipe.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    def common(sp: argparse.ArgumentParser, *, search: bool) -> None:
+        sp.add_argument("--out", help="output folder (default: output.dir of the recipe, else runs/<name>)")
+        sp.add_argument("--seed", type=int, help="override the recipe's seed")
+        sp.add_argument("--threads", type=_positive_int, help="torch threads per process (default: the recipe's)")
+        sp.add_argument("--quiet", action="store_true", help="no progress bars")
+        if search:
+            sp.add_argument("--workers", type=_positive_int, default=1, help="local worker processes (default 1)")
+            sp.add_argument("--storage", help="study storage URL: sqlite:///file.db, postgresql://..., "
+                            "or a .journal file (default: study.journal in the output folder)")
+            sp.add_argument("--n-trials", type=_positive_int, help="override tune.n_trials")
+            sp.add_argument("--timeout", type=_positive_float, help="override tune.timeout (seconds)")
+
+    sp = sub.add_parser("run", help="search, train, test and report (resumes on the same output folder)")
+    sp.add_argument("recipe")
+    common(sp, search=True)
+    sp = sub.add_parser("train", help="train one configuration of a recipe (no search), test and report")
+    sp.add_argument("recipe")
+    common(sp, search=False)
+    sp = sub.add_parser("validate", help="check a recipe without running it")
+    sp.add_argument("recipe")
+    sp = sub.add_parser("evaluate", help="evaluate a saved model on a data source")
+    sp.add_argument("model_dir")
+    sp.add_argument("--data", required=True, help="a data source, e.g. csv:new.csv or fashion-mnist")
+    sp.add_argument("--split", choices=["test", "all"], default="test",
+                    help="the source's fixed test set (default; all rows when it has none) or all rows")
+    sp.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    sp = sub.add_parser("show", help="summary of a run folder")
+    sp.add_argument("run_dir")
+    sp.add_argument("--trials", type=int, default=10, help="how many of the best trials to list (default 10)")
+    sp = sub.add_parser("dashboard", help="optuna-dashboard on a run's study (bound to 127.0.0.1)")
+    sp.add_argument("run_dir")
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=8080)
+    sp = sub.add_parser("init", help="write an example recipe")
+    sp.add_argument("path", nargs="?", default="recipe.yaml")
+    sp.add_argument("--force", action="store_true", help="overwrite an existing file")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from honing._core import HoningError
+    from honing._core import ConfigError, DataError
+
+    try:
+        return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("\nhoning: interrupted; re-run the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ConfigError, DataError, KeyError, FileNotFoundError) as err:
+        if isinstance(err, KeyError) and not isinstance(err, HoningError):
+            raise
+        print(f"honing: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except HoningError as err:
+        print(f"honing: failed: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from honing.pipeline import run
+
+    result = run(args.recipe, out=args.out, workers=args.workers, storage=args.storage, n_trials=args.n_trials,
+                 timeout=args.timeout, seed=args.seed, threads=args.threads, progress=not args.quiet)
+    _print_summary(result.out_dir, result.results)
+    return EXIT_OK
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from honing.pipeline import train_once
+
+    result = train_once(args.recipe, out=args.out, threads=args.threads, progress=not args.quiet, seed=args.seed)
+    _print_summary(result.out_dir, result.results)
+    return EXIT_OK
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from honing.recipe import validate_recipe
+
+    problems = validate_recipe(args.recipe)
+    if problems:
+        for line in problems:
+            print(line, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"{args.recipe}: valid")
+    return EXIT_OK
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from honing.pipeline import load_model
+
+    model = load_model(args.model_dir)
+    metrics = model.evaluate(args.data, split=args.split)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        width = max(len(k) for k in metrics)
+        for key, value in metrics.items():
+            print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    return EXIT_OK
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from honing._core import DataError
+
+    folder = Path(args.run_dir)
+    results_file = folder / "results.json"
+    if results_file.is_file():
+        results = json.loads(results_file.read_text())
+        _print_summary(folder, results)
+    else:
+        results = None
+    journal = folder / "study.journal"
+    if journal.is_file() or (results and results.get("study")):
+        from honing.tune import load_study_result, resolve_storage
+
+        url = (results or {}).get("study", {}) or {}
+        storage = resolve_storage(url.get("storage") if url.get("storage", "").startswith(("sqlite", "postgresql"))
+                                  else None, folder)
+        name = url.get("name") or _study_name(folder)
+        study = load_study_result(storage, name)
+        _print_trials(study, args.trials)
+    elif results is None:
+        raise DataError(f"{str(folder)!r} is not a honing run folder (no results.json and no study.journal)")
+    return EXIT_OK
+
+
+def _study_name(folder: Path) -> str:
+    lock = folder / "recipe.json"
+    if lock.is_file():
+        return json.loads(lock.read_text())["name"]
+    return folder.name
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from honing._core import ConfigError
+
+    folder = Path(args.run_dir)
+    journal = folder / "study.journal"
+    results_file = folder / "results.json"
+    url = None
+    if results_file.is_file():
+        url = (json.loads(results_file.read_text()).get("study") or {}).get("storage")
+    if not journal.is_file() and not (url and url.startswith(("sqlite", "postgresql"))):
+        raise ConfigError(f"invalid run folder {str(folder)!r}: no study storage found (study.journal)")
+    try:
+        from optuna_dashboard import run_server
+    except ImportError:
+        raise ConfigError("honing dashboard needs optuna-dashboard: pip install optuna-dashboard") from None
+    from honing.tune import resolve_storage
+
+    storage = resolve_storage(url if url and url.startswith(("sqlite", "postgresql")) else None, folder)
+    print(f"optuna-dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops it)")
+    run_server(storage.storage if hasattr(storage, "storage") else storage, host=args.host, port=args.port)
+    return EXIT_OK
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from honing._core import ConfigError
+    from honing.recipe import example_recipe
+
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        raise ConfigError(f"invalid path {str(path)!r}: the file exists; allowed: a new file, or --force")
+    path.write_text(example_recipe())
+    print(f"wrote {path}: run it with `honing run {path}`")
+    return EXIT_OK
+
+
+def _print_summary(folder: Path, results: dict[str, Any]) -> None:
+    out = sys.stdout
+    print(f"run {results['name']} ({results['task']}) -> {folder}", file=out)
+    trials = results.get("trials") or {}
+    if trials:
+        counts = ", ".join(f"{v} {k}" for k, v in trials.items() if v)
+        print(f"  trials:       {counts}", file=out)
+        print(f"  best {results['metric']}: {results['best_value']}", file=out)
+        for k, v in (results.get("best_params") or {}).items():
+            print(f"    {k} = {v}", file=out)
+    print(f"  final model:  {results.get('final_model')}", file=out)
+    for k, v in (results.get("test_metrics") or {}).items():
+        print(f"  test {k:<10s} {v:.4f}", file=out)
+    t = results.get("timings") or {}
+    if t:
+        print("  time:         " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()), file=out)
+
+
+def _print_trials(study: Any, limit: int) -> None:
+    complete = [t for t in study.trials if t["state"] == "complete" and t.get("values")]
+    reverse = study.directions[0] == "maximize"
+    complete.sort(key=lambda t: t["values"][0], reverse=reverse)
+    print(f"  study {study.study_name}: " + ", ".join(f"{v} {k}" for k, v in study.counts.items() if v))
+    if not complete:
+        return
+    print(f"  {'trial':>5}  {'value':>10}  params")
+    for t in complete[:limit]:
+        params = ", ".join(f"{k}={v}" for k, v in t["params"].items())
+        print(f"  {t['number']:>5}  {t['values'][0]:>10.4f}  {params}")
+
+
+_COMMANDS = {
+    "run": _cmd_run,
+    "train": _cmd_train,
+    "validate": _cmd_validate,
+    "evaluate": _cmd_evaluate,
+    "show": _cmd_show,
+    "dashboard": _cmd_dashboard,
+    "init": _cmd_init,
+}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""Turn a run's results and study into the plain data the HTML report renders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def report_data(results: dict[str, Any], *, study: Any, history: list[dict[str, float]],
+                test_extra: dict[str, Any], class_names: list[str] | None, directions: list[str],
+                log_params: set[str]) -> Any:
+    from honing.report import ReportData
+
+    trials = list(study.trials) if study is not None else []
+    importances: dict[str, float] = {}
+    if study is not None and len(directions) == 1:
+        from honing.tune import param_importances
+
+        try:
+            importances = param_importances(study)
+        except Exception:  # importances are a nicety; a report without them is still a report
+            importances = {}
+    selected = results.get("best_trial")
+    objectives = results.get("objectives") or [results["metric"]]
+    return ReportData(
+        title=f"honing run: {results['name']}",
+        task=results["task"],
+        metric=results["metric"],
+        directions=list(directions),
+        objective_names=list(objectives),
+        best_params=results.get("best_params") or {},
+        best_value=results.get("best_value") if len(directions) == 1 else None,
+        counts=results.get("trials") or {},
+        trials=trials,
+        param_importances=importances,
+        log_params=set(log_params),
+        pareto=[t["number"] for t in (study.pareto if study is not None and len(directions) > 1 else [])],
+        selected_trial=selected,
+        final_history=list(history),
+        test_metrics=results.get("test_metrics") or {},
+        confusion_matrix=test_extra.get("confusion_matrix"),
+        class_names=class_names,
+        residuals=test_extra.get("residuals"),
+        timings=results.get("timings") or {},
+        recipe=results.get("recipe") or {},
+        versions=results.get("versions") or {},
+        seed=results.get("seed", 0),
+        extra_tables=[],
+    )

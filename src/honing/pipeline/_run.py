@@ -1,0 +1,281 @@
+"""The working process: a recipe in, stages in order, artifacts out.
+
+``run``: load data -> search (Optuna through honing.tune) -> pick the best trial -> final
+model (retrain on train+validation, or the best trial's weights) -> one evaluation on the
+held-out test set -> ``results.json``, ``model/``, ``report.html``. ``train_once`` is the
+same without the search. Re-running on the same output folder resumes the study.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from honing._core import ConfigError, atomic_write_text, set_threads
+from honing.data import Dataset, Split
+from honing.models import count_parameters
+from honing.pipeline._artifacts import save_model, versions
+from honing.pipeline._build import build_model, build_trainer, direction_of, load_data, metric_of
+from honing.pipeline._objective import RecipeObjective, cached_data
+
+RESULTS, REPORT, RECIPE_LOCK = "results.json", "report.html", "recipe.json"
+# fields a re-run may change without starting another study
+_BUDGET_FIELDS = ("n_trials", "timeout", "storage")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    out_dir: Path
+    results: dict[str, Any]
+
+    @property
+    def test_metrics(self) -> dict[str, float]:
+        return self.results["test_metrics"]
+
+
+def _as_recipe(recipe: Any) -> Any:
+    from honing.recipe import Recipe, load_recipe, parse_recipe
+
+    if isinstance(recipe, Recipe):
+        return recipe
+    if isinstance(recipe, (str, Path)):
+        return load_recipe(recipe)
+    return parse_recipe(recipe)
+
+
+def _overrides(recipe: Any, *, n_trials: int | None, timeout: float | None, seed: int | None) -> Any:
+    changes: dict[str, Any] = {}
+    if seed is not None:
+        changes["seed"] = seed
+    if recipe.tune is not None:
+        if n_trials is not None:
+            changes["tune.n_trials"] = n_trials
+        if timeout is not None:
+            changes["tune.timeout"] = timeout
+    return recipe.with_params(changes) if changes else recipe
+
+
+def output_dir(recipe: dict[str, Any], out: str | Path | None) -> Path:
+    if out is not None:
+        return Path(out)
+    configured = (recipe.get("output") or {}).get("dir")
+    return Path(configured) if configured else Path("runs") / recipe["name"]
+
+
+def _check_same_study(out: Path, recipe: dict[str, Any]) -> None:
+    """A folder holds one study: a re-run may change the budget, not the recipe."""
+    lock = out / RECIPE_LOCK
+    strip = lambda r: {**r, "tune": {k: v for k, v in (r.get("tune") or {}).items() if k not in _BUDGET_FIELDS}}  # noqa: E731
+    if lock.is_file():
+        before = json.loads(lock.read_text())
+        if strip(before) != strip(recipe):
+            changed = sorted(k for k in set(before) | set(recipe) if strip(before).get(k) != strip(recipe).get(k))
+            raise ConfigError(
+                f"invalid output folder {str(out)!r}: it holds a run of a different recipe (sections changed: "
+                f"{', '.join(changed)}); allowed: the same recipe (to resume or extend its study), or another --out"
+            )
+    atomic_write_text(lock, json.dumps(recipe, indent=2, sort_keys=True))
+
+
+def run(
+    recipe: Any,
+    *,
+    out: str | Path | None = None,
+    workers: int = 1,
+    storage: str | None = None,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    seed: int | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Search, train the final model, test it once and write the output folder."""
+    from honing.tune import create_pruner, create_sampler, optimize, resolve_storage
+
+    t_start = time.perf_counter()
+    rec = _overrides(_as_recipe(recipe), n_trials=n_trials, timeout=timeout, seed=seed)
+    r = rec.to_dict()
+    if r.get("tune") is None:
+        return train_once(rec, out=out, threads=threads, progress=progress)
+    tune = r["tune"]
+    if tune.get("cv") and tune.get("final") == "best_trial":
+        raise ConfigError("invalid tune.final: got 'best_trial' with tune.cv; allowed: 'retrain' "
+                          "(cross-validation trains k models per trial, none of which is the final one)")
+    out_dir = output_dir(r, out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = cached_data(r)  # loads (and checks) the data before any trial starts
+    _check_same_study(out_dir, r)
+
+    metric = metric_of(r, data.task)
+    objectives = tune.get("objectives")
+    directions = [o["direction"] for o in objectives] if objectives else [direction_of(r, metric)]
+    space = rec.space
+    store = resolve_storage(storage or tune.get("storage"), out_dir)
+    sampler = create_sampler(tune["sampler"], seed=r["seed"], space=space, directions=directions,
+                             n_trials=tune.get("n_trials"))
+    pruner = create_pruner(tune["pruner"], max_epochs=r["training"]["epochs"], n_trials=tune.get("n_trials"),
+                           directions=directions)
+    n = tune.get("n_trials") or (len(space.grid(r)) if space is not None and space.is_finite else None)
+    objective = RecipeObjective(r, str(out_dir), threads=threads or 1,
+                                save_weights=tune.get("final") == "best_trial")
+    study = optimize(
+        objective, study_name=r["name"], storage=store, space=space, directions=directions, sampler=sampler,
+        pruner=pruner, n_trials=n, timeout=tune.get("timeout"), workers=workers, seed=r["seed"],
+        base=r, progress=progress, run_dir=out_dir,
+    )
+    t_search = time.perf_counter() - t_start
+
+    selected = _select(study, directions, tune)
+    if selected is None:
+        raise ConfigError(f"the search finished no trial ({study.counts}); see the failed trials' errors in "
+                          f"{out_dir / REPORT} or with `honing show {out_dir}`")
+    best_recipe = rec.with_params(selected["params"]).to_dict()
+    set_threads(threads or r["training"].get("threads"))
+    t_final = time.perf_counter()
+    if tune.get("final") == "best_trial":
+        model = build_model(best_recipe, data, seed=r["seed"] + selected["number"])
+        model.load_state_dict(load_file(str(out_dir / "trials" / f"{selected['number']}.safetensors")))
+        history: list[dict[str, float]] = []
+        final_how = f"weights of trial {selected['number']}"
+    else:
+        epochs = int(selected["user_attrs"].get("best_epoch") or best_recipe["training"]["epochs"])
+        model, history = _retrain(best_recipe, data, epochs=epochs, threads=threads)
+        final_how = f"retrained on train+validation for {epochs} epochs"
+    t_final = time.perf_counter() - t_final
+
+    results = _finish(out_dir, rec, best_recipe, data, model, history, study=study, selected=selected,
+                      metric=metric, directions=directions, final_how=final_how,
+                      timings={"search": t_search, "final_training": t_final}, t_start=t_start)
+    return RunResult(out_dir, results)
+
+
+def train_once(recipe: Any, *, out: str | Path | None = None, threads: int | None = None,
+               progress: bool = True, seed: int | None = None) -> RunResult:
+    """One configuration, no search: train with validation (early stopping, best epoch), test once."""
+    t_start = time.perf_counter()
+    rec = _overrides(_as_recipe(recipe), n_trials=None, timeout=None, seed=seed)
+    r = rec.to_dict()
+    out_dir = output_dir(r, out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = load_data(r)
+    set_threads(threads or r["training"].get("threads"))
+    model = build_model(r, data, seed=r["seed"])
+    trainer = build_trainer(r, model, data, seed=r["seed"], num_train=len(data.train), threads=threads)
+    result = trainer.fit(data.train, data.val, checkpoint_dir=out_dir / "checkpoint", resume=True)
+    results = _finish(out_dir, rec, r, data, model, result.history, study=None, selected=None,
+                      metric=metric_of(r, data.task), directions=[direction_of(r, metric_of(r, data.task))],
+                      final_how=f"trained once: {result.stop_reason}; best epoch {result.best_epoch}",
+                      timings={"search": 0.0, "final_training": time.perf_counter() - t_start}, t_start=t_start)
+    return RunResult(out_dir, results)
+
+
+# --- stages ----------------------------------------------------------------------------------
+
+
+def _select(study: Any, directions: list[str], tune: dict[str, Any]) -> dict[str, Any] | None:
+    from honing.tune import select_from_pareto
+
+    complete = [t for t in study.trials if t["state"] == "complete"]
+    if not complete:
+        return None
+    if len(directions) == 1:
+        return next(t for t in complete if t["number"] == study.best_trial)
+    sel = tune.get("select") or {}
+    names = [o["metric"] for o in tune["objectives"]]
+    index = names.index(sel["metric"]) if sel.get("metric") in names else 0
+    return select_from_pareto(study.pareto, directions, rule=sel.get("rule", "best"), metric_index=index)
+
+
+def _retrain(recipe: dict[str, Any], data: Dataset, *, epochs: int, threads: int | None) -> tuple[Any, list]:
+    """Train the chosen configuration on train+validation for the best trial's number of epochs."""
+    train = data.train if data.val is None else Split(torch.cat([data.train.x, data.val.x]),
+                                                      torch.cat([data.train.y, data.val.y]))
+    model = build_model(recipe, data, seed=recipe["seed"])
+    trainer = build_trainer(recipe, model, data, seed=recipe["seed"], num_train=len(train), epochs=epochs,
+                            with_val=False, threads=threads)
+    result = trainer.fit(train)
+    return model, result.history
+
+
+def _test(model: Any, recipe: dict[str, Any], data: Dataset) -> tuple[dict[str, float], dict[str, Any]]:
+    """The one evaluation on the held-out test set, with a confusion matrix or residuals."""
+    if data.test is None:
+        return {}, {}
+    trainer = build_trainer(recipe, model, data, seed=recipe["seed"], num_train=len(data.train), with_val=False)
+    metrics = trainer.evaluate(data.test)
+    pred = trainer.predict(data.test.x)
+    if data.task == "classification":
+        k = data.num_outputs
+        idx = data.test.y * k + pred.argmax(1)
+        cm = torch.bincount(idx, minlength=k * k).reshape(k, k)
+        return metrics, {"confusion_matrix": cm.tolist()}
+    return metrics, {"residuals": {"y_true": data.test.y[:, 0].tolist(), "y_pred": pred[:, 0].tolist()}}
+
+
+def _finish(out_dir: Path, rec: Any, best_recipe: dict[str, Any], data: Dataset, model: Any,
+            history: list[dict[str, float]], *, study: Any, selected: dict[str, Any] | None, metric: str,
+            directions: list[str], final_how: str, timings: dict[str, float], t_start: float) -> dict[str, Any]:
+    r = rec.to_dict()
+    test_metrics, test_extra = _test(model, best_recipe, data)
+    output = r.get("output") or {}
+    if output.get("save_model", True):
+        save_model(out_dir / "model", model, recipe=best_recipe, preprocessor=data.preprocessor, task=data.task,
+                   input_shape=data.input_shape, num_outputs=data.num_outputs, class_names=data.class_names)
+    timings = {**timings, "total": time.perf_counter() - t_start}
+    results: dict[str, Any] = {
+        "name": r["name"],
+        "task": data.task,
+        "metric": metric,
+        "direction": directions[0] if len(directions) == 1 else directions,
+        "best_params": selected["params"] if selected else {},
+        "best_value": (selected["values"][0] if selected and len(directions) == 1 else
+                       (selected["values"] if selected else None)),
+        "best_trial": selected["number"] if selected else None,
+        "trials": dict(study.counts) if study else {},
+        "final_model": final_how,
+        "parameters": count_parameters(model),
+        "test_metrics": test_metrics,
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "seed": r["seed"],
+        "versions": versions(),
+        "data": {"source": r["data"]["source"], "rows": {s: len(getattr(data, s)) for s in ("train", "val", "test")
+                                                         if getattr(data, s) is not None}},
+        "study": {"name": study.study_name, "storage": study.storage_url} if study else None,
+        "recipe": r,
+    }
+    if study and len(directions) > 1:
+        results["objectives"] = [o["metric"] for o in r["tune"]["objectives"]]
+        results["pareto"] = [{"number": t["number"], "values": t["values"], "params": t["params"]} for t in study.pareto]
+    atomic_write_text(out_dir / RESULTS, json.dumps(results, indent=2, default=_json_default))
+    if output.get("report", True):
+        from honing.pipeline._report import report_data
+        from honing.report import write_report
+
+        write_report(out_dir / REPORT, report_data(results, study=study, history=history, test_extra=test_extra,
+                                                   class_names=data.class_names, directions=directions,
+                                                   log_params=_log_params(rec)))
+    return results
+
+
+def _log_params(rec: Any) -> set[str]:
+    space = rec.space
+    if space is None:
+        return set()
+    return {p.path for p in getattr(space, "params", []) if getattr(p, "log", False)}
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON-able: {type(value).__name__}")

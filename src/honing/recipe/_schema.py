@@ -1,0 +1,280 @@
+"""The recipe schema: the ``tune``, ``evaluate`` and ``output`` sections and ``Recipe`` itself
+(frozen pydantic models, every default filled). Checks across sections live in ``_checks.py``."""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from honing.recipe._errors import Invalid, show, unknown_name
+from honing.recipe._sections import (
+    EXTRA_OBJECTIVES,
+    DataSection,
+    ModelSection,
+    PositiveFloat,
+    PositiveInt,
+    Section,
+    TrainingSection,
+    check_log_key,
+    direction_for,
+)
+from honing.train import list_metrics
+
+if TYPE_CHECKING:
+    from honing.tune import SearchSpace
+
+
+# ------------------------------------------------------------------------------------- tune
+
+class ObjectiveSection(Section):
+    metric: str
+    direction: Literal["maximize", "minimize"]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_direction(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("direction") is None and isinstance(data.get("metric"), str):
+            data = {**data, "direction": direction_for(data["metric"])}
+        return data
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, value: str) -> str:
+        problem = check_log_key(value, allow_train=False, extra=EXTRA_OBJECTIVES)
+        if problem:
+            raise Invalid([((), problem)])
+        return value
+
+
+class SelectSection(Section):
+    rule: Literal["best", "knee"] = "best"
+    metric: str | None = None
+
+
+def _tune_names(kind: str) -> list[str]:
+    from honing.tune import list_pruners, list_samplers
+
+    return list_samplers() if kind == "sampler" else list_pruners()
+
+
+def _named(value: Any, allowed: list[str], kind: str) -> Any:
+    """A sampler/pruner: a name, or a mapping {name, **options} (options go to honing.tune)."""
+    name = value.get("name") if isinstance(value, dict) else value
+    loc: tuple[str, ...] = ("name",) if isinstance(value, dict) else ()
+    if not isinstance(name, str):
+        raise Invalid([(loc, f"got {show(value)}; allowed: a {kind} name ({', '.join(allowed)}) "
+                             "or a mapping {name: ..., **options}")])
+    if name not in allowed:
+        raise Invalid([(loc, unknown_name(name, allowed, kind=kind))])
+    if isinstance(value, dict) and len(value) > 1:  # options: checked by building it once
+        _check_options(kind, value)
+    return value
+
+
+def _check_options(kind: str, value: dict[str, Any]) -> None:
+    from honing._core import ConfigError
+    from honing.tune import SearchSpace, create_pruner, create_sampler
+
+    space = SearchSpace.from_spec({"x": {"choice": [0, 1]}})
+    try:
+        if kind == "sampler":
+            create_sampler(value, seed=0, space=space)
+        else:
+            create_pruner(value, max_epochs=10)
+    except ConfigError as err:
+        key = next((k for k in value if k != "name" and k in str(err)), None)
+        raise Invalid([((key,) if key else (), str(err))]) from None
+
+
+class TuneSection(Section):
+    n_trials: PositiveInt | None = 20
+    timeout: PositiveFloat | None = None
+    sampler: Any = "tpe"
+    pruner: Any = "asha"
+    metric: str | None = None
+    direction: Literal["maximize", "minimize"] | None = None
+    objectives: list[ObjectiveSection] | None = None
+    select: SelectSection = Field(default_factory=SelectSection)
+    cv: Annotated[int, Field(ge=2)] | None = None
+    final: Literal["retrain", "best_trial"] = "retrain"
+    space: dict[str, Any] = Field(description="a mapping of dotted path -> distribution, e.g. "
+                                  "{training.optimizer.lr: {float: [1.0e-4, 1.0e-1], log: true}}")
+    storage: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        """Defaults that depend on other fields: sampler and pruner (several objectives: nsga2,
+        no early stopping of trials), the direction of a metric, a grid's number of trials."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        objectives = data.get("objectives")
+        several = isinstance(objectives, list) and len(objectives) > 1
+        if data.get("sampler") is None:
+            data["sampler"] = "nsga2" if several else "tpe"
+        if data.get("pruner") is None:
+            data["pruner"] = "none" if several else "asha"
+        if data.get("direction") is None and isinstance(data.get("metric"), str):
+            data["direction"] = direction_for(data["metric"])
+        sampler = data["sampler"].get("name") if isinstance(data["sampler"], dict) else data["sampler"]
+        if sampler == "grid" and data.get("n_trials") is None and isinstance(data.get("space"), dict):
+            size = _grid_size(data["space"])
+            if size is not None:
+                data["n_trials"] = size
+        return data
+
+    @field_validator("sampler")
+    @classmethod
+    def _sampler(cls, value: Any) -> Any:
+        return _named(value, _tune_names("sampler"), "sampler")
+
+    @field_validator("pruner")
+    @classmethod
+    def _pruner(cls, value: Any) -> Any:
+        return _named(value, _tune_names("pruner"), "pruner")
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, value: str | None) -> str | None:
+        problem = None if value is None else check_log_key(value, allow_train=False)
+        if problem:
+            raise Invalid([((), problem)])
+        return value
+
+    @field_validator("space")
+    @classmethod
+    def _space(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from honing._core import ConfigError
+        from honing.tune import SearchSpace
+
+        if not value:
+            raise Invalid([((), "got an empty space; allowed: at least one parameter (or tune: null to train once)")])
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+
+        def parse(part: dict[str, Any]) -> None:
+            try:
+                SearchSpace.from_spec(part, where="tune.space")
+            except ConfigError as err:
+                path = str(getattr(err, "path", "tune.space")).removeprefix("tune.space").removeprefix(".")
+                problems.append(((path,) if path else (), str(getattr(err, "detail", err))))
+
+        for key, entry in value.items():  # every entry's problem, then the whole (cycles, ...)
+            parse({key: entry})
+        if not problems:
+            parse(value)
+        if problems:
+            raise Invalid(problems)
+        return value
+
+    @model_validator(mode="after")
+    def _grid(self) -> TuneSection:
+        from honing.tune import SearchSpace
+
+        if self.sampler_name == "grid":
+            space = SearchSpace.from_spec(self.space, where="tune.space")
+            if not space.is_finite:
+                bad = next(p for p in space if not p.is_finite)
+                raise Invalid([(("space", bad.path), "a float without step has no grid values; allowed with "
+                                                     "sampler grid: choice, grid, int, or float with step")])
+        return self
+
+    @property
+    def sampler_name(self) -> str:
+        return self.sampler["name"] if isinstance(self.sampler, dict) else self.sampler
+
+    @property
+    def pruner_name(self) -> str:
+        return self.pruner["name"] if isinstance(self.pruner, dict) else self.pruner
+
+
+def _grid_size(spec: dict[str, Any]) -> int | None:
+    """The number of grid points (None for a bad or infinite space, reported elsewhere)."""
+    import math
+
+    from honing._core import ConfigError
+    from honing.tune import SearchSpace
+
+    try:
+        space = SearchSpace.from_spec(spec)
+        if not space.is_finite:
+            return None
+        if not any(p.when for p in space):  # a product: no need to walk a large grid
+            return math.prod(len(p.values()) for p in space)
+        return space.size
+    except ConfigError:
+        return None
+
+
+# ------------------------------------------------------------------------- evaluate, output
+
+class EvaluateSection(Section):
+    metrics: list[str] | None = None
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value: list[str] | None) -> list[str] | None:
+        from honing.train import METRICS
+
+        if value is None:
+            return None
+        if not value:
+            raise Invalid([((), "got []; allowed: null (the task's defaults) or a list of metric names")])
+        bad = [((i,), unknown_name(m, list_metrics(), kind="metric")) for i, m in enumerate(value) if m not in METRICS]
+        if bad:
+            raise Invalid(bad)
+        return value
+
+
+class OutputSection(Section):
+    dir: str | None = None
+    report: bool = True
+    save_model: bool = True
+
+
+# ----------------------------------------------------------------------------------- recipe
+
+class Recipe(Section):
+    """A validated recipe. Build one with ``load_recipe`` / ``parse_recipe``."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "honing-run"
+    seed: Annotated[int, Field(ge=0)] = 0
+    data: DataSection
+    model: ModelSection
+    training: TrainingSection = Field(default_factory=TrainingSection)
+    tune: TuneSection | None = None
+    evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
+    output: OutputSection = Field(default_factory=OutputSection)
+
+    @model_validator(mode="after")
+    def _across(self) -> Recipe:
+        from honing.recipe._checks import check_recipe
+
+        problems = check_recipe(self)
+        if problems:
+            raise Invalid(problems)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved recipe as plain JSON values, every default filled;
+        ``parse_recipe(r.to_dict()) == r``."""
+        return self.model_dump(mode="json")
+
+    def with_params(self, params: dict[str, Any]) -> Recipe:
+        """A copy with dotted ``params`` set (``{"model.hidden": [64], "training.optimizer.lr":
+        0.01}``), validated again; a RecipeError names any path whose value is not allowed."""
+        from honing.recipe._load import apply_params
+
+        return apply_params(self, params)
+
+    @functools.cached_property
+    def space(self) -> SearchSpace | None:
+        """``tune.space`` as a ``honing.tune.SearchSpace`` (None without a tune section)."""
+        if self.tune is None:
+            return None
+        from honing.tune import SearchSpace
+
+        return SearchSpace.from_spec(self.tune.space, where="tune.space")
+

@@ -1,0 +1,343 @@
+"""Recipe sections ``data``, ``model`` and ``training``, and what every section shares.
+
+Unknown keys are errors everywhere except in the argument bags (``model``,
+``training.optimizer``, ``training.schedule``, ``training.loss``, ``data.augment``), whose keys
+are checked against the registry entry they name (see ``_bags.py``). Validators raise
+:class:`Invalid` with problems at their own sub-paths, so pydantic reports each at its field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from honing.data import list_sources
+from honing.recipe import _bags
+from honing.recipe._errors import Invalid, show, unknown_name
+from honing.train import list_metrics
+
+PositiveInt = Annotated[int, Field(ge=1)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+EXTRA_OBJECTIVES = ("params", "latency_ms")
+_FILE_SOURCES = {"csv": "file", "npz": "file", "idx": "folder"}
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_means_default(cls, data: Any) -> Any:
+        """``training:`` with nothing under it (YAML null) is the default section."""
+        if not isinstance(data, dict):
+            return data
+        empty = [k for k, v in data.items() if v is None and k in cls.model_fields
+                 and isinstance(cls.model_fields[k].default_factory, type)
+                 and issubclass(cls.model_fields[k].default_factory, BaseModel)]
+        return {k: v for k, v in data.items() if k not in empty} if empty else data
+
+
+class Bag(BaseModel):
+    """A section whose other keys are the keyword arguments of the object it names."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True, allow_inf_nan=False)
+
+
+def _check_name(kind: str, name: str) -> str:
+    """A field validator's check of a bag's registry name (aliases allowed)."""
+    names = _bags.registry_names(kind)
+    if name.lower() not in names:
+        try:
+            _bags.allowed_keys(kind, name)
+        except KeyError:
+            raise Invalid([((), unknown_name(name, names, kind=kind))]) from None
+    return name
+
+
+def _base_dir(info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    return Path(base) if base is not None else Path.cwd()
+
+
+def _resolve(text: str, base: Path) -> Path:
+    path = Path(text).expanduser()
+    return (path if path.is_absolute() else base / path).resolve()
+
+
+def metric_names() -> list[str]:
+    """Validation log keys a monitor or search metric may name."""
+    return ["val_loss", *(f"val_{m}" for m in list_metrics())]
+
+
+def check_log_key(name: str, *, allow_train: bool = True, extra: tuple[str, ...] = ()) -> str | None:
+    """None if ``name`` is a key the Trainer logs (``loss``, ``val_loss``, ``val_<metric>``)."""
+    from honing.train import METRICS
+
+    if name in extra or (allow_train and name == "loss") or name == "val_loss":
+        return None
+    if name.startswith("val_") and name[4:] in METRICS:
+        return None
+    allowed = (["loss"] if allow_train else []) + metric_names() + list(extra)
+    return unknown_name(name, allowed, kind="metric")
+
+
+def direction_for(metric: str) -> str:
+    from honing.train import resolve_mode
+
+    if metric in EXTRA_OBJECTIVES:
+        return "minimize"
+    return "maximize" if resolve_mode(metric, "auto") == "max" else "minimize"
+
+
+# ------------------------------------------------------------------------------------- data
+
+class DataSection(Section):
+    source: str = Field(description=f"a data source: {', '.join(list_sources())}")
+    val_size: Fraction = 0.15
+    test_size: Fraction = 0.15
+    scale: Literal["standard", "minmax"] | None = "standard"
+    categorical: Literal["onehot", "index"] = "onehot"
+    impute: Literal["mean", "median", "most_frequent"] | None = None
+    drop_duplicates: bool = True
+    stratify: bool = True
+    task: Literal["classification", "regression"] | None = None
+    target: Any = None
+    image: bool | None = None
+    folder: str | None = None
+    limit: Annotated[int, Field(ge=2)] | None = None
+    drop_columns: list[str] = []
+    delimiter: str | None = None
+    scale_target: bool = False
+    augment: Any = None
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str, info: ValidationInfo) -> str:
+        forms = list_sources()
+        prefix, sep, rest = value.strip().partition(":")
+        prefix = prefix.lower()
+        known = {f.partition(":")[0].lower(): f for f in forms}
+        malformed = prefix in known and (bool(sep) != (":" in known[prefix]) or (sep and not rest.strip()))
+        if prefix not in known or malformed:
+            raise Invalid([((), f"got {show(value)}; allowed: {', '.join(forms)}")])
+        form = known[prefix]
+        if "|" in form:  # an enumeration such as sklearn:<digits|iris|...>
+            names = form.partition("<")[2].rstrip(">").split("|")
+            if rest.strip() not in names:
+                problem = unknown_name(rest.strip(), names, kind=f"{prefix} data set")
+                raise Invalid([((), f"got {show(value)}; {problem}")])
+        if prefix not in _FILE_SOURCES:
+            return value
+        base = _base_dir(info)
+        path = _resolve(rest.strip(), base)
+        kind = _FILE_SOURCES[prefix]
+        if not (path.is_dir() if kind == "folder" else path.is_file()):
+            rel = "" if Path(rest.strip()).expanduser().is_absolute() else f", relative to the recipe's folder {base}"
+            raise Invalid([((), f"got {show(value)}: no such {kind} {str(path)!r}{rel}; allowed: an existing {kind}")])
+        return f"{prefix}:{path}"
+
+    @field_validator("folder")
+    @classmethod
+    def _folder(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        path = _resolve(value, _base_dir(info))
+        if not path.is_dir():
+            raise Invalid([((), f"got {show(value)}: no such folder {str(path)!r}; allowed: an existing folder")])
+        return str(path)
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: Any) -> Any:
+        ok = value is None or (isinstance(value, str) and value) or (
+            isinstance(value, list) and value and all(isinstance(v, str) and v for v in value))
+        if not ok:
+            raise Invalid([((), f"got {show(value)}; allowed: null (the last column), a column name, "
+                                 "or a list of column names")])
+        return value
+
+    @model_validator(mode="after")
+    def _whole(self) -> DataSection:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        if self.val_size + self.test_size >= 1:
+            problems.append((("test_size",), f"val_size + test_size = {self.val_size} + {self.test_size}; "
+                                             "allowed: a sum below 1"))
+        if not self.source.lower().startswith("csv:"):
+            for key in ("target", "drop_columns", "delimiter"):
+                if getattr(self, key) not in (None, []):
+                    problems.append(((key,), f"got {show(getattr(self, key))} with source {self.source!r}; "
+                                             f"allowed: null ({key} applies to csv sources only)"))
+        if self.scale_target and self.task == "classification":
+            problems.append((("scale_target",), "got true for a classification task; allowed: false "
+                                                "(it standardizes regression targets)"))
+        if self.augment is not None:
+            problems += [(("augment", *loc), msg) for loc, msg in _bags.check_augment(self.augment)]
+        if problems:
+            raise Invalid(problems)
+        return self
+
+
+# ------------------------------------------------------------------------------------ model
+
+class ModelSection(Bag):
+    name: str
+    init: Any = "default"
+    gain: Any = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_name("model", value)
+
+    @model_validator(mode="after")
+    def _bag(self) -> ModelSection:
+        problems = _bags.check_model(self.model_dump())
+        if problems:
+            raise Invalid(problems)
+        return self
+
+
+# --------------------------------------------------------------------------------- training
+
+class OptimizerSection(Bag):
+    name: str = "adam"
+    lr: PositiveFloat | None = None
+    weight_decay: NonNegativeFloat = 0.0
+    layer_decay: Annotated[float, Field(gt=0, le=1)] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_name("optimizer", value)
+
+    @model_validator(mode="after")
+    def _bag(self) -> OptimizerSection:
+        problems = _bags.check_optimizer(self.model_dump())
+        if problems:
+            raise Invalid(problems)
+        return self
+
+
+class ScheduleSection(Bag):
+    name: str
+    warmup_steps: Annotated[int, Field(ge=0)] = 0
+    warmup_epochs: NonNegativeFloat | None = None
+    warmup_start_factor: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_name("schedule", value)
+
+
+class EarlyStoppingSection(Section):
+    monitor: str = "val_loss"
+    mode: Literal["auto", "min", "max"] = "auto"
+    patience: PositiveInt = 10
+    min_delta: NonNegativeFloat = 0.0
+
+    @field_validator("monitor")
+    @classmethod
+    def _monitor(cls, value: str) -> str:
+        problem = check_log_key(value)
+        if problem:
+            raise Invalid([((), problem)])
+        return value
+
+
+class TrainingSection(Section):
+    epochs: PositiveInt = 20
+    batch_size: PositiveInt | None = 32
+    eval_batch_size: PositiveInt = 1024
+    optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
+    schedule: ScheduleSection | None = None
+    loss: Any = None
+    early_stopping: EarlyStoppingSection | None = None
+    grad_clip_norm: PositiveFloat | None = None
+    grad_clip_value: PositiveFloat | None = None
+    accumulate: PositiveInt = 1
+    threads: PositiveInt | None = 1
+    keep_best: bool = True
+    precision: Any = "32"
+    device: str = "cpu"
+    monitor: str | None = None
+
+    @field_validator("loss")
+    @classmethod
+    def _loss(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        from honing.train import list_losses
+
+        if isinstance(value, str):
+            _loss_name(value, ())
+        elif isinstance(value, dict):
+            if not isinstance(value.get("name"), str):
+                got = show(value.get("name"))
+                raise Invalid([(("name",), f"got {got}; allowed: one of {', '.join(list_losses())}")])
+            _loss_name(value["name"], ("name",))
+        else:
+            raise Invalid([((), f"got {show(value)}; allowed: null (the task's default), a loss name "
+                                 f"({', '.join(list_losses())}) or a mapping {{name: ..., **options}}")])
+        problems = _bags.check_loss(value)
+        if problems:
+            raise Invalid(problems)
+        return value
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision(cls, value: Any) -> str:
+        aliases = {32: "32", 16: "16", "fp32": "32", "float32": "32", "fp16": "16", "float16": "16",
+                   "bfloat16": "bf16"}
+        if isinstance(value, (int, str)) and not isinstance(value, bool):
+            value = aliases.get(value, value)
+        if value not in ("32", "bf16", "16"):
+            raise Invalid([((), f"got {show(value)}; allowed: '32', 'bf16', '16'")])
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        import torch
+
+        try:
+            torch.device(value)
+        except (RuntimeError, TypeError, ValueError):
+            raise Invalid([((), f"got {show(value)}; allowed: 'cpu', 'cuda', 'cuda:N', 'mps'")]) from None
+        return value
+
+    @field_validator("monitor")
+    @classmethod
+    def _monitor(cls, value: str | None) -> str | None:
+        problem = None if value is None else check_log_key(value)
+        if problem:
+            raise Invalid([((), problem)])
+        return value
+
+    @model_validator(mode="after")
+    def _whole(self) -> TrainingSection:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        if self.grad_clip_norm is not None and self.grad_clip_value is not None:
+            problems.append((("grad_clip_value",), f"got {self.grad_clip_value} together with grad_clip_norm="
+                                                   f"{self.grad_clip_norm}; allowed: one of them"))
+        if self.schedule is not None:
+            from honing.optim import get_optimizer_info
+
+            lr = self.optimizer.lr or get_optimizer_info(self.optimizer.name).default_lr
+            problems += [(("schedule", *loc), msg) for loc, msg in
+                         _bags.check_schedule(self.schedule.model_dump(), epochs=self.epochs, lr=lr)]
+        if problems:
+            raise Invalid(problems)
+        return self
+
+
+def _loss_name(name: str, loc: tuple[str, ...]) -> None:
+    from honing.train import LOSSES, list_losses
+
+    if name not in LOSSES:
+        raise Invalid([(loc, unknown_name(name, list_losses(), kind="loss"))])
