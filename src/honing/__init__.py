@@ -1,7 +1,8 @@
 """honing: optimizing and fine-tuning deep neural networks, from data to a tested model.
 
 The public surface: ``honing.data``, ``honing.models``, ``honing.optim``, ``honing.train``,
-and the most used names re-exported here.
+``honing.tune``, ``honing.recipe``, ``honing.pipeline`` (``honing.run(recipe)``, what the
+``honing run`` command does), and the most used names re-exported here.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from honing._core import (
 from honing.data import Dataset, Split, create_augment, load
 from honing.models import create_model, list_models
 from honing.optim import create_optimizer, create_schedule, list_optimizers, list_schedules, lr_find
+from honing.pipeline import LoadedModel, RunResult, load_model, run, train_once
 from honing.train import Callback, EarlyStopping, FitResult, TrainConfig, Trainer, create_loss
 
 __version__ = "0.1.0"
@@ -32,6 +34,8 @@ __all__ = [
     "EarlyStopping",
     "FitResult",
     "HoningError",
+    "LoadedModel",
+    "RunResult",
     "Split",
     "TrainConfig",
     "Trainer",
@@ -47,10 +51,13 @@ __all__ = [
     "list_optimizers",
     "list_schedules",
     "load",
+    "load_model",
     "lr_find",
     "models",
     "optim",
+    "run",
     "seed_everything",
     "set_threads",
     "train",
+    "train_once",
 ]

@@ -150,3 +150,13 @@ def test_a_parameter_that_is_never_active_is_not_checked() -> None:
     active = "    model.dropout: {float: [0.0, 2.0], when: {model.name: mlp}}\n    model.hidden:"
     err = errors_of(BASE.replace("    model.hidden:", active))
     assert err.problems[0].path == "tune.space.model.dropout" and "2.0" in err.problems[0].message
+
+
+def test_searching_the_loss_needs_a_metric_that_does_not_depend_on_it() -> None:
+    loss = "    training.loss: {choice: [mse, huber]}\n    model.hidden:"
+    regression = "  source: sklearn:diabetes\n  task: regression\n"
+    text = BASE.replace("    model.hidden:", loss).replace("  metric: val_accuracy\n", "")
+    text = text.replace("  source: sklearn:iris\n", regression)
+    err = errors_of(text)
+    assert err.problems[0].path == "tune.metric" and "val_mse" in err.problems[0].message
+    assert parse_recipe(text.replace("  pruner: median\n", "  pruner: median\n  metric: val_mse\n")).space

@@ -129,6 +129,15 @@ def _check_tune(recipe: Recipe) -> Problems:
     if tune.n_trials is None and tune.timeout is None and tune.sampler_name != "grid":
         out.append((("tune", "n_trials"), f"got null with sampler {tune.sampler_name!r} and no timeout; allowed: "
                                           "an integer >= 1 (null only with sampler grid or a timeout)"))
+    searched_loss = [p for p in tune.space if p == "training.loss" or p.startswith("training.loss.")]
+    metric = tune.metric or (objectives[0].metric if objectives else None)
+    if metric is None and recipe.data.task == "regression":
+        metric = "val_loss"  # the regression default
+    if searched_loss and metric == "val_loss":
+        out.append((("tune", "metric"), f"got 'val_loss' while tune.space searches {searched_loss[0]}: each trial's "
+                                        "val_loss is its own loss, so trials with different losses cannot be "
+                                        "compared; allowed: a metric that does not depend on the loss, e.g. "
+                                        "val_mse or val_mae (regression), val_accuracy or val_f1_macro"))
     if tune.cv is None and recipe.data.val_size == 0:
         out.append((("data", "val_size"), "got 0 with a search and no tune.cv; allowed: a val_size > 0 (trials "
                                           "are compared on the validation split) or tune.cv"))
