@@ -19,12 +19,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
-# Debian packages: Fashion-MNIST as IDX files (examples, tests, benchmarks) and Chromium
-# (the tests render report.html in it, headless). Installed only when absent.
+# Debian packages: Fashion-MNIST as IDX files (examples, tests, benchmarks), Chromium
+# (the tests render report.html in it, headless) and PostgreSQL (the tests start a throwaway
+# server for a shared study). Installed only when absent.
 system:
 	@missing=""; \
 	[ -d "$(FMNIST)" ] || missing="$$missing dataset-fashion-mnist"; \
 	[ -x "$(CHROMIUM)" ] || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -z "$$missing" ]; then \
 		true; \
 	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
@@ -32,7 +34,7 @@ system:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else \
 		echo "note: missing Debian packages:$$missing; this user cannot install them."; \
-		echo "      run 'sudo apt-get install$$missing' (Fashion-MNIST examples, report rendering test)."; \
+		echo "      run 'sudo apt-get install$$missing' (Fashion-MNIST examples, report rendering test, PostgreSQL tests)."; \
 	fi
 
 demo: setup

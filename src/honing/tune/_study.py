@@ -265,7 +265,9 @@ def resolve_storage(url_or_none: str | os.PathLike[str] | StorageHandle | None, 
                               "pip install psycopg2-binary")
         if url.startswith("postgres://"):
             url = "postgresql://" + url[len("postgres://"):]
-        return StorageHandle(_rdb(url, {"pool_pre_ping": True}), url)
+        # name the driver: SQLAlchemy 2.1 opens a plain postgresql:// with psycopg 3
+        engine_url = "postgresql+psycopg2://" + url.split("://", 1)[1]
+        return StorageHandle(_rdb(engine_url, {"pool_pre_ping": True}, shown=url), url)
     if url.endswith(".journal") and "://" not in url:
         return _journal(Path(url).expanduser())
     raise ConfigError(f"invalid storage: got {url!r}; allowed: {'; '.join(_STORAGE_FORMS)}")
@@ -279,9 +281,10 @@ def _journal(path: Path) -> StorageHandle:
     return StorageHandle(JournalStorage(JournalFileBackend(str(path))), str(path))
 
 
-def _rdb(url: str, engine_kwargs: dict[str, Any]) -> Any:
+def _rdb(url: str, engine_kwargs: dict[str, Any], shown: str | None = None) -> Any:
     import optuna
 
+    shown = url if shown is None else shown
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -289,9 +292,9 @@ def _rdb(url: str, engine_kwargs: dict[str, Any]) -> Any:
                                               grace_period=HEARTBEAT_GRACE_S,
                                               heartbeat_stale_trial_callback=retry_stale_trial)
         except ImportError as e:
-            raise ConfigError(f"storage {url.split('://')[0]}:// cannot be opened: {e}") from None
+            raise ConfigError(f"storage {shown.split('://')[0]}:// cannot be opened: {e}") from None
         except Exception as e:  # SQLAlchemy's OperationalError and friends: a bad URL or an unreachable server
-            raise HoningError(f"cannot open storage {url!r}: {type(e).__name__}: {e}") from None
+            raise HoningError(f"cannot open storage {shown!r}: {type(e).__name__}: {e}") from None
 
 
 def retry_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
