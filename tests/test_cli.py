@@ -380,3 +380,14 @@ def test_exit_code_of_a_real_process(tmp_path):
                           capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 2 and "model.foo: unknown argument 'foo'" in done.stderr
     assert "Traceback" not in done.stderr and not out.exists()
+
+
+def test_data_that_fails_to_load_exits_2_and_writes_nothing(tmp_path, capsys):
+    csv = tmp_path / "rows.csv"
+    csv.write_text("a,b\n1,2\n3,4\n")  # the recipe's target column is not there
+    recipe = write_recipe(tmp_path / "r.yaml", tiny({"data.source": f"csv:{csv}", "data.target": "label"}))
+    out = tmp_path / "out"
+    for command in ("run", "train"):
+        assert cli(command, recipe, "--out", out, "--quiet") == 2
+        assert "label" in capsys.readouterr().err
+        assert not out.exists()

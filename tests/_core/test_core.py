@@ -11,6 +11,7 @@ from honing._core import (
     ConfigError,
     Registry,
     UnknownNameError,
+    atomic_save_file,
     atomic_write_text,
     capture_rng_state,
     check_choice,
@@ -74,3 +75,18 @@ def test_rng_state_round_trip_through_weights_only_load(tmp_path):
     assert random.random() == expected[0]
     assert np.random.rand() == expected[1]
     assert torch.equal(torch.rand(3), expected[2])
+
+
+def test_atomic_save_file_gives_the_usual_mode_even_when_the_writer_replaces_the_file(tmp_path):
+    def replace_it(tmp: str) -> None:  # like safetensors' save_file: a new file at the same path
+        os.unlink(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, b"weights")
+        os.close(fd)
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_save_file(tmp_path / "w.safetensors", replace_it)
+    finally:
+        os.umask(old)
+    assert path.read_bytes() == b"weights" and (path.stat().st_mode & 0o777) == 0o644

@@ -103,8 +103,8 @@ def test_fashion_mnist_folder_override(idx_set: Path) -> None:
     assert ds.input_shape == (1, 6, 6)
 
 
-@pytest.mark.skipif(not Path(FASHION).is_dir(), reason="dataset-fashion-mnist is not installed")
 def test_fashion_mnist_real_load() -> None:
+    assert Path(FASHION).is_dir(), f"{FASHION} is missing: `make setup` installs dataset-fashion-mnist (as root)"
     ds = load("fashion-mnist", seed=0)
     assert ds.input_shape == (1, 28, 28) and ds.num_outputs == 10
     assert ds.class_names == FASHION_MNIST_CLASSES and ds.class_names[0] == "T-shirt/top"

@@ -16,10 +16,12 @@ def atomic_save_file(path: str | os.PathLike[str], write: Callable[[str], None])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would
     os.close(fd)
     try:
         write(tmp)
+        # mkstemp makes 0600, and a writer may replace the file (safetensors does): give the file
+        # the mode open() would, once it is written
+        os.chmod(tmp, 0o666 & ~_umask())
         with open(tmp, "rb+") as f:
             f.flush()
             os.fsync(f.fileno())

@@ -109,8 +109,8 @@ def run(
         raise ConfigError("invalid tune.final: got 'best_trial' with tune.cv; allowed: 'retrain' "
                           "(cross-validation trains k models per trial, none of which is the final one)")
     out_dir = output_dir(r, out)
+    data = cached_data(r)  # loads (and checks) the data before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = cached_data(r)  # loads (and checks) the data before any trial starts
     _check_same_study(out_dir, r)
 
     metric = metric_of(r, data.task)
@@ -163,8 +163,8 @@ def train_once(recipe: Any, *, out: str | Path | None = None, threads: int | Non
     rec = _overrides(_as_recipe(recipe), n_trials=None, timeout=None, seed=seed)
     r = rec.to_dict()
     out_dir = output_dir(r, out)
+    data = load_data(r)  # bad data fails before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = load_data(r)
     set_threads(threads or r["training"].get("threads"))
     model = build_model(r, data, seed=r["seed"])
     trainer = build_trainer(r, model, data, seed=r["seed"], num_train=len(data.train), threads=threads)
