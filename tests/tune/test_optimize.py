@@ -267,3 +267,15 @@ def test_same_seed_same_trials(tmp_path):
     space = SearchSpace([FloatParam("x", 0.0, 1.0), ChoiceParam("h", [[8], [16, 8]])])
     runs = [_run(Quadratic(), tmp_path / str(i), space=space, n_trials=8, sampler="tpe") for i in range(2)]
     assert [t["params"] for t in runs[0].trials] == [t["params"] for t in runs[1].trials]
+
+
+def test_an_interrupt_while_a_trial_is_claimed_arrives_after_the_claim():
+    from honing.tune._loop import _interrupts_deferred
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with _interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            steps.append("claimed")  # still running: the signal is held
+        steps.append("after")  # never reached: the held signal is delivered on leaving the block
+    assert steps == ["claimed"]

@@ -11,7 +11,9 @@ import contextlib
 import json
 import math
 import os
+import signal
 import socket
+import threading
 import sys
 import time
 import warnings
@@ -179,6 +181,22 @@ def recover(study: optuna.Study, *, reason: str, owners: set[str] | None = None)
     return done
 
 
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while a trial is claimed: a trial is created and then tagged with its
+    worker, and an interrupt in between would leave a RUNNING trial nobody can recover. A signal
+    that arrives meanwhile is delivered on exit, once the trial is tagged."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _claim(study: optuna.Study, job: Job) -> tuple[optuna.Trial, dict[str, Any]] | None:
     from optuna.trial import TrialState
 
@@ -258,7 +276,7 @@ def _fail(study: optuna.Study, trial: optuna.Trial, error: str) -> str:
 def run_loop(study: optuna.Study, job: Job, *, on_trial: Callable[[str], None] | None = None) -> None:
     """Claim and run trials until the budget, the deadline or the grid is exhausted."""
     while True:
-        with study_lock(job.run_dir):
+        with _interrupts_deferred(), study_lock(job.run_dir):
             claimed = _claim(study, job)
         if claimed is None:
             return
