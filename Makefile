@@ -37,14 +37,17 @@ system:
 		echo "      run 'sudo apt-get install$$missing' (Fashion-MNIST examples, report rendering test, PostgreSQL tests)."; \
 	fi
 
+# The main job on an embedded default (a journal file in the run folder, one local process):
+# search an MLP for the digits, retrain the best, test it once, write runs/digits-mlp/report.html
 demo: setup
-	$(BIN)/python examples/train_digits.py
+	$(BIN)/honing run examples/digits-mlp.yaml --out runs/digits-mlp
 
 test: setup
 	$(BIN)/python -m pytest tests
 
 bench: setup
-	$(BIN)/python bench/run_all.py
+	$(BIN)/pip install --quiet -e ".[bench]"
+	bench/run.sh bench/run_all.py
 
 clean:
 	rm -rf $(VENV) runs bench/out .pytest_cache
