@@ -47,6 +47,7 @@ test: setup
 
 bench: setup
 	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/pip install --quiet --no-deps "yahpo-gym==1.0.2"   # its numpy<2 pin would downgrade numpy
 	bench/run.sh bench/run_all.py
 
 clean:
