@@ -27,7 +27,8 @@ RECIPES = {
     },
     # a small CNN: two conv blocks (32, 64 channels) and a 128-unit head
     "cnn": {
-        "model": {"name": "cnn", "channels": [32, 64], "batch_norm": True, "dropout": 0.25, "head_hidden": 128},
+        "model": {"name": "cnn", "channels": [32, 64], "batch_norm": True, "dropout": 0.25, "head_hidden": 128,
+                  "global_pool": None},
         "optimizer": {"name": "adamw", "lr": 2e-3, "weight_decay": 5e-4},
         "schedule": {"name": "onecycle", "max_lr": 4e-3},
         "epochs": 15, "batch_size": 128, "augment": {"translate": [0.08, 0.08], "flip": 0.5}, "flat": False,

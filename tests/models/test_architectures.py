@@ -98,6 +98,21 @@ def test_cnn_adds_channel_axis_to_2d_input():
     assert model(x).shape == (2, 3)
 
 
+def test_cnn_global_pool_modes():
+    kw = dict(input_shape=(1, 12, 12), num_outputs=3, channels=[4, 8], seed=0)
+    avg, mx, flat = (create_model("cnn", global_pool=g, **kw).eval() for g in ("avg", "max", None))
+    x = torch.randn(2, 1, 12, 12)
+    feats = flat.blocks[1](flat.blocks[0](x))  # (2, 8, 3, 3)
+    assert flat.head.out.in_features == 8 * 3 * 3  # every position of the last map
+    assert count_parameters(flat) - count_parameters(avg) == 3 * 8 * (3 * 3 - 1)  # a wider linear head
+    assert flat(x).shape == mx(x).shape == (2, 3)
+    mx_feats = mx.blocks[1](mx.blocks[0](x))
+    assert torch.allclose(mx.head(mx_feats.amax(dim=(2, 3))), mx(x))  # the per-channel maxima
+    assert torch.allclose(flat.head(feats.flatten(1)), flat(x))
+    with pytest.raises(ConfigError, match="global_pool.*allowed: 'avg', 'max', None"):
+        create_model("cnn", global_pool="sum", **kw)
+
+
 @pytest.mark.parametrize("shape", [(64,), (1, 2, 8, 8)])
 def test_cnn_rejects_other_ranks(shape):
     with pytest.raises(ConfigError, match=r"input_shape.*\(C, H, W\) or \(H, W\)"):

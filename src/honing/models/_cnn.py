@@ -68,15 +68,19 @@ class ConvBlock(nn.Module):
 
 
 class CNN(nn.Module):
-    """Stack of conv blocks, global average pooling, then a (optionally hidden) linear head.
+    """Stack of conv blocks, global pooling (or a flatten), then a (optionally hidden) linear head.
 
-    Input (C, H, W), or (H, W) which gets a channel axis. Any H, W work at run time.
+    Input (C, H, W), or (H, W) which gets a channel axis. With global pooling any H, W work at
+    run time; with ``global_pool=None`` the head sees every position of the last feature map
+    (flattened), so inputs must have the H, W the model was built for.
 
     Args:
         channels: output channels of each conv block. kernel_size: odd sizes keep H, W.
         pool: "max", "avg" or None, a 2 x 2 pooling after each block.
         depthwise_separable: depthwise k x k + pointwise 1 x 1 convolutions.
         head_hidden: width of a hidden layer in the head (None: linear head).
+        global_pool: "avg" or "max" over the last feature map, or None to flatten it (more
+            parameters in the head, and the positions of features kept: better on small images).
         gain: None, "adaptive" (a learnable gain per channel) or a number.
     """
 
@@ -96,6 +100,7 @@ class CNN(nn.Module):
         activation: ActivationSpec = "relu",
         head_hidden: int | None = None,
         gain: GainSpec = None,
+        global_pool: str | None = "avg",
     ) -> None:
         super().__init__()
         self.input_shape, self.num_outputs = check_sizes(input_shape, num_outputs)
@@ -112,6 +117,8 @@ class CNN(nn.Module):
         bn_momentum, bn_eps = check_bn(bn_momentum, bn_eps)
         gain = check_activation(activation, gain)
         check_int("head_hidden", head_hidden, low=1, allow_none=True)
+        check_choice("global_pool", global_pool, ("avg", "max", None))
+        self.global_pool = global_pool
         in_channels = 1 if self._add_channel else self.input_shape[0]
         blocks = []
         for width in widths:
@@ -122,6 +129,13 @@ class CNN(nn.Module):
             ))
             in_channels = width
         self.blocks = nn.ModuleList(blocks)
+        if global_pool is None:  # the head takes the whole last feature map: find its size
+            with torch.no_grad():
+                probe = torch.zeros(1, 1 if self._add_channel else self.input_shape[0], *self.input_shape[-2:])
+                for block in self.blocks:
+                    probe = block.eval()(probe)
+                self.blocks.train()
+            in_channels = probe.numel()
         self.head = Head(in_channels, self.num_outputs, hidden=head_hidden, activation=activation, gain=gain, dropout=0.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -129,7 +143,12 @@ class CNN(nn.Module):
             x = x.unsqueeze(1)  # (N, H, W) -> (N, 1, H, W)
         for block in self.blocks:
             x = block(x)  # (N, C_i, H_i, W_i)
-        x = x.mean(dim=(2, 3))  # global average pooling: (N, C_last)
+        if self.global_pool == "avg":
+            x = x.mean(dim=(2, 3))  # (N, C_last)
+        elif self.global_pool == "max":
+            x = x.amax(dim=(2, 3))  # (N, C_last)
+        else:
+            x = x.flatten(1)  # (N, C_last * H_last * W_last)
         return self.head(x)  # (N, num_outputs)
 
     def layer_groups(self) -> list[list[str]]:

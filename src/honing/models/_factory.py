@@ -23,7 +23,7 @@ MODELS: Registry[nn.Module] = Registry("model")
 # accepts (used by the conformance tests, so a new entry is tested without new test code).
 MODELS.register("mlp", MLP, description="multi-layer perceptron on flattened input",
                 inputs="any shape (flattened)", example_input_shape=(2, 6))
-MODELS.register("cnn", CNN, description="2-D convolutional network with global average pooling",
+MODELS.register("cnn", CNN, description="2-D convolutional network with global pooling or a flatten before the head",
                 inputs="(C, H, W) or (H, W)", example_input_shape=(2, 9, 7))
 MODELS.register("rnn", RNN, description="LSTM/GRU over sequences",
                 inputs="(T, F) or (L,)", example_input_shape=(7, 3))
