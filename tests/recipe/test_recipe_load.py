@@ -13,6 +13,7 @@ from _recipe_helpers import BASE, errors_of, line_of
 from pydantic import ValidationError
 
 from honing._core import ConfigError, UnknownNameError
+from honing.train import TrainConfig
 from honing.recipe import Recipe, RecipeError, example_recipe, load_recipe, parse_recipe, validate_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +53,7 @@ def test_to_dict_is_json_with_every_default_filled_and_round_trips() -> None:
     d = recipe.to_dict()
     assert json.loads(json.dumps(d)) == d
     assert d["training"]["threads"] == 1 and d["training"]["keep_best"] is True
-    assert d["training"]["eval_batch_size"] == 1024 and d["training"]["precision"] == "32"
+    assert d["training"]["eval_batch_size"] == TrainConfig().eval_batch_size == 256 and d["training"]["precision"] == "32"
     assert d["output"] == {"dir": None, "report": True, "save_model": True}
     assert d["evaluate"] == {"metrics": None}
     assert d["data"]["scale"] == "standard" and d["data"]["drop_columns"] == []

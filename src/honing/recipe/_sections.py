@@ -253,7 +253,7 @@ class EarlyStoppingSection(Section):
 class TrainingSection(Section):
     epochs: PositiveInt = 20
     batch_size: PositiveInt | None = 32
-    eval_batch_size: PositiveInt = 1024
+    eval_batch_size: PositiveInt = 256
     optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
     schedule: ScheduleSection | None = None
     loss: Any = None
