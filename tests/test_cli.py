@@ -391,3 +391,34 @@ def test_data_that_fails_to_load_exits_2_and_writes_nothing(tmp_path, capsys):
         assert cli(command, recipe, "--out", out, "--quiet") == 2
         assert "label" in capsys.readouterr().err
         assert not out.exists()
+
+
+def test_dashboard_serves_the_study_on_loopback(digits_run):
+    import socket
+    import urllib.request
+
+    _, _, out = digits_run
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "honing.cli", "dashboard", str(out), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, body = time.time() + 60, None
+        while time.time() < deadline and body is None:
+            time.sleep(0.5)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as resp:
+                    body = json.loads(resp.read())
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read()
+        assert body is not None, "the dashboard did not answer within 60 s"
+        names = [s.get("study_name") for s in body.get("study_summaries", body if isinstance(body, list) else [])]
+        assert "digits" in names or "\"digits\"" in json.dumps(body)
+        # bound to loopback only: no listener on the machine's other addresses
+        listening = {line.split()[1] for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+                     if line.split()[3] == "0A"}
+        assert f"0100007F:{port:04X}" in listening and f"00000000:{port:04X}" not in listening
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
