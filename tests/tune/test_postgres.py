@@ -105,3 +105,6 @@ def test_nothing_listening_is_a_clear_error_not_a_hang(tmp_path, capsys):
     assert main(["run", str(recipe), "--out", str(tmp_path / "out"), "--storage", url, "--quiet"]) == 1
     assert "honing: failed: cannot open storage" in capsys.readouterr().err
     assert time.perf_counter() - t0 < 20
+    with pytest.raises(HoningError) as info:  # a password in the URL is never printed
+        resolve_storage(f"postgresql://honing:s3cret@127.0.0.1:{free_port()}/none", tmp_path)
+    assert "s3cret" not in str(info.value) and "honing:***@127.0.0.1" in str(info.value)

@@ -9,6 +9,7 @@ import importlib.util
 import inspect
 import math
 import os
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -334,7 +335,8 @@ class _FlockJournalLock:
 def _rdb(url: str, engine_kwargs: dict[str, Any], shown: str | None = None) -> Any:
     import optuna
 
-    shown = url if shown is None else shown
+    # never print a password: postgresql://user:secret@host/db -> postgresql://user:***@host/db
+    shown = re.sub(r"(://[^/:@]+:)[^@/]*@", r"\1***@", url if shown is None else shown)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
