@@ -106,7 +106,7 @@ def test_pruner_settings_and_multi_objective_fallback():
     asha = create_pruner("asha", max_epochs=40)
     assert isinstance(asha, optuna.pruners.SuccessiveHalvingPruner)
     # the first decision at ~1/9 of the epochs (not after one noisy epoch), the next at 3x that
-    assert [create_pruner("asha", max_epochs=e)._min_resource for e in (3, 12, 40, 52)] == [1, 2, 5, 6]
+    assert [create_pruner("asha", max_epochs=e)._min_resource for e in (3, 8, 12, 40, 52)] == [1, 2, 2, 5, 6]
     assert create_pruner("asha", max_epochs=40, min_resource=1)._min_resource == 1  # the recipe can override
     assert create_pruner({"name": "percentile", "percentile": 50.0}, max_epochs=10)._percentile == 50.0
     assert create_pruner("percentile", max_epochs=10)._percentile == 25.0

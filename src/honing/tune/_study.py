@@ -196,8 +196,9 @@ def _asha(max_epochs: int, n_trials: int | None) -> tuple[type, dict[str, Any]]:
 
 
 def _first_rung(max_epochs: int) -> int:
-    """The epoch of successive halving's first decision: about a ninth of the epochs."""
-    return max(1, math.ceil(max_epochs / 9))
+    """The epoch of successive halving's first decision: about a ninth of the epochs, and never
+    epoch 1 when there are 4 or more (one epoch ranks configurations badly: bench/README.md)."""
+    return max(2 if max_epochs >= 4 else 1, math.ceil(max_epochs / 9))
 
 
 def _hyperband(max_epochs: int, n_trials: int | None) -> tuple[type, dict[str, Any]]:
