@@ -108,3 +108,22 @@ def test_a_folder_whose_last_process_died_writing_the_journal_resumes_at_once(tm
     result = run(tiny({"tune.n_trials": 2}), out=tmp_path, progress=False)
     assert time.monotonic() - start < 20  # not held up by a lock the dead process left behind
     assert sum(result.results["trials"].values()) == 2
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_parent_of_a_multi_worker_search_holds_no_data_while_workers_train(tmp_path, monkeypatch, workers):
+    import honing.tune
+    from honing.pipeline import _objective
+
+    real, seen = honing.tune.optimize, []
+
+    def optimize(objective, **kw):
+        seen.append(len(_objective._DATA_CACHE))  # the parent's cached data sets when the search starts
+        if kw["workers"] > 1:  # the trials themselves run here, in-process, to keep the test fast
+            kw["workers"] = 1
+        return real(objective, **kw)
+
+    monkeypatch.setattr(honing.tune, "optimize", optimize)
+    result = run(tiny({"tune.n_trials": 2}), out=tmp_path, workers=workers, progress=False)
+    assert seen == [0 if workers > 1 else 1]  # one process (workers=1) keeps it for its own trials
+    assert result.results["test_metrics"]["accuracy"] > 0  # reloaded for the final model and the test

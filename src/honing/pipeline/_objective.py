@@ -34,6 +34,11 @@ def cached_data(recipe: dict[str, Any]) -> Dataset:
     return _DATA_CACHE[key]
 
 
+def release_data() -> None:
+    """Drop this process's cached data set (the parent of a multi-worker search does not train)."""
+    _DATA_CACHE.clear()
+
+
 def measure_latency_ms(model: torch.nn.Module, input_shape: tuple[int, ...], *, batch: int = 1, repeats: int = 50) -> float:
     """Median wall time of one forward pass (eval mode, no_grad), in milliseconds."""
     model.eval()

@@ -23,7 +23,7 @@ from honing.data import Dataset, Split
 from honing.models import count_parameters
 from honing.pipeline._artifacts import save_model, versions
 from honing.pipeline._build import build_model, build_trainer, direction_of, load_data, metric_of
-from honing.pipeline._objective import RecipeObjective, cached_data
+from honing.pipeline._objective import RecipeObjective, cached_data, release_data
 
 RESULTS, REPORT, RECIPE_LOCK = "results.json", "report.html", "recipe.json"
 # fields a re-run may change without starting another study
@@ -125,11 +125,15 @@ def run(
     n = tune.get("n_trials") or (len(space.grid(r)) if space is not None and space.is_finite else None)
     objective = RecipeObjective(r, str(out_dir), threads=threads or 1,
                                 save_weights=tune.get("final") == "best_trial")
+    if workers > 1:  # the workers load their own copies: the parent holds none while they train
+        del data
+        release_data()
     study = optimize(
         objective, study_name=r["name"], storage=store, space=space, directions=directions, sampler=sampler,
         pruner=pruner, n_trials=n, timeout=tune.get("timeout"), workers=workers, seed=r["seed"],
         base=r, progress=progress, run_dir=out_dir,
     )
+    data = cached_data(r)
     t_search = time.perf_counter() - t_start
 
     selected = _select(study, directions, tune)
