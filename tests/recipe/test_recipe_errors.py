@@ -127,8 +127,14 @@ def test_error_from_a_mapping_has_no_line() -> None:
 
 def test_missing_sections_and_non_mapping_documents() -> None:
     err = errors_of("name: x\n")
-    assert {p.path for p in err.problems} == {"data", "model"}
+    assert {p.path for p in err.problems} == {"data"}
     assert all("required" in p.message for p in err.problems)
+    # a model section or a transfer section: neither is an error once the data section is valid
+    err = errors_of("name: x\ndata: {source: 'sklearn:iris'}\n")
+    assert [p.path for p in err.problems] == ["model"]
+    assert "model section" in err.problems[0].message and "transfer section" in err.problems[0].message
+    both = errors_of("data: {source: 'sklearn:iris'}\nmodel: {name: mlp}\ntransfer: {from: minilm}\n")
+    assert "beside a transfer section" in str(both)
     assert "a mapping" in str(errors_of("- a\n- b\n"))
     assert "empty" in str(errors_of(""))
 

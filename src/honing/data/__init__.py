@@ -14,6 +14,7 @@ from honing.data._load import load
 from honing.data._array import ArrayPreprocessor
 from honing.data._preprocess import Preprocessor, TabularPreprocessor
 from honing.data._sources import FASHION_MNIST_CLASSES, RawData, list_sources, read_source
+from honing.data._text import TextPreprocessor
 from honing.data._transforms import (
     Brightness,
     Contrast,
@@ -46,6 +47,7 @@ __all__ = [
     "Split",
     "TabularNoise",
     "TabularPreprocessor",
+    "TextPreprocessor",
     "Transform",
     "create_augment",
     "find_idx_files",

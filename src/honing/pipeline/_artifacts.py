@@ -56,19 +56,26 @@ def save_model(
     """Write the model folder (each file atomically; ``meta.json`` last, so it marks a complete folder)."""
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
+    extra = dict(extra or {})
+    if recipe.get("transfer"):  # LoRA merged; the encoder's config copied in
+        from honing.pipeline._transfer import transfer_meta
+
+        extra["transfer"] = transfer_meta(model, recipe, folder)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     atomic_save_file(folder / WEIGHTS, lambda tmp: save_file(state, tmp))
     atomic_write_text(folder / RECIPE, json.dumps(recipe, indent=2))
-    atomic_write_text(folder / PREPROCESSOR, json.dumps(preprocessor.state_dict()))
+    # a text preprocessor's tokenizer is copied into the folder, so the folder stands alone
+    pre_state = preprocessor.save_tokenizer(folder) if hasattr(preprocessor, "save_tokenizer") else preprocessor.state_dict()
+    atomic_write_text(folder / PREPROCESSOR, json.dumps(pre_state))
     meta = {
         "format": 1,
         "task": task,
         "input_shape": list(input_shape),
         "num_outputs": num_outputs,
         "class_names": class_names,
-        "model": recipe.get("model", {}).get("name"),
+        "model": (recipe.get("model") or {}).get("name") or (recipe.get("transfer") or {}).get("from"),
         "versions": versions(),
-        **(extra or {}),
+        **extra,
     }
     atomic_write_text(folder / META, json.dumps(meta, indent=2))
     return folder
@@ -182,10 +189,15 @@ def load_model(directory: str | Path) -> LoadedModel:
             raise DataError(f"{str(folder)!r} is not a honing model folder (no {META}); pass a run's model/ folder")
     meta = json.loads((folder / META).read_text())
     recipe = json.loads((folder / RECIPE).read_text())
-    pre = Preprocessor.from_state_dict(json.loads((folder / PREPROCESSOR).read_text()))
-    model_kw = dict(recipe["model"])
-    name = model_kw.pop("name")
-    model = create_model(name, input_shape=tuple(meta["input_shape"]), num_outputs=meta["num_outputs"], **model_kw)
+    pre = Preprocessor.from_state_dict(json.loads((folder / PREPROCESSOR).read_text()), base_dir=folder)
+    if meta.get("transfer"):
+        from honing.pipeline._transfer import rebuild_transfer_model
+
+        model = rebuild_transfer_model(meta["transfer"], folder, meta["num_outputs"])
+    else:
+        model_kw = dict(recipe["model"])
+        name = model_kw.pop("name")
+        model = create_model(name, input_shape=tuple(meta["input_shape"]), num_outputs=meta["num_outputs"], **model_kw)
     state = load_file(str(folder / WEIGHTS))
     model.load_state_dict(state)
     model.eval()

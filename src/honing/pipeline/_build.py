@@ -10,8 +10,10 @@ from torch import nn
 from honing.data import Dataset, create_augment, load
 from honing.models import create_model
 from honing.optim import create_optimizer, create_schedule
+from honing.pipeline._transfer import build_transfer_model, continual_loss, is_few_shot, text_load_args
 from honing.train import EarlyStopping, TrainConfig, Trainer, resolve_mode
 
+_DEFAULT_LOSS = {"classification": "cross_entropy", "regression": "mse"}
 # data-section keys that are not arguments of honing.data.load
 _NOT_LOAD_ARGS = {"source", "augment"}
 
@@ -21,6 +23,7 @@ def load_args(recipe: dict[str, Any]) -> dict[str, Any]:
     data = recipe["data"]
     args = {k: v for k, v in data.items() if k not in _NOT_LOAD_ARGS and v is not None and v != [] and v != ()}
     args["seed"] = recipe.get("seed", 0)
+    args.update(text_load_args(recipe))
     return args
 
 
@@ -37,6 +40,8 @@ def _bag(spec: Any) -> tuple[str, dict[str, Any]]:
 
 
 def build_model(recipe: dict[str, Any], data: Any, *, seed: int) -> nn.Module:
+    if recipe.get("transfer"):
+        return build_transfer_model(recipe, data, seed=seed)
     kw = dict(recipe["model"])
     name = kw.pop("name")
     return create_model(name, data=data, seed=seed, **kw)
@@ -54,6 +59,7 @@ def build_trainer(
     reporter: Any = None,
     threads: int | None = None,
     early_stopping: bool = True,
+    for_training: bool = True,
 ) -> Trainer:
     """The optimizer, schedule, loss, augmentation, callbacks and config the training section asks for."""
     t = recipe["training"]
@@ -75,7 +81,15 @@ def build_trainer(
         precision=str(t.get("precision") or "32"),
     )
     name, kw = _bag(t["optimizer"])
-    optimizer = create_optimizer(model, name, **kw)
+    transfer = recipe.get("transfer") or {}
+    if transfer.get("layer_decay") is not None and kw.get("layer_decay") is None:
+        kw["layer_decay"] = transfer["layer_decay"]
+    if is_few_shot(recipe):  # prototypes, no gradient step: the Trainer only evaluates
+        import torch
+
+        optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.0)
+    else:
+        optimizer = create_optimizer(model, name, **kw)
     schedule = None
     if t.get("schedule"):
         sname, skw = _bag(t["schedule"])
@@ -96,7 +110,10 @@ def build_trainer(
     if spec:
         classes = data.num_outputs if data.task == "classification" else None
         augment = create_augment(spec, num_classes=classes, seed=seed)
-    callbacks = []
+    if transfer.get("continual") and for_training:
+        wrapped = continual_loss(recipe, model, loss if loss is not None else _DEFAULT_LOSS[data.task], seed=seed)
+        loss = wrapped if wrapped is not None else loss
+    callbacks = list(getattr(model, "transfer_callbacks", []))
     es = t.get("early_stopping")
     if es and early_stopping and with_val:
         callbacks.append(EarlyStopping(**{k: v for k, v in es.items() if v is not None}))

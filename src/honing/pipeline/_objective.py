@@ -21,6 +21,7 @@ from honing._core import atomic_save_file
 from honing.data import Dataset
 from honing.models import count_parameters
 from honing.pipeline._build import build_model, build_trainer, load_args, load_data, metric_of
+from honing.pipeline._transfer import is_few_shot
 from honing.train import EarlyStopping, resolve_mode
 
 _DATA_CACHE: dict[str, Dataset] = {}  # per process: workers load the data once
@@ -109,6 +110,10 @@ class RecipeObjective:
     def _holdout(self, recipe, data, metric, seed, reporter):
         model = build_model(recipe, data, seed=seed)
         trainer = build_trainer(recipe, model, data, seed=seed, num_train=len(data.train), threads=self.threads)
+        if is_few_shot(recipe):  # prototypes: nothing to train, one evaluation
+            value = float(trainer.evaluate(data.val, prefix="val_")[metric])
+            reporter.report(value, 1)
+            return [value], 1, model, False, "few-shot prototypes (no training)"
         curve: list[float] = []
         pruned = False
         for logs in trainer.iter_fit(data.train, data.val):

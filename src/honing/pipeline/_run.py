@@ -24,6 +24,7 @@ from honing.models import count_parameters
 from honing.pipeline._artifacts import save_model, versions
 from honing.pipeline._build import build_model, build_trainer, direction_of, load_data, metric_of
 from honing.pipeline._objective import RecipeObjective, cached_data, release_data
+from honing.pipeline._transfer import is_few_shot, is_transfer, transfer_results
 
 RESULTS, REPORT, RECIPE_LOCK = "results.json", "report.html", "recipe.json"
 # fields a re-run may change without starting another study
@@ -172,10 +173,15 @@ def train_once(recipe: Any, *, out: str | Path | None = None, threads: int | Non
     set_threads(threads or r["training"].get("threads"))
     model = build_model(r, data, seed=r["seed"])
     trainer = build_trainer(r, model, data, seed=r["seed"], num_train=len(data.train), threads=threads)
-    result = trainer.fit(data.train, data.val, checkpoint_dir=out_dir / "checkpoint", resume=True)
-    results = _finish(out_dir, rec, r, data, model, result.history, study=None, selected=None,
+    if is_few_shot(r):
+        logs = {"epoch": 1.0, **(trainer.evaluate(data.val, prefix="val_") if data.val is not None else {})}
+        history, how = [logs], f"few-shot prototypes of {r['transfer']['shots']} training examples per class"
+    else:
+        result = trainer.fit(data.train, data.val, checkpoint_dir=out_dir / "checkpoint", resume=True)
+        history, how = result.history, f"trained once: {result.stop_reason}; best epoch {result.best_epoch}"
+    results = _finish(out_dir, rec, r, data, model, history, study=None, selected=None,
                       metric=metric_of(r, data.task), directions=[direction_of(r, metric_of(r, data.task))],
-                      final_how=f"trained once: {result.stop_reason}; best epoch {result.best_epoch}",
+                      final_how=how,
                       timings={"search": 0.0, "final_training": time.perf_counter() - t_start}, t_start=t_start)
     return RunResult(out_dir, results)
 
@@ -202,6 +208,8 @@ def _retrain(recipe: dict[str, Any], data: Dataset, *, epochs: int, threads: int
     train = data.train if data.val is None else Split(torch.cat([data.train.x, data.val.x]),
                                                       torch.cat([data.train.y, data.val.y]))
     model = build_model(recipe, data, seed=recipe["seed"])
+    if is_few_shot(recipe):
+        return model, []
     trainer = build_trainer(recipe, model, data, seed=recipe["seed"], num_train=len(train), epochs=epochs,
                             with_val=False, threads=threads)
     result = trainer.fit(train)
@@ -212,7 +220,8 @@ def _test(model: Any, recipe: dict[str, Any], data: Dataset) -> tuple[dict[str, 
     """The one evaluation on the held-out test set, with a confusion matrix or residuals."""
     if data.test is None:
         return {}, {}
-    trainer = build_trainer(recipe, model, data, seed=recipe["seed"], num_train=len(data.train), with_val=False)
+    trainer = build_trainer(recipe, model, data, seed=recipe["seed"], num_train=len(data.train), with_val=False,
+                            for_training=False)
     metrics = trainer.evaluate(data.test)
     pred = trainer.predict(data.test.x)
     if data.task == "classification":
@@ -228,6 +237,7 @@ def _finish(out_dir: Path, rec: Any, best_recipe: dict[str, Any], data: Dataset,
             directions: list[str], final_how: str, timings: dict[str, float], t_start: float) -> dict[str, Any]:
     r = rec.to_dict()
     test_metrics, test_extra = _test(model, best_recipe, data)
+    transfer = transfer_results(best_recipe, model) if is_transfer(best_recipe) else None
     output = r.get("output") or {}
     if output.get("save_model", True):
         save_model(out_dir / "model", model, recipe=best_recipe, preprocessor=data.preprocessor, task=data.task,
@@ -244,8 +254,9 @@ def _finish(out_dir: Path, rec: Any, best_recipe: dict[str, Any], data: Dataset,
         "best_trial": selected["number"] if selected else None,
         "trials": dict(study.counts) if study else {},
         "final_model": final_how,
-        "parameters": count_parameters(model),
+        "parameters": count_parameters(model, trainable_only=False),
         "test_metrics": test_metrics,
+        "transfer": transfer,
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "seed": r["seed"],
         "versions": versions(),

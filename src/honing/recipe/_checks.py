@@ -21,7 +21,7 @@ _MAX_CANDIDATES = 12  # values per parameter tried against the schema
 
 
 def check_recipe(recipe: Recipe) -> Problems:
-    problems = _check_task(recipe) + _check_logged(recipe)
+    problems = _check_model(recipe) + _check_task(recipe) + _check_logged(recipe)
     if recipe.tune is None:
         es = recipe.training.early_stopping
         if es is not None and es.monitor.startswith("val_") and recipe.data.val_size == 0:
@@ -33,6 +33,28 @@ def check_recipe(recipe: Recipe) -> Problems:
     if not problems:
         problems += check_space(recipe)
     return problems
+
+
+def _check_model(recipe: Recipe) -> Problems:
+    """A model section or a transfer section (which builds the model), not both."""
+    if recipe.model is None and recipe.transfer is None:
+        return [(("model",), "missing: a model section ({name: mlp, ...}) or a transfer section "
+                             "({from: ..., strategy: ...}) is required")]
+    if recipe.model is not None and recipe.transfer is not None:
+        return [(("model",), f"got a model section ({recipe.model.name}) beside a transfer section; allowed: null "
+                             "(the transfer section builds the model: its backbone from transfer.from and a new "
+                             "head from transfer.head)")]
+    text_encoder = recipe.transfer is not None and (
+        recipe.transfer.source == "minilm" or recipe.transfer.source.startswith("hf:"))
+    if recipe.data.is_text and not text_encoder:
+        return [(("transfer", "from") if recipe.transfer is not None else ("transfer",),
+                 f"data source {recipe.data.source!r} holds texts, which need a text encoder to tokenize and embed "
+                 "them; allowed: transfer.from 'minilm' or 'hf:<folder>'")]
+    if text_encoder and not recipe.data.is_text:
+        return [(("transfer", "from"), f"got text encoder {recipe.transfer.source!r} with data source "
+                                       f"{recipe.data.source!r}; allowed: a text source (text-csv:<path>, "
+                                       "rotten-tomatoes)")]
+    return []
 
 
 def _monitored(recipe: Recipe) -> list[tuple[Loc, str]]:

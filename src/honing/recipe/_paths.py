@@ -144,10 +144,11 @@ def path_problem(recipe: Any, path: str, searched: dict[tuple[str, ...], set[str
             return None
         if cls is None:
             return f"unknown path {path!r}: {'.'.join(here)} is one value, not a section; search it as a whole"
-        if part not in cls.model_fields:
+        fields = {(info.alias or name): info for name, info in cls.model_fields.items()}  # transfer.from
+        if part not in fields:
             section = ".".join(here) or "the recipe"
-            return _unknown(path, here, part, section, [f for f in cls.model_fields if here or f != "tune"])
-        cls = _section_class(cls.model_fields[part].annotation)
+            return _unknown(path, here, part, section, [f for f in fields if here or f != "tune"])
+        cls = _section_class(fields[part].annotation)
     return None
 
 

@@ -20,6 +20,7 @@ from honing.recipe._sections import (
     check_log_key,
     direction_for,
 )
+from honing.recipe._transfer import TransferSection
 from honing.train import list_metrics
 
 if TYPE_CHECKING:
@@ -242,7 +243,8 @@ class Recipe(Section):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "honing-run"
     seed: Annotated[int, Field(ge=0)] = 0
     data: DataSection
-    model: ModelSection
+    model: ModelSection | None = None
+    transfer: TransferSection | None = None
     training: TrainingSection = Field(default_factory=TrainingSection)
     tune: TuneSection | None = None
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
@@ -260,7 +262,7 @@ class Recipe(Section):
     def to_dict(self) -> dict[str, Any]:
         """The resolved recipe as plain JSON values, every default filled;
         ``parse_recipe(r.to_dict()) == r``."""
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", by_alias=True)
 
     def with_params(self, params: dict[str, Any]) -> Recipe:
         """A copy with dotted ``params`` set (``{"model.hidden": [64], "training.optimizer.lr":

@@ -24,7 +24,8 @@ NonNegativeFloat = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 
 EXTRA_OBJECTIVES = ("params", "latency_ms")
-_FILE_SOURCES = {"csv": "file", "npz": "file", "idx": "folder"}
+TEXT_SOURCES = ("text-csv", "rotten-tomatoes")
+_FILE_SOURCES = {"csv": "file", "npz": "file", "idx": "folder", "text-csv": "file"}
 
 
 class Section(BaseModel):
@@ -113,7 +114,14 @@ class DataSection(Section):
     drop_columns: list[str] = []
     delimiter: str | None = None
     scale_target: bool = False
+    text_column: str | None = None
+    max_length: Annotated[int, Field(ge=2, le=4096)] | None = None
     augment: Any = None
+
+    @property
+    def is_text(self) -> bool:
+        """Rows are texts (tokenized by the transfer section's text encoder)."""
+        return self.source.lower().partition(":")[0] in TEXT_SOURCES
 
     @field_validator("source")
     @classmethod
@@ -167,11 +175,20 @@ class DataSection(Section):
         if self.val_size + self.test_size >= 1:
             problems.append((("test_size",), f"val_size + test_size = {self.val_size} + {self.test_size}; "
                                              "allowed: a sum below 1"))
+        text_csv = self.source.lower().startswith("text-csv:")
         if not self.source.lower().startswith("csv:"):
-            for key in ("target", "drop_columns", "delimiter"):
+            for key in (() if text_csv else ("target",)) + ("drop_columns", "delimiter"):
                 if getattr(self, key) not in (None, []):
                     problems.append(((key,), f"got {show(getattr(self, key))} with source {self.source!r}; "
                                              f"allowed: null ({key} applies to csv sources only)"))
+        if self.text_column is not None and not text_csv:
+            problems.append((("text_column",), f"got {show(self.text_column)} with source {self.source!r}; "
+                                               "allowed: null (text_column applies to text-csv sources)"))
+        if self.max_length is not None and not self.is_text:
+            problems.append((("max_length",), f"got {self.max_length} with source {self.source!r}; "
+                                              "allowed: null (max_length applies to text sources)"))
+        if text_csv and isinstance(self.target, list):
+            problems.append((("target",), f"got {show(self.target)}; allowed: one label column name"))
         if self.scale_target and self.task == "classification":
             problems.append((("scale_target",), "got true for a classification task; allowed: false "
                                                 "(it standardizes regression targets)"))

@@ -59,7 +59,8 @@ class Backbone(nn.Module):
         module: the network; its parameters are what strategies freeze or adapt.
         feature_dim: size of the embedding ``forward`` returns.
         blocks: parameter-name prefixes of ``module`` grouped from input to output (each a
-            list); default: the module's top-level children that hold parameters.
+            list); default: the module's top-level children that hold parameters (parameters
+            held by the module itself join the first block).
         kind: ``"text"`` (token ids in), ``"image"`` or ``"any"``.
         lora_targets: default module names LoRA adapts (e.g. ``["query", "value"]``).
         spec: how to rebuild it (``load_backbone`` sources set this; saved with the model).
@@ -88,6 +89,9 @@ class Backbone(nn.Module):
         names = [n for n, _ in module.named_parameters()]
         if blocks is None:
             blocks = [[c] for c, child in module.named_children() if any(True for _ in child.parameters())]
+            own = [n for n, _ in module.named_parameters(recurse=False)]  # e.g. a bare nn.Linear
+            if own:
+                blocks = [own + blocks[0], *blocks[1:]] if blocks else [own]
         self.blocks = [list(b) for b in blocks if any(_under(n, p) for n in names for p in b)]
         if not self.blocks:
             raise ConfigError("invalid blocks: no block holds a parameter of the backbone")

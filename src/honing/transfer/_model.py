@@ -29,7 +29,7 @@ from torch import nn
 
 from honing._core import ConfigError
 from honing.train import Callback
-from honing.transfer._backbones import Backbone
+from honing.transfer._backbones import Backbone, _under
 
 STRATEGIES = ("probe", "full", "freeze", "gradual", "lora", "few_shot")
 
@@ -168,12 +168,13 @@ class TransferModel(nn.Module):
             module = self.backbone.module
             if not any(p.requires_grad for p in module.parameters()):
                 self.backbone.eval()
-            else:
+            else:  # a block prefix may name a parameter (no mode of its own), not a module
+                modules, named = dict(module.named_modules()), list(module.named_parameters())
                 for block in self.backbone.blocks:
-                    subs = [module.get_submodule(p) for p in block]
-                    if not any(p.requires_grad for s in subs for p in s.parameters()):
-                        for s in subs:
-                            s.eval()
+                    if not any(p.requires_grad for n, p in named if any(_under(n, q) for q in block)):
+                        for prefix in block:
+                            if prefix in modules:
+                                modules[prefix].eval()
         old = getattr(self.backbone, "old_head", None)
         if old is not None:
             old.eval()

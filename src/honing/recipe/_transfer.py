@@ -1,0 +1,98 @@
+"""The recipe's ``transfer`` section: fine-tune a pretrained model instead of building ``model``.
+
+::
+
+    transfer:
+      from: minilm               # honing:<model folder> | minilm | hf:<folder> | efficientnet-lite0
+      strategy: lora             # probe | full | freeze | gradual | lora | few_shot
+      freeze_blocks: 2           # strategy freeze: blocks frozen from the input
+      unfreeze: 1                # strategy gradual: epochs between unfreezing blocks
+      layer_decay: 0.8           # lr of block i = lr * layer_decay ** (blocks above it)
+      head: {hidden: [], dropout: 0.1}
+      lora: {r: 8, alpha: 16, dropout: 0.05, targets: [query, value]}
+      shots: 5                   # strategy few_shot: examples per class
+      image_size: 64             # efficientnet-lite0 input size
+      continual: {replay: 500, replay_weight: 1.0, ewc: null}   # honing: sources only
+
+Every field can be searched in ``tune.space`` (``transfer.lora.r: {int: [4, 16]}``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from honing.recipe._errors import Invalid, show
+from honing.recipe._sections import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt, Section
+
+STRATEGY = Literal["probe", "full", "freeze", "gradual", "lora", "few_shot"]
+
+
+class HeadSection(Section):
+    hidden: list[PositiveInt] = []
+    dropout: Fraction = 0.0
+
+
+class LoraSection(Section):
+    r: PositiveInt = 8
+    alpha: PositiveFloat = 16.0
+    dropout: Fraction = 0.0
+    targets: list[str] | None = None
+
+
+class ContinualSection(Section):
+    """Keep the old task (a ``honing:`` source's own head and data) while learning the new one."""
+
+    replay: PositiveInt | None = None
+    replay_weight: NonNegativeFloat = 1.0
+    ewc: NonNegativeFloat | None = None
+
+
+class TransferSection(Section):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False,
+                              populate_by_name=True, serialize_by_alias=True)
+
+    from_: str = Field(alias="from", description="honing:<model folder> | minilm | hf:<folder> | efficientnet-lite0")
+    strategy: STRATEGY = "full"
+    freeze_blocks: Annotated[int, Field(ge=0)] | None = None
+    unfreeze: PositiveInt = 1
+    layer_decay: Annotated[float, Field(gt=0, le=1)] | None = None
+    head: HeadSection = Field(default_factory=HeadSection)
+    lora: LoraSection = Field(default_factory=LoraSection)
+    shots: PositiveInt = 5
+    image_size: Annotated[int, Field(ge=32)] | None = None
+    continual: ContinualSection | None = None
+
+    @field_validator("from_")
+    @classmethod
+    def _from(cls, value: str) -> str:
+        from honing.transfer import SOURCE_FORMS
+
+        prefix, sep, rest = value.strip().partition(":")
+        if value.strip() in ("minilm", "efficientnet-lite0") or (prefix in ("honing", "hf") and sep and rest.strip()):
+            return value.strip()
+        raise Invalid([((), f"got {show(value)}; allowed: {', '.join(SOURCE_FORMS)}")])
+
+    @model_validator(mode="after")
+    def _whole(self) -> TransferSection:
+        problems = []
+        if self.strategy == "freeze" and self.freeze_blocks is None:
+            problems.append((("freeze_blocks",), "strategy 'freeze' needs freeze_blocks (blocks frozen from the input)"))
+        if self.image_size is not None and self.from_ != "efficientnet-lite0":
+            problems.append((("image_size",), f"got {self.image_size} with from {self.from_!r}; "
+                                              "allowed: null (image_size applies to efficientnet-lite0)"))
+        if self.continual is not None:
+            if not self.from_.startswith("honing:"):
+                problems.append((("continual",), f"got a continual section with from {self.from_!r}; allowed: "
+                                                 "null (continual fine-tuning keeps the old task of a honing: model)"))
+            if self.strategy == "few_shot":
+                problems.append((("continual",), "got a continual section with strategy few_shot; allowed: null "
+                                                 "(few-shot takes no gradient step, so nothing is forgotten)"))
+        if problems:
+            raise Invalid(problems)
+        return self
+
+    @property
+    def source(self) -> str:
+        return self.from_
