@@ -106,6 +106,8 @@ def test_continual_fine_tuning_reports_the_old_task(source_run: Path, tmp_path: 
     assert old["source"] == "sklearn:digits"
     assert 0.8 < old["before"] <= 1.0 and 0.0 <= old["after"] <= 1.0
     assert old["forgetting"] == pytest.approx(old["before"] - old["after"], abs=1e-6)
+    report = (out / "report.html").read_text()
+    assert "Fine-tuning" in report and "forgetting (points)" in report and f"{old['before']:.4f}" in report
 
 
 def test_text_csv_with_minilm_lora_saves_a_self_contained_merged_model(tmp_path: Path) -> None:

@@ -44,5 +44,22 @@ def report_data(results: dict[str, Any], *, study: Any, history: list[dict[str, 
         recipe=results.get("recipe") or {},
         versions=results.get("versions") or {},
         seed=results.get("seed", 0),
-        extra_tables=[],
+        extra_tables=_transfer_tables(results.get("transfer")),
     )
+
+
+def _transfer_tables(t: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The fine-tuning summary: source, strategy, parameters trained, the old task kept or forgotten."""
+    if not t:
+        return []
+    total, trained = t["parameters"], t["trainable_parameters"]
+    rows = [["pretrained source", t["from"]], ["strategy", t["strategy"]],
+            ["parameters", f"{total:,}"],
+            ["trained", f"{trained:,} ({100 * trained / max(total, 1):.2f}%)"]]
+    old = t.get("old_task")
+    if old:
+        rows += [["old task", old["source"]],
+                 ["old task accuracy before / after", f"{old['before']:.4f} / {old['after']:.4f}"],
+                 ["forgetting (points)", f"{100 * old['forgetting']:.2f}"]]
+    return [{"title": "Fine-tuning", "columns": ["", ""], "rows": rows,
+             "note": "LoRA adapters are merged into the saved model." if t["strategy"] == "lora" else ""}]
