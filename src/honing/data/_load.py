@@ -1,4 +1,5 @@
-"""``load``: source -> raw rows -> labels -> de-duplicated -> (capped) -> split -> fitted on train."""
+"""``load``: source -> raw rows -> labels (classes kept) -> de-duplicated -> (capped) -> split ->
+(training fraction) -> fitted on train."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from honing.data._preprocess import (
     to_category,
 )
 from honing.data._sources import TEXT_SOURCES, RawData, is_text_source, read_source
+from honing.data._subset import check_classes, check_train_fraction, class_codes, fraction_of, keep_classes
 from honing.data._text import DEFAULT_MAX_LENGTH, MAX_LENGTH_RANGE, TextPreprocessor
 
 TASKS = ("classification", "regression", None)
@@ -49,6 +51,8 @@ def load(
     text_column: str | None = None,
     tokenizer: str | os.PathLike[str] | Any | None = None,
     max_length: int = DEFAULT_MAX_LENGTH,
+    classes: list[int | str] | None = None,
+    train_fraction: float | None = None,
 ) -> Dataset:
     """Load, clean, split and prepare a data set. Preprocessing is fitted on the training rows only.
 
@@ -74,6 +78,19 @@ def load(
     - ``task``: "classification" | "regression" | None to infer: non-numeric or integer-typed
       targets, or numeric ones with at most 20 distinct integer values, are labels.
     - ``limit``: keep at most this many rows (seeded, stratified subsample), e.g. for benchmarks.
+      With ``classes``, the cap applies to the rows of the kept classes.
+    - ``classes``: classification only; keep the rows whose label is one of these, in the
+      training rows and in a fixed test set alike, before anything else. Integers are labels as
+      the source has them (fashion-mnist ``[5, 6, 7, 8, 9]``), strings are class names (``"Bag"``,
+      ``"fresh"``, the name of a CSV label). The kept classes become labels 0..K-1 in the order
+      given and ``class_names`` are theirs; ``info["classes"]`` records the list.
+    - ``train_fraction``: in (0, 1]; after splitting, keep only this fraction of the training rows
+      (seeded; stratified for classification with ``stratify``, each class keeping at least one
+      row when there are at least as many rows to keep as classes) to simulate having few labels.
+      Validation and test rows are unchanged; preprocessing is fitted on the kept rows, and
+      k-fold (``Dataset.folds``) and retraining on train+validation use the kept training rows
+      plus the validation rows. ``info["train_fraction"]`` records the fraction and the training
+      rows before and after.
     - ``image``: digits as ``(1, 8, 8)`` images with ``image=True`` (default ``(64,)`` features);
       IDX sets as flat ``(H*W,)`` vectors with ``image=False`` (default ``(1, H, W)``).
     - ``target``, ``drop_columns``, ``delimiter``: CSV only (target default: the last column;
@@ -101,6 +118,8 @@ def load(
     if image is not None:
         check_choice("image", image, (True, False, None))
     max_length = check_int("max_length", max_length, low=MAX_LENGTH_RANGE[0], high=MAX_LENGTH_RANGE[1])
+    classes = check_classes(classes)
+    train_fraction = check_train_fraction(train_fraction)
     text = is_text_source(source)
     _check_text_options(source, text, tokenizer, max_length)
 
@@ -110,9 +129,22 @@ def load(
     task = _resolve_task(raw, task)
     if scale_target and task != "regression":
         raise ConfigError(f"invalid scale_target: got True for a {task} data set; it applies to regression only")
+    if classes is not None and task != "classification":
+        raise ConfigError(f"invalid classes for source {source!r}: got {classes!r} for a {task} data set; "
+                          "allowed: null (classes applies to classification only)")
     y, yt, class_names = _encode_targets(raw, task)
     x, xt = raw.x, raw.x_test
     info: dict[str, Any] = {"source": source, **raw.info, "rows_read": len(y) + (len(yt) if yt is not None else 0)}
+    if classes is not None and class_names is not None:  # class_names: set for classification
+        codes = class_codes(classes, class_names, labels_are_codes=raw.class_names is not None, source=source)
+        x, y = keep_classes(x, y, codes, len(class_names))
+        if yt is not None:
+            xt, yt = keep_classes(xt, yt, codes, len(class_names))
+        class_names = [class_names[c] for c in codes]
+        info["classes"] = classes
+        info["rows_of_classes"] = len(y) + (len(yt) if yt is not None else 0)
+        if len(y) == 0:
+            raise DataError(f"{source!r}: no rows of classes {classes!r}")
 
     if drop_duplicates:
         keep = _first_occurrences(x, y, _row_keys(xt, yt) if xt is not None else set())
@@ -143,6 +175,10 @@ def load(
     train_idx = rest
     if len(train_idx) == 0:
         raise DataError(f"{source!r}: no training rows left ({n} rows, val_size={val_size}, test_size={test_size})")
+    if train_fraction is not None:
+        before = len(train_idx)
+        train_idx = fraction_of(train_idx, train_fraction, y[train_idx] if strat else None, seed)
+        info["train_fraction"] = {"fraction": train_fraction, "rows_before": before, "rows_after": len(train_idx)}
 
     pre = text_pre if text_pre is not None else _make_preprocessor(
         raw, scale=scale, categorical=categorical, impute=impute, scale_target=scale_target)

@@ -116,6 +116,8 @@ class DataSection(Section):
     scale_target: bool = False
     text_column: str | None = None
     max_length: Annotated[int, Field(ge=2, le=4096)] | None = None
+    classes: list[Any] | None = None  # class labels (integers) or names (strings); see _classes
+    train_fraction: Annotated[float, Field(gt=0, le=1)] | None = None
     augment: Any = None
 
     @property
@@ -169,6 +171,26 @@ class DataSection(Section):
                                  "or a list of column names")])
         return value
 
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _classes(cls, value: Any) -> Any:
+        allowed = "allowed: null, or a non-empty list of unique class labels (integers) or class names (strings)"
+        if value is None:
+            return None
+        if not isinstance(value, list) or not value:
+            raise Invalid([((), f"got {show(value)}; {allowed}")])
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for i, item in enumerate(value):
+            label = isinstance(item, int) and not isinstance(item, bool)
+            if not label and not (isinstance(item, str) and item.strip()):
+                problems.append(((i,), f"got {show(item)}; allowed: a class label (an integer) or a class name "
+                                       "(a non-empty string)"))
+            elif item in value[:i]:
+                problems.append(((i,), f"got {show(item)} again; {allowed}"))
+        if problems:
+            raise Invalid(problems)
+        return value
+
     @model_validator(mode="after")
     def _whole(self) -> DataSection:
         problems: list[tuple[tuple[str | int, ...], str]] = []
@@ -192,6 +214,10 @@ class DataSection(Section):
         if self.scale_target and self.task == "classification":
             problems.append((("scale_target",), "got true for a classification task; allowed: false "
                                                 "(it standardizes regression targets)"))
+        multi_target = isinstance(self.target, list) and len(self.target) > 1 and not text_csv
+        if self.classes is not None and (self.task == "regression" or multi_target):
+            problems.append((("classes",), f"got {show(self.classes)} for a regression task; allowed: null "
+                                           "(classes applies to classification only)"))
         if self.augment is not None:
             problems += [(("augment", *loc), msg) for loc, msg in _bags.check_augment(self.augment)]
         if problems:
