@@ -21,10 +21,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from honing.recipe._errors import Invalid, show
-from honing.recipe._sections import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt, Section
+from honing.recipe._sections import (
+    Fraction,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    Section,
+    _base_dir,
+    _resolve,
+)
 
 STRATEGY = Literal["probe", "full", "freeze", "gradual", "lora", "few_shot"]
 
@@ -66,12 +74,15 @@ class TransferSection(Section):
 
     @field_validator("from_")
     @classmethod
-    def _from(cls, value: str) -> str:
+    def _from(cls, value: str, info: ValidationInfo) -> str:
+        """Folders resolve against the recipe's folder (their existence is checked when the run loads them)."""
         from honing.transfer import SOURCE_FORMS
 
         prefix, sep, rest = value.strip().partition(":")
-        if value.strip() in ("minilm", "efficientnet-lite0") or (prefix in ("honing", "hf") and sep and rest.strip()):
+        if value.strip() in ("minilm", "efficientnet-lite0"):
             return value.strip()
+        if prefix in ("honing", "hf") and sep and rest.strip():
+            return f"{prefix}:{_resolve(rest.strip(), _base_dir(info))}"
         raise Invalid([((), f"got {show(value)}; allowed: {', '.join(SOURCE_FORMS)}")])
 
     @model_validator(mode="after")
