@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "time_to_target": ("time_to_target.py", ["--quick"]),
     "lcbench_regret": ("lcbench_regret.py", ["--quick"]),
     "run_memory": ("run_memory.py", ["--quick"]),
+    "transfer_images": ("transfer_images.py", ["--quick"]),
 }
 
 
