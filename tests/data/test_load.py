@@ -97,3 +97,26 @@ def test_too_few_rows(tmp_path: Path) -> None:
     src = _npz(tmp_path / "few.npz", x=np.zeros((2, 1)) + [[0.0], [1.0]], y=np.array([0.5, 1.5]))
     with pytest.raises(DataError, match="too few rows"):
         load(src, val_size=0.5, test_size=0.45)
+
+
+def test_a_given_preprocessor_is_used_as_it_is_and_never_refit(tmp_path) -> None:
+    import json
+
+    from honing._core import ConfigError
+
+    first = load("sklearn:iris", seed=0)
+    second = load("sklearn:iris", seed=5, preprocessor=first.preprocessor)
+    assert second.info["preprocessor"] == "given"
+    assert second.preprocessor.state_dict() == first.preprocessor.state_dict()
+    assert load("sklearn:iris", seed=5).preprocessor.state_dict() != first.preprocessor.state_dict()
+    # folds keep it: every pool row is a validation row once, scaled by the given statistics
+    folds = second.folds(3)
+    total = sum(val.x.sum(0) for _, val in folds)
+    assert torch.allclose(total, first.preprocessor.transform(second._pool_x).sum(0), atol=1e-4)
+    (tmp_path / "preprocessor.json").write_text(json.dumps(first.preprocessor.state_dict()))
+    from_folder = load("sklearn:iris", seed=5, preprocessor=tmp_path)
+    assert from_folder.preprocessor.state_dict() == first.preprocessor.state_dict()
+    with pytest.raises(ConfigError, match="not fitted"):
+        load("sklearn:iris", preprocessor=first.preprocessor.unfitted())
+    with pytest.raises(DataError, match="preprocessor.json"):
+        load("sklearn:iris", preprocessor=tmp_path / "nowhere")

@@ -88,6 +88,21 @@ def test_probe_keeps_the_source_weights(source_run: Path, tmp_path: Path) -> Non
     assert res["transfer"]["trainable_parameters"] == 16 * 10 + 10
 
 
+def test_a_honing_source_scales_new_rows_with_its_own_preprocessing(source_run: Path) -> None:
+    from honing.pipeline._build import load_data
+
+    src = json.loads((source_run / "model" / "preprocessor.json").read_text())
+    data = load_data(parse_recipe(_ft(source_run, strategy="probe")).to_dict())
+    assert data.info["preprocessor"] == "given"
+    assert data.preprocessor.state_dict() == src
+    refit = load_data(parse_recipe(_ft(source_run, strategy="probe", preprocessing="refit")).to_dict())
+    assert "preprocessor" not in refit.info
+    # another split of the same rows: refit statistics differ from the source's
+    other = _ft(source_run, strategy="probe", preprocessing="refit")
+    other["seed"] = 3
+    assert load_data(parse_recipe(other).to_dict()).preprocessor.state_dict() != src
+
+
 def test_few_shot_recipe_trains_nothing_and_beats_chance(source_run: Path, tmp_path: Path) -> None:
     code, out = _run(tmp_path, "few", _ft(source_run, strategy="few_shot", shots=5))
     assert code == 0

@@ -109,7 +109,8 @@ class Dataset:
                 splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
         out = []
         for tr, va in splitter.split(np.zeros(n), self._pool_y):
-            pre = self.preprocessor.unfitted().fit(self._pool_x[tr], self._pool_y[tr])
+            pre = self.preprocessor if getattr(self.preprocessor, "frozen", False) else (
+                self.preprocessor.unfitted().fit(self._pool_x[tr], self._pool_y[tr]))
             out.append((
                 make_split(pre, self._pool_x[tr], self._pool_y[tr], self.task),
                 make_split(pre, self._pool_x[va], self._pool_y[va], self.task),

@@ -53,6 +53,7 @@ def load(
     max_length: int = DEFAULT_MAX_LENGTH,
     classes: list[int | str] | None = None,
     train_fraction: float | None = None,
+    preprocessor: Preprocessor | str | os.PathLike[str] | None = None,
 ) -> Dataset:
     """Load, clean, split and prepare a data set. Preprocessing is fitted on the training rows only.
 
@@ -102,6 +103,9 @@ def load(
     - ``tokenizer``: text sources only, and needed there: a folder with Hugging Face tokenizer
       files or a tokenizer object. ``max_length`` (2..4096, default 128): tokens kept per row.
       ``scale``, ``categorical``, ``impute`` and ``image`` do not apply to text.
+    - ``preprocessor``: a fitted preprocessor, or a honing model folder whose saved one to use
+      (a pretrained model's, so new rows are scaled as its training rows were); used as it is,
+      never refit (not even per fold).
     """
     val_size = check_number("val_size", val_size, low=0.0, high=1.0, high_inclusive=False)
     test_size = check_number("test_size", test_size, low=0.0, high=1.0, high_inclusive=False)
@@ -180,10 +184,14 @@ def load(
         train_idx = fraction_of(train_idx, train_fraction, y[train_idx] if strat else None, seed)
         info["train_fraction"] = {"fraction": train_fraction, "rows_before": before, "rows_after": len(train_idx)}
 
-    pre = text_pre if text_pre is not None else _make_preprocessor(
-        raw, scale=scale, categorical=categorical, impute=impute, scale_target=scale_target)
     x_train = x[train_idx]  # one copy of the raw training rows, reused (memory: large image sets)
-    pre.fit(x_train, y[train_idx])
+    if preprocessor is not None:  # fitted elsewhere (a pretrained model's): used as it is, never refit
+        pre = _given_preprocessor(preprocessor, raw)
+        info["preprocessor"] = "given"
+    else:
+        pre = text_pre if text_pre is not None else _make_preprocessor(
+            raw, scale=scale, categorical=categorical, impute=impute, scale_target=scale_target)
+        pre.fit(x_train, y[train_idx])
     pool = np.concatenate([train_idx, val_idx])
     if test_idx is not None:
         xt, yt = x[test_idx], y[test_idx]
@@ -319,6 +327,32 @@ def _split(idx: np.ndarray, k: int, strat: np.ndarray | None, seed: int, info: d
         except ValueError:  # a class with a single row, or fewer rows than classes
             info["stratified"] = False
     return tuple(train_test_split(idx, test_size=k, random_state=seed))  # type: ignore[return-value]
+
+
+def _given_preprocessor(given: Any, raw: RawData) -> Preprocessor:
+    """A fitted preprocessor, or the folder (or file) of a saved one; marked ``frozen``."""
+    import json
+    from pathlib import Path
+
+    if not isinstance(given, Preprocessor):
+        path = Path(given).expanduser()
+        file = path / "preprocessor.json" if path.is_dir() else path
+        if not file.is_file() and (path / "model" / "preprocessor.json").is_file():
+            file = path / "model" / "preprocessor.json"
+        if not file.is_file():
+            raise DataError(f"invalid preprocessor: {str(given)!r} holds no preprocessor.json; allowed: a honing "
+                            "model folder, its preprocessor.json, or a fitted honing.data Preprocessor")
+        given = Preprocessor.from_state_dict(json.loads(file.read_text()), base_dir=file.parent)
+    if not given.fitted:
+        raise ConfigError("invalid preprocessor: it is not fitted; allowed: a fitted Preprocessor (or leave it "
+                          "out to fit one on the training rows)")
+    shape = raw.layout.get("sample_shape")
+    if shape is not None and tuple(given.input_shape) != tuple(shape) and int(np.prod(given.input_shape)) != int(
+            np.prod(shape)):
+        raise ConfigError(f"invalid preprocessor: it takes rows of shape {tuple(given.input_shape)}; the source's "
+                          f"rows have shape {tuple(shape)}")
+    given.frozen = True
+    return given
 
 
 def _make_preprocessor(raw: RawData, **options: Any) -> Preprocessor:

@@ -10,7 +10,7 @@ from torch import nn
 from honing.data import Dataset, create_augment, load
 from honing.models import create_model
 from honing.optim import create_optimizer, create_schedule
-from honing.pipeline._transfer import build_transfer_model, continual_loss, is_few_shot, text_load_args
+from honing.pipeline._transfer import build_transfer_model, continual_loss, is_few_shot, transfer_load_args
 from honing.train import EarlyStopping, TrainConfig, Trainer, resolve_mode
 
 _DEFAULT_LOSS = {"classification": "cross_entropy", "regression": "mse"}
@@ -23,7 +23,7 @@ def load_args(recipe: dict[str, Any]) -> dict[str, Any]:
     data = recipe["data"]
     args = {k: v for k, v in data.items() if k not in _NOT_LOAD_ARGS and v is not None and v != [] and v != ()}
     args["seed"] = recipe.get("seed", 0)
-    args.update(text_load_args(recipe))
+    args.update(transfer_load_args(recipe))
     return args
 
 

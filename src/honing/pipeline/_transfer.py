@@ -30,13 +30,20 @@ def is_few_shot(recipe: dict[str, Any]) -> bool:
     return is_transfer(recipe) and recipe["transfer"]["strategy"] == "few_shot"
 
 
-def text_load_args(recipe: dict[str, Any]) -> dict[str, Any]:
-    """``tokenizer`` for text sources (from the transfer section's text encoder)."""
+def transfer_load_args(recipe: dict[str, Any]) -> dict[str, Any]:
+    """What the transfer source adds to ``honing.data.load``'s arguments: the text encoder's
+    tokenizer, or a ``honing:`` model's own fitted preprocessing (``transfer.preprocessing``)."""
     from honing.transfer import tokenizer_folder
 
     t = recipe.get("transfer")
-    folder = tokenizer_folder(t["from"]) if t else None
-    return {"tokenizer": str(folder)} if folder is not None else {}
+    if not t:
+        return {}
+    folder = tokenizer_folder(t["from"])
+    if folder is not None:
+        return {"tokenizer": str(folder)}
+    if t["from"].startswith("honing:") and t.get("preprocessing", "source") == "source":
+        return {"preprocessor": t["from"].partition(":")[2]}
+    return {}
 
 
 def _backbone(t: dict[str, Any]) -> Any:

@@ -12,6 +12,7 @@
       lora: {r: 8, alpha: 16, dropout: 0.05, targets: [query, value]}
       shots: 5                   # strategy few_shot: examples per class
       image_size: 64             # efficientnet-lite0 input size
+      preprocessing: source      # honing: sources: scale new rows as the source's were (or refit)
       continual: {replay: 500, replay_weight: 1.0, ewc: null}   # honing: sources only
 
 Every field can be searched in ``tune.space`` (``transfer.lora.r: {int: [4, 16]}``).
@@ -70,6 +71,7 @@ class TransferSection(Section):
     lora: LoraSection = Field(default_factory=LoraSection)
     shots: PositiveInt = 5
     image_size: Annotated[int, Field(ge=32)] | None = None
+    preprocessing: Literal["source", "refit"] = "source"
     continual: ContinualSection | None = None
 
     @field_validator("from_")

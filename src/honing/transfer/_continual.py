@@ -70,11 +70,14 @@ class EWC:
 
     def penalty(self, model: nn.Module) -> torch.Tensor:
         """``sum_i F_i (theta_i - theta*_i)^2`` over the backbone (without the lambda / 2)."""
-        total = torch.zeros(())
+        total: torch.Tensor | None = None
         for n, p in _named_trainable(model).items():
             if p.requires_grad and n in self.fisher:
-                total = total + (self.fisher[n] * (p - self.anchor[n]) ** 2).sum()
-        return total
+                if self.fisher[n].device != p.device:  # the Trainer moved the model after EWC was built
+                    self.fisher[n], self.anchor[n] = self.fisher[n].to(p.device), self.anchor[n].to(p.device)
+                term = (self.fisher[n] * (p - self.anchor[n]) ** 2).sum()
+                total = term if total is None else total + term
+        return torch.zeros(()) if total is None else total
 
 
 class Replay:
@@ -92,7 +95,8 @@ class Replay:
 
     def loss(self, model: nn.Module) -> torch.Tensor:
         idx = torch.randint(len(self.y), (min(self.batch_size, len(self.y)),), generator=self.generator)
-        return F.cross_entropy(model.old_task(self.x[idx]), self.y[idx])
+        device = _device_of(model)
+        return F.cross_entropy(model.old_task(self.x[idx].to(device)), self.y[idx].to(device))
 
 
 class ContinualLoss:
@@ -125,12 +129,21 @@ def old_task_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, bat
     was = model.training
     model.eval()
     try:
-        pred = torch.cat([model.old_task(x[i:i + batch_size]).argmax(1) for i in range(0, len(y), batch_size)])
+        device = _device_of(model)
+        pred = torch.cat([model.old_task(x[i:i + batch_size].to(device)).argmax(1).cpu()
+                          for i in range(0, len(y), batch_size)])
     finally:
         model.train(was)
-    return float((pred == y).float().mean())
+    return float((pred == y.cpu()).float().mean())
 
 
 def forgetting(before: float, after: float) -> dict[str, Any]:
     """The old task's score before and after fine-tuning, and the drop (points of accuracy)."""
     return {"before": round(before, 6), "after": round(after, 6), "forgetting": round(before - after, 6)}
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    """Where the module's parameters (or buffers) are; the CPU when it holds none."""
+    for t in (*module.parameters(), *module.buffers()):
+        return t.device
+    return torch.device("cpu")

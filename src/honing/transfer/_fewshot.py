@@ -61,7 +61,8 @@ def embed(model: nn.Module, x: torch.Tensor, *, batch_size: int = 256) -> torch.
     was = model.training
     model.eval()
     try:
-        return torch.cat([fn(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+        device = _device_of(model)
+        return torch.cat([fn(x[i:i + batch_size].to(device)) for i in range(0, x.shape[0], batch_size)])
     finally:
         model.train(was)
 
@@ -77,7 +78,15 @@ def fit_prototypes(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, shots:
     idx = np.arange(len(y)) if shots is None else support_indices(y, shots, seed=seed)
     idx_t = torch.as_tensor(idx)
     model.freeze_backbone()
-    head = PrototypeHead(model.num_outputs, model.backbone.feature_dim)
-    head.fit(embed(model, x[idx_t], batch_size=batch_size), y[idx_t])
+    features = embed(model, x[idx_t], batch_size=batch_size)
+    head = PrototypeHead(model.num_outputs, model.backbone.feature_dim).to(features.device)
+    head.fit(features, y[idx_t].to(features.device))
     model.head = head
     return model
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    """Where the module's parameters (or buffers) are; the CPU when it holds none."""
+    for t in (*module.parameters(), *module.buffers()):
+        return t.device
+    return torch.device("cpu")
