@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "lcbench_regret": ("lcbench_regret.py", ["--quick"]),
     "run_memory": ("run_memory.py", ["--quick"]),
     "transfer_images": ("transfer_images.py", ["--quick"]),
+    "minilm_rotten_tomatoes": ("minilm_rotten_tomatoes.py", ["--quick"]),
 }
 
 

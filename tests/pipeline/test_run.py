@@ -92,6 +92,18 @@ def test_run_without_a_search_trains_once(tmp_path):
     assert loaded.recipe["model"] == again.results["recipe"]["model"]
 
 
+def test_training_once_resumes_only_the_same_recipe(tmp_path):
+    from honing._core import ConfigError
+
+    recipe = tiny({"tune": None})
+    first = train_once(recipe, out=tmp_path, progress=False)
+    again = train_once(recipe, out=tmp_path, progress=False)  # its finished checkpoint: nothing retrained
+    assert again.test_metrics == first.test_metrics
+    changed = tiny({"tune": None, "training.epochs": 5})
+    with pytest.raises(ConfigError, match="different recipe.*training"):
+        train_once(changed, out=tmp_path, progress=False)
+
+
 def test_a_folder_whose_last_process_died_writing_the_journal_resumes_at_once(tmp_path):
     # the process is killed (SIGKILL, the OOM killer) while it appends to the study journal
     script = (

@@ -174,3 +174,21 @@ def test_recipe_errors_name_the_transfer_fields(tmp_path: Path, capsys: pytest.C
     path.write_text(yaml.safe_dump({**base, "transfer": {"from": "minilm", "strategy": "lorra"}}))
     assert main(["validate", str(path)]) == 2
     assert "transfer.strategy" in capsys.readouterr().err
+
+
+def test_efficientnet_probe_on_small_images_through_a_recipe(tmp_path: Path) -> None:
+    pytest.importorskip("efficientnet_lite_pytorch")
+    recipe = {"name": "effnet", "seed": 0,
+              "data": {"source": "sklearn:digits", "image": True, "scale": "minmax", "limit": 300},
+              "transfer": {"from": "efficientnet-lite0", "strategy": "probe", "image_size": 32},
+              "training": {"epochs": 2, "batch_size": 32, "threads": 1, "optimizer": {"name": "adamw", "lr": 0.01}}}
+    code, out = _run(tmp_path, "effnet", recipe)
+    assert code == 0
+    res = _results(out)
+    assert res["transfer"]["trainable_parameters"] == 1280 * 10 + 10  # the new linear head only
+    assert res["test_metrics"]["accuracy"] > 0.3  # 10 classes, 45 test images, 2 epochs of a probe
+    loaded = load_model(out)
+    assert loaded.model.backbone.image_size == 32
+    import torch
+
+    assert loaded.forward_prepared(torch.rand(3, 1, 8, 8)).shape == (3, 10)

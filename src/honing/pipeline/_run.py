@@ -71,7 +71,8 @@ def output_dir(recipe: dict[str, Any], out: str | Path | None) -> Path:
 
 
 def _check_same_study(out: Path, recipe: dict[str, Any]) -> None:
-    """A folder holds one study: a re-run may change the budget, not the recipe."""
+    """A folder holds one study (or one training's checkpoint): a re-run may change the budget,
+    not the recipe."""
     lock = out / RECIPE_LOCK
     strip = lambda r: {**r, "tune": {k: v for k, v in (r.get("tune") or {}).items() if k not in _BUDGET_FIELDS}}  # noqa: E731
     if lock.is_file():
@@ -170,6 +171,7 @@ def train_once(recipe: Any, *, out: str | Path | None = None, threads: int | Non
     out_dir = output_dir(r, out)
     data = load_data(r)  # bad data fails before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
+    _check_same_study(out_dir, r)  # its checkpoint is resumed: only by the same recipe
     set_threads(threads or r["training"].get("threads"))
     model = build_model(r, data, seed=r["seed"])
     trainer = build_trainer(r, model, data, seed=r["seed"], num_train=len(data.train), threads=threads)
