@@ -170,6 +170,10 @@ def test_recipe_errors_name_the_transfer_fields(tmp_path: Path, capsys: pytest.C
     bad = {**base, "transfer": {"from": "honing:x"}, "training": {"epochs": 2},
            "tune": {"space": {"transfer.bogus": {"choice": [1, 2]}}}}
     assert "transfer.bogus" in errors(bad)
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(yaml.safe_dump({**base, "transfer": {"from": f"honing:{tmp_path / 'nowhere'}"}}))
+    assert main(["run", str(missing), "--out", str(tmp_path / "out")]) == 2
+    assert "not a honing model folder" in capsys.readouterr().err and not (tmp_path / "out").exists()
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({**base, "transfer": {"from": "minilm", "strategy": "lorra"}}))
     assert main(["validate", str(path)]) == 2

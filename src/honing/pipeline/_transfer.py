@@ -42,7 +42,13 @@ def transfer_load_args(recipe: dict[str, Any]) -> dict[str, Any]:
     if folder is not None:
         return {"tokenizer": str(folder)}
     if t["from"].startswith("honing:") and t.get("preprocessing", "source") == "source":
-        return {"preprocessor": t["from"].partition(":")[2]}
+        folder = Path(t["from"].partition(":")[2])
+        if not (folder / "meta.json").is_file() and not (folder / "model" / "meta.json").is_file():
+            from honing._core import DataError
+
+            raise DataError(f"invalid transfer.from {t['from']!r}: not a honing model folder (no meta.json); "
+                            "allowed: a run folder or its model/ folder written by `honing run` / `honing train`")
+        return {"preprocessor": str(folder)}
     return {}
 
 
