@@ -55,6 +55,21 @@ def idx_set(tmp_path: Path) -> Path:
     return make_idx_set(tmp_path / "mini")
 
 
+def write_npz(path: Path, **arrays: np.ndarray) -> str:
+    """Arrays saved to ``path``; returns the ``npz:`` source string."""
+    np.savez(path, **arrays)
+    return f"npz:{path}"
+
+
+@pytest.fixture
+def imbalanced(tmp_path: Path) -> str:
+    """300 rows, classes of 200 / 70 / 30; feature column 0 is the row id."""
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], [200, 70, 30])
+    x = np.column_stack([np.arange(300), rng.normal(size=300)])  # column 0: row id
+    return write_npz(tmp_path / "imb.npz", x=x, y=y)
+
+
 class Files:
     """The helpers above, handed to tests as the ``files`` fixture (tests import no conftest)."""
 
@@ -62,6 +77,7 @@ class Files:
     idx_bytes = staticmethod(idx_bytes)
     write_idx = staticmethod(write_idx)
     make_idx_set = staticmethod(make_idx_set)
+    write_npz = staticmethod(write_npz)
 
 
 @pytest.fixture

@@ -17,14 +17,6 @@ def _npz(path: Path, **arrays: np.ndarray) -> str:
     return f"npz:{path}"
 
 
-@pytest.fixture
-def imbalanced(tmp_path: Path) -> str:
-    rng = np.random.default_rng(0)
-    y = np.repeat([0, 1, 2], [200, 70, 30])
-    x = np.column_stack([np.arange(300), rng.normal(size=300)])  # column 0: row id
-    return _npz(tmp_path / "imb.npz", x=x, y=y)
-
-
 def test_split_is_stratified(imbalanced: str) -> None:
     ds = load(imbalanced, val_size=0.2, test_size=0.2, seed=3)
     assert (len(ds.train), len(ds.val), len(ds.test)) == (180, 60, 60)

@@ -13,19 +13,6 @@ from honing._core import ConfigError
 from honing.data import FASHION_MNIST_CLASSES, load
 
 
-def _npz(path: Path, **arrays: np.ndarray) -> str:
-    np.savez(path, **arrays)
-    return f"npz:{path}"
-
-
-@pytest.fixture
-def imbalanced(tmp_path: Path) -> str:
-    rng = np.random.default_rng(0)
-    y = np.repeat([0, 1, 2], [200, 70, 30])
-    x = np.column_stack([np.arange(300), rng.normal(size=300)])  # column 0: row id
-    return _npz(tmp_path / "imb.npz", x=x, y=y)
-
-
 def _ids(split: Any) -> set[int]:
     return set(split.x[:, 0].long().tolist())
 
@@ -47,10 +34,10 @@ def test_classes_of_fashion_mnist_by_label_and_by_name(tmp_path: Path, files: An
     torch.testing.assert_close(by_name.train.y, ds.train.y)
 
 
-def test_classes_are_relabelled_in_the_order_given(tmp_path: Path) -> None:
+def test_classes_are_relabelled_in_the_order_given(tmp_path: Path, files: Any) -> None:
     y = np.repeat([10, 20, 30], 20)  # labels that are not 0..K-1: classes are named '10', '20', '30'
     x = np.column_stack([np.arange(60), np.ones(60)])
-    src = _npz(tmp_path / "l.npz", x=x, y=y)
+    src = files.write_npz(tmp_path / "l.npz", x=x, y=y)
     ds = load(src, classes=[30, "10"], scale=None, test_size=0.2, val_size=0.2)
     assert ds.class_names == ["30", "10"] and ds.num_outputs == 2
     for split in (ds.train, ds.val, ds.test):
@@ -59,9 +46,9 @@ def test_classes_are_relabelled_in_the_order_given(tmp_path: Path) -> None:
     assert sum(len(s) for s in (ds.train, ds.val, ds.test)) == 40
 
 
-def test_classes_by_string_label(tmp_path: Path) -> None:
+def test_classes_by_string_label(tmp_path: Path, files: Any) -> None:
     y = np.array(["cat", "dog", "emu"] * 10)
-    src = _npz(tmp_path / "s.npz", x=np.arange(30.0)[:, None], y=y)
+    src = files.write_npz(tmp_path / "s.npz", x=np.arange(30.0)[:, None], y=y)
     ds = load(src, classes=["emu", "cat"], scale=None, val_size=0.2, test_size=0.2)
     assert ds.class_names == ["emu", "cat"]
     labels = torch.cat([ds.train.y, ds.val.y, ds.test.y])

@@ -46,12 +46,7 @@ def read_csv_table(
     numeric when every non-missing cell parses as a number, categorical otherwise.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"CSV file not found: {str(path)!r}")
-    if delimiter is None:
-        delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-    if not isinstance(delimiter, str) or len(delimiter) != 1:
-        raise ConfigError(f"invalid delimiter: got {delimiter!r}; allowed: a single character or None")
+    delimiter = csv_delimiter(path, delimiter)
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f, delimiter=delimiter)
         header = next(reader, None)
@@ -112,3 +107,14 @@ def read_csv_table(
         y = np.asarray(tcells, dtype=object).T
     y = y[:, 0] if len(targets) == 1 else y
     return Table(x, y, features, kinds, targets, dropped)
+
+
+def csv_delimiter(path: Path, delimiter: str | None) -> str:
+    """Check that the CSV file exists; the delimiter to read it with (tab for .tsv/.tab, else comma)."""
+    if not path.is_file():
+        raise DataError(f"CSV file not found: {str(path)!r}")
+    if delimiter is None:
+        delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    if not isinstance(delimiter, str) or len(delimiter) != 1:
+        raise ConfigError(f"invalid delimiter: got {delimiter!r}; allowed: a single character or None")
+    return delimiter

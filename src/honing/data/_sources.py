@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from honing._core import ConfigError, DataError
-from honing.data._csv import read_csv_table
+from honing.data._csv import csv_delimiter, read_csv_table
 from honing.data._idx import find_idx_files, read_idx
 from honing.data._preprocess import is_missing
 
@@ -254,12 +254,7 @@ def _read_text_csv(path: Path, *, text_column: Any, target: Any, delimiter: str 
         if value is not None and not (isinstance(value, str) and value.strip()):
             raise ConfigError(f"invalid {option} for source {source!r}: got {value!r}; allowed: one column name")
     text_col, label_col = (text_column or "text").strip(), (target or "label").strip()
-    if not path.is_file():
-        raise DataError(f"CSV file not found: {str(path)!r}")
-    if delimiter is None:
-        delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-    if not isinstance(delimiter, str) or len(delimiter) != 1:
-        raise ConfigError(f"invalid delimiter: got {delimiter!r}; allowed: a single character or None")
+    delimiter = csv_delimiter(path, delimiter)
     texts: list[str] = []
     labels: list[str] = []
     empty = missing_label = 0

@@ -13,7 +13,6 @@ from honing.optim import create_optimizer, create_schedule
 from honing.pipeline._transfer import build_transfer_model, continual_loss, is_few_shot, transfer_load_args
 from honing.train import EarlyStopping, TrainConfig, Trainer, resolve_mode
 
-_DEFAULT_LOSS = {"classification": "cross_entropy", "regression": "mse"}
 # data-section keys that are not arguments of honing.data.load
 _NOT_LOAD_ARGS = {"source", "augment"}
 
@@ -110,16 +109,18 @@ def build_trainer(
     if spec:
         classes = data.num_outputs if data.task == "classification" else None
         augment = create_augment(spec, num_classes=classes, seed=seed)
-    if transfer.get("continual") and for_training:
-        wrapped = continual_loss(recipe, model, loss if loss is not None else _DEFAULT_LOSS[data.task], seed=seed)
-        loss = wrapped if wrapped is not None else loss
     callbacks = list(getattr(model, "transfer_callbacks", []))
     es = t.get("early_stopping")
     if es and early_stopping and with_val:
         callbacks.append(EarlyStopping(**{k: v for k, v in es.items() if v is not None}))
     metrics = (recipe.get("evaluate") or {}).get("metrics")
-    return Trainer(model, optimizer, loss=loss, task=data.task, schedule=schedule, metrics=metrics,
-                   callbacks=callbacks, augment=augment, reporter=reporter, config=config)
+    trainer = Trainer(model, optimizer, loss=loss, task=data.task, schedule=schedule, metrics=metrics,
+                      callbacks=callbacks, augment=augment, reporter=reporter, config=config)
+    if transfer.get("continual") and for_training:  # replay / EWC terms on the Trainer's own loss
+        wrapped = continual_loss(recipe, model, trainer.loss_fn, seed=seed)
+        if wrapped is not None:
+            trainer.loss_fn = wrapped
+    return trainer
 
 
 def metric_of(recipe: dict[str, Any], task: str) -> str:

@@ -116,7 +116,6 @@ def old_task(recipe: dict[str, Any], model: nn.Module) -> Dataset | None:
 
 def continual_loss(recipe: dict[str, Any], model: nn.Module, base: Any, *, seed: int) -> Any:
     """The Trainer loss with replay / EWC terms (None when the recipe asks for neither)."""
-    from honing.train import create_loss
     from honing.transfer import EWC, ContinualLoss, Replay
 
     c = (recipe.get("transfer") or {}).get("continual")
@@ -125,18 +124,8 @@ def continual_loss(recipe: dict[str, Any], model: nn.Module, base: Any, *, seed:
         return None
     replay = Replay(old.train.x, old.train.y, size=c["replay"], seed=seed) if c.get("replay") else None
     ewc = EWC(model, old.train.x, old.train.y, seed=seed) if c.get("ewc") else None
-    return ContinualLoss(create_loss(base), model, ewc=ewc, ewc_lambda=c.get("ewc") or 0.0,
+    return ContinualLoss(base, model, ewc=ewc, ewc_lambda=c.get("ewc") or 0.0,
                          replay=replay, replay_weight=c["replay_weight"])
-
-
-def old_task_score(recipe: dict[str, Any], model: nn.Module) -> float | None:
-    """The old head's test accuracy through the current backbone (continual recipes)."""
-    from honing.transfer import old_task_accuracy
-
-    old = old_task(recipe, model)
-    if old is None or old.test is None:
-        return None
-    return old_task_accuracy(model, old.test.x, old.test.y)
 
 
 def transfer_results(recipe: dict[str, Any], model: nn.Module) -> dict[str, Any]:

@@ -112,6 +112,13 @@ class Backbone(nn.Module):
         return best
 
 
+def device_of(module: nn.Module) -> torch.device:
+    """Where the module's parameters (or buffers) are; the CPU when it holds none."""
+    for t in (*module.parameters(), *module.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
 def _under(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix + ".")
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from honing._core import ConfigError
+from honing.transfer._backbones import device_of
 
 
 def _named_trainable(model: nn.Module) -> dict[str, nn.Parameter]:
@@ -95,7 +96,7 @@ class Replay:
 
     def loss(self, model: nn.Module) -> torch.Tensor:
         idx = torch.randint(len(self.y), (min(self.batch_size, len(self.y)),), generator=self.generator)
-        device = _device_of(model)
+        device = device_of(model)
         return F.cross_entropy(model.old_task(self.x[idx].to(device)), self.y[idx].to(device))
 
 
@@ -129,7 +130,7 @@ def old_task_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, bat
     was = model.training
     model.eval()
     try:
-        device = _device_of(model)
+        device = device_of(model)
         pred = torch.cat([model.old_task(x[i:i + batch_size].to(device)).argmax(1).cpu()
                           for i in range(0, len(y), batch_size)])
     finally:
@@ -140,10 +141,3 @@ def old_task_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, bat
 def forgetting(before: float, after: float) -> dict[str, Any]:
     """The old task's score before and after fine-tuning, and the drop (points of accuracy)."""
     return {"before": round(before, 6), "after": round(after, 6), "forgetting": round(before - after, 6)}
-
-
-def _device_of(module: nn.Module) -> torch.device:
-    """Where the module's parameters (or buffers) are; the CPU when it holds none."""
-    for t in (*module.parameters(), *module.buffers()):
-        return t.device
-    return torch.device("cpu")

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from honing._core import ConfigError, DataError
+from honing.transfer._backbones import device_of
 
 
 class PrototypeHead(nn.Module):
@@ -61,7 +62,7 @@ def embed(model: nn.Module, x: torch.Tensor, *, batch_size: int = 256) -> torch.
     was = model.training
     model.eval()
     try:
-        device = _device_of(model)
+        device = device_of(model)
         return torch.cat([fn(x[i:i + batch_size].to(device)) for i in range(0, x.shape[0], batch_size)])
     finally:
         model.train(was)
@@ -83,10 +84,3 @@ def fit_prototypes(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, shots:
     head.fit(features, y[idx_t].to(features.device))
     model.head = head
     return model
-
-
-def _device_of(module: nn.Module) -> torch.device:
-    """Where the module's parameters (or buffers) are; the CPU when it holds none."""
-    for t in (*module.parameters(), *module.buffers()):
-        return t.device
-    return torch.device("cpu")
