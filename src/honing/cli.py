@@ -1,4 +1,4 @@
-"""The `honing` command: run, validate, train, evaluate, show, dashboard, init.
+"""The `honing` command: run, train, compress, validate, evaluate, show, dashboard, init.
 
 Exit codes: 0 success, 2 bad input (recipe, arguments, data), 1 failure, 130 interrupted (Ctrl-C).
 Only this module reads ``sys.argv``.
@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("train", help="train one configuration of a recipe (no search), test and report")
     sp.add_argument("recipe")
     common(sp, search=False)
+    sp = sub.add_parser("compress", help="run a recipe's compression steps on a saved model")
+    sp.add_argument("model_dir", help="a model folder (or a run folder with model/)")
+    sp.add_argument("recipe", help="a recipe with a compress section (its data, training and evaluate sections "
+                    "are used; the architecture comes from the model folder)")
+    sp.add_argument("--out", help="folder for compress/ (default: the model folder's parent)")
+    sp.add_argument("--threads", type=_positive_int, help="torch threads for fine-tuning (default: the recipe's)")
+    sp.add_argument("--quiet", action="store_true", help="no progress lines")
     sp = sub.add_parser("validate", help="check a recipe without running it")
     sp.add_argument("recipe")
     sp = sub.add_parser("evaluate", help="evaluate a saved model on a data source")
@@ -112,7 +119,43 @@ def _cmd_run(args: argparse.Namespace) -> int:
     result = run(args.recipe, out=args.out, workers=args.workers, storage=args.storage, n_trials=args.n_trials,
                  timeout=args.timeout, seed=args.seed, threads=args.threads, progress=not args.quiet)
     _print_summary(result.out_dir, result.results)
-    return EXIT_OK
+    return _compress_exit(result.results.get("compress"))
+
+
+def _cmd_compress(args: argparse.Namespace) -> int:
+    from honing.pipeline import compress_folder
+
+    out = compress_folder(args.model_dir, args.recipe, out=args.out, threads=args.threads, progress=not args.quiet)
+    _print_compression(out)
+    return _compress_exit(out)
+
+
+def _compress_exit(compressed: dict[str, Any] | None) -> int:
+    """1 when a compression step failed (everything else was saved)."""
+    failed = (compressed or {}).get("failed") or []
+    for f in failed:
+        print(f"honing: compression step {f['step']} ({f['stage']}) failed: {f['error']}", file=sys.stderr)
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+def _print_compression(compressed: dict[str, Any] | None) -> None:
+    if not compressed:
+        return
+    metric = compressed["metric"]
+    sizes = [str(b) for b in compressed["latency"]["batch_sizes"]]
+    head = f"  {'stage':<26} {'runtime':<11} {'size':>10} {'params':>10} " + " ".join(
+        f"{'ms b' + b:>10}" for b in sizes) + f" {metric:>10}"
+    print("  compression (ratios and differences against the uncompressed model):")
+    print(head)
+    for row in compressed["stages"]:
+        vs = row.get("vs_uncompressed") or {}
+        cells = [f"{row['size_bytes'] / 1024:.0f}K" + (f" {vs['size']:.2f}x" if 'size' in vs else ""),
+                 f"{row['parameters']:,}"]
+        cells += [f"{row['latency_ms'][b]:.3f}" + (f" {vs['latency_' + b]:.2f}x" if vs.get('latency_' + b) else "")
+                  for b in sizes]
+        value = row["metrics"].get(metric)
+        cells.append("" if value is None else f"{value:.4f}" + (f" {100 * vs[metric]:+.2f}pt" if metric in vs else ""))
+        print(f"  {row['stage']:<26} {row['runtime']:<11} " + " ".join(f"{c:>10}" for c in cells))
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -229,6 +272,7 @@ def _print_summary(folder: Path, results: dict[str, Any]) -> None:
     print(f"  final model:  {results.get('final_model')}", file=out)
     for k, v in (results.get("test_metrics") or {}).items():
         print(f"  test {k:<10s} {v:.4f}", file=out)
+    _print_compression(results.get("compress"))
     t = results.get("timings") or {}
     if t:
         print("  time:         " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()), file=out)
@@ -250,6 +294,7 @@ def _print_trials(study: Any, limit: int) -> None:
 _COMMANDS = {
     "run": _cmd_run,
     "train": _cmd_train,
+    "compress": _cmd_compress,
     "validate": _cmd_validate,
     "evaluate": _cmd_evaluate,
     "show": _cmd_show,

@@ -11,6 +11,7 @@ model.predict(raw_rows)
 from __future__ import annotations
 
 from honing.pipeline._artifacts import LoadedModel, load_model, save_model, versions
+from honing.pipeline._compress import compress_folder
 from honing.pipeline._objective import RecipeObjective, measure_latency_ms
 from honing.pipeline._run import RunResult, output_dir, run, train_once
 
@@ -18,6 +19,7 @@ __all__ = [
     "LoadedModel",
     "RecipeObjective",
     "RunResult",
+    "compress_folder",
     "load_model",
     "measure_latency_ms",
     "output_dir",

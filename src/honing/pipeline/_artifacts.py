@@ -52,8 +52,13 @@ def save_model(
     num_outputs: int,
     class_names: list[str] | None,
     extra: dict[str, Any] | None = None,
+    weights: Any = None,
 ) -> Path:
-    """Write the model folder (each file atomically; ``meta.json`` last, so it marks a complete folder)."""
+    """Write the model folder (each file atomically; ``meta.json`` last, so it marks a complete folder).
+
+    ``weights``: a callable ``weights(folder)`` that writes the weights itself (a compressed
+    model: int8 tensors, an ONNX file, ...) instead of ``model.safetensors`` of ``model``.
+    """
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     extra = dict(extra or {})
@@ -61,8 +66,11 @@ def save_model(
         from honing.pipeline._transfer import transfer_meta
 
         extra["transfer"] = transfer_meta(model, recipe, folder)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_save_file(folder / WEIGHTS, lambda tmp: save_file(state, tmp))
+    if weights is not None:
+        weights(folder)
+    else:
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        atomic_save_file(folder / WEIGHTS, lambda tmp: save_file(state, tmp))
     atomic_write_text(folder / RECIPE, json.dumps(recipe, indent=2))
     # a text preprocessor's tokenizer is copied into the folder, so the folder stands alone
     pre_state = preprocessor.save_tokenizer(folder) if hasattr(preprocessor, "save_tokenizer") else preprocessor.state_dict()
@@ -178,6 +186,17 @@ def _label_key(v: Any) -> str:
     return str(v)
 
 
+def _build(folder: Path, meta: dict[str, Any], recipe: dict[str, Any]) -> nn.Module:
+    """The model the folder's recipe builds, with fresh weights."""
+    if meta.get("transfer"):
+        from honing.pipeline._transfer import rebuild_transfer_model
+
+        return rebuild_transfer_model(meta["transfer"], folder, meta["num_outputs"])
+    model_kw = dict(recipe["model"])
+    name = model_kw.pop("name")
+    return create_model(name, input_shape=tuple(meta["input_shape"]), num_outputs=meta["num_outputs"], **model_kw)
+
+
 def load_model(directory: str | Path) -> LoadedModel:
     """Rebuild a model folder written by ``honing run`` / ``honing train`` (or ``save_model``)."""
     folder = Path(directory)
@@ -190,16 +209,13 @@ def load_model(directory: str | Path) -> LoadedModel:
     meta = json.loads((folder / META).read_text())
     recipe = json.loads((folder / RECIPE).read_text())
     pre = Preprocessor.from_state_dict(json.loads((folder / PREPROCESSOR).read_text()), base_dir=folder)
-    if meta.get("transfer"):
-        from honing.pipeline._transfer import rebuild_transfer_model
+    if meta.get("compression"):  # a compressed model: int8, half precision, pruned layers, ONNX, ...
+        from honing.pipeline._compress_io import load_compressed
 
-        model = rebuild_transfer_model(meta["transfer"], folder, meta["num_outputs"])
+        model = load_compressed(folder, meta, lambda: _build(folder, meta, recipe))
     else:
-        model_kw = dict(recipe["model"])
-        name = model_kw.pop("name")
-        model = create_model(name, input_shape=tuple(meta["input_shape"]), num_outputs=meta["num_outputs"], **model_kw)
-    state = load_file(str(folder / WEIGHTS))
-    model.load_state_dict(state)
+        model = _build(folder, meta, recipe)
+        model.load_state_dict(load_file(str(folder / WEIGHTS)))
     model.eval()
     return LoadedModel(
         model=model, preprocessor=pre, recipe=recipe, task=meta["task"], class_names=meta.get("class_names"),

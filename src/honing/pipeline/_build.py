@@ -59,8 +59,10 @@ def build_trainer(
     threads: int | None = None,
     early_stopping: bool = True,
     for_training: bool = True,
+    optimizer: Any = None,
 ) -> Trainer:
-    """The optimizer, schedule, loss, augmentation, callbacks and config the training section asks for."""
+    """The optimizer, schedule, loss, augmentation, callbacks and config the training section asks for
+    (``optimizer``: one built by the caller instead, e.g. ADMM for pruning)."""
     t = recipe["training"]
     epochs = int(epochs or t["epochs"])
     monitor = monitor_of(recipe, data.task) if with_val else "loss"
@@ -83,7 +85,9 @@ def build_trainer(
     transfer = recipe.get("transfer") or {}
     if transfer.get("layer_decay") is not None and kw.get("layer_decay") is None:
         kw["layer_decay"] = transfer["layer_decay"]
-    if is_few_shot(recipe):  # prototypes, no gradient step: the Trainer only evaluates
+    if optimizer is not None:
+        pass
+    elif is_few_shot(recipe):  # prototypes, no gradient step: the Trainer only evaluates
         import torch
 
         optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.0)

@@ -44,7 +44,7 @@ def report_data(results: dict[str, Any], *, study: Any, history: list[dict[str, 
         recipe=results.get("recipe") or {},
         versions=results.get("versions") or {},
         seed=results.get("seed", 0),
-        extra_tables=_transfer_tables(results.get("transfer")),
+        extra_tables=_transfer_tables(results.get("transfer")) + _compress_tables(results.get("compress")),
     )
 
 
@@ -63,3 +63,32 @@ def _transfer_tables(t: dict[str, Any] | None) -> list[dict[str, Any]]:
                  ["forgetting (points)", f"{100 * old['forgetting']:.2f}"]]
     return [{"title": "Fine-tuning", "columns": ["", ""], "rows": rows,
              "note": "LoRA adapters are merged into the saved model." if t["strategy"] == "lora" else ""}]
+
+
+def _compress_tables(c: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """One row per compressed stage: size, parameters, latency, test metric, each against the
+    uncompressed model (ratios; the metric as a difference in points)."""
+    if not c:
+        return []
+    metric, sizes = c["metric"], [str(b) for b in c["latency"]["batch_sizes"]]
+    rows = []
+    for row in c["stages"]:
+        vs = row.get("vs_uncompressed") or {}
+        ratio = lambda key: f" ({vs[key]:.2f}x)" if vs.get(key) is not None else ""  # noqa: E731
+        value = row["metrics"].get(metric)
+        cells = [row["stage"], row["runtime"], f"{row['size_bytes'] / 1024:,.1f} KiB{ratio('size')}",
+                 f"{row['parameters']:,}" + (f" ({row['nonzero_parameters']:,} non-zero)"
+                                             if row.get("nonzero_parameters", row["parameters"]) < row["parameters"]
+                                             else "") + ratio("parameters")]
+        cells += [f"{row['latency_ms'][b]:.3f}{ratio('latency_' + b)}" for b in sizes]
+        cells.append("" if value is None else f"{value:.4f}" + (f" ({100 * vs[metric]:+.2f} pt)" if metric in vs else ""))
+        cells.append(str(row.get("notes") or ""))
+        rows.append(cells)
+    for f in c.get("failed") or []:
+        rows.append([f["stage"], "failed", "", "", *["" for _ in sizes], "", f["error"]])
+    columns = ["stage", "runtime", "size on disk", "parameters", *[f"latency b{b} (ms)" for b in sizes],
+               f"test {metric}", "notes"]
+    note = (f"Latency: median of {c['latency']['repeats']} forward passes on CPU with "
+            f"{c['latency']['threads']} thread(s), after warm-up. Every stage was read back from its folder "
+            "under compress/ before it was tested and timed.")
+    return [{"title": "Compression", "columns": columns, "rows": rows, "note": note}]

@@ -74,7 +74,9 @@ def _check_same_study(out: Path, recipe: dict[str, Any]) -> None:
     """A folder holds one study (or one training's checkpoint): a re-run may change the budget,
     not the recipe."""
     lock = out / RECIPE_LOCK
-    strip = lambda r: {**r, "tune": {k: v for k, v in (r.get("tune") or {}).items() if k not in _BUDGET_FIELDS}}  # noqa: E731
+    # the budget may change, and the compression steps (they run on the final model, after the study)
+    strip = lambda r: {**{k: v for k, v in r.items() if k != "compress"},  # noqa: E731
+                       "tune": {k: v for k, v in (r.get("tune") or {}).items() if k not in _BUDGET_FIELDS}}
     if lock.is_file():
         before = json.loads(lock.read_text())
         if strip(before) != strip(recipe):
@@ -158,7 +160,7 @@ def run(
 
     results = _finish(out_dir, rec, best_recipe, data, model, history, study=study, selected=selected,
                       metric=metric, directions=directions, final_how=final_how,
-                      timings={"search": t_search, "final_training": t_final}, t_start=t_start)
+                      timings={"search": t_search, "final_training": t_final}, t_start=t_start, progress=progress)
     return RunResult(out_dir, results)
 
 
@@ -184,7 +186,8 @@ def train_once(recipe: Any, *, out: str | Path | None = None, threads: int | Non
     results = _finish(out_dir, rec, r, data, model, history, study=None, selected=None,
                       metric=metric_of(r, data.task), directions=[direction_of(r, metric_of(r, data.task))],
                       final_how=how,
-                      timings={"search": 0.0, "final_training": time.perf_counter() - t_start}, t_start=t_start)
+                      timings={"search": 0.0, "final_training": time.perf_counter() - t_start}, t_start=t_start,
+                      progress=progress)
     return RunResult(out_dir, results)
 
 
@@ -236,14 +239,24 @@ def _test(model: Any, recipe: dict[str, Any], data: Dataset) -> tuple[dict[str, 
 
 def _finish(out_dir: Path, rec: Any, best_recipe: dict[str, Any], data: Dataset, model: Any,
             history: list[dict[str, float]], *, study: Any, selected: dict[str, Any] | None, metric: str,
-            directions: list[str], final_how: str, timings: dict[str, float], t_start: float) -> dict[str, Any]:
+            directions: list[str], final_how: str, timings: dict[str, float], t_start: float,
+            progress: bool = True) -> dict[str, Any]:
     r = rec.to_dict()
     test_metrics, test_extra = _test(model, best_recipe, data)
     transfer = transfer_results(best_recipe, model) if is_transfer(best_recipe) else None
     output = r.get("output") or {}
-    if output.get("save_model", True):
-        save_model(out_dir / "model", model, recipe=best_recipe, preprocessor=data.preprocessor, task=data.task,
+    model_dir = out_dir / "model" if output.get("save_model", True) else out_dir / "compress" / "00-uncompressed"
+    if output.get("save_model", True) or r.get("compress"):
+        save_model(model_dir, model, recipe=best_recipe, preprocessor=data.preprocessor, task=data.task,
                    input_shape=data.input_shape, num_outputs=data.num_outputs, class_names=data.class_names)
+    compressed = None
+    if r.get("compress"):
+        from honing.pipeline._compress import compress
+
+        t_compress = time.perf_counter()
+        compressed = compress(out_dir, {**best_recipe, "compress": r["compress"]}, data, model, baseline=model_dir,
+                              progress=progress)
+        timings = {**timings, "compress": time.perf_counter() - t_compress}
     timings = {**timings, "total": time.perf_counter() - t_start}
     results: dict[str, Any] = {
         "name": r["name"],
@@ -259,6 +272,7 @@ def _finish(out_dir: Path, rec: Any, best_recipe: dict[str, Any], data: Dataset,
         "parameters": count_parameters(model, trainable_only=False),
         "test_metrics": test_metrics,
         "transfer": transfer,
+        "compress": compressed,
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "seed": r["seed"],
         "versions": versions(),

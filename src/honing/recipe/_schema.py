@@ -20,6 +20,7 @@ from honing.recipe._sections import (
     check_log_key,
     direction_for,
 )
+from honing.recipe._compress import CompressSection
 from honing.recipe._transfer import TransferSection
 from honing.train import list_metrics
 
@@ -248,6 +249,7 @@ class Recipe(Section):
     training: TrainingSection = Field(default_factory=TrainingSection)
     tune: TuneSection | None = None
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
+    compress: CompressSection | None = None
     output: OutputSection = Field(default_factory=OutputSection)
 
     @model_validator(mode="after")

@@ -83,6 +83,8 @@ def _walk(node: yaml.Node, path: tuple[str, ...], lines: LineMap, problems: list
 def line_of(lines: LineMap, loc: Loc) -> int | None:
     """The line of the nearest field along ``loc`` that the YAML text has (None if none)."""
     key = tuple(str(p) for p in loc)
+    if key[:2] == ("compress", "steps") and key not in lines and ("compress", "0") in lines:
+        key = ("compress", *key[2:])  # `compress: [...]`, the list form of compress.steps
     while key:
         if key in lines:
             return lines[key]

@@ -1,0 +1,182 @@
+"""The recipe's ``compress`` section: steps run in order on the final model.
+
+::
+
+    compress:
+      steps:
+        - distill: {model: {name: mlp, hidden: [64]}, temperature: 4, alpha: 0.7}
+        - prune: {method: structured, amount: 0.5}     # magnitude | structured | admm
+        - finetune: {epochs: 3}
+        - quantize: {mode: dynamic}                    # dynamic | static | qat | fp16 | bf16
+        - export: {format: onnx}                       # onnx | onnx-int8 | torch-export
+      latency: {batch_sizes: [1, 256], repeats: 20, threads: 1}
+
+``compress: [...]`` (a bare list) is the same as ``compress: {steps: [...]}``. A step is a
+one-key mapping (name -> options) or a bare name (``- finetune``) for the defaults.
+
+The *model-changing* steps (``distill``, ``prune``, ``finetune``) come first, each working on
+the output of the one before. Then any number of ``quantize`` / ``export`` steps, each a
+separate deployable variant of that last trained model (dynamic int8, bf16, int8 ONNX, ...),
+so one table compares them side by side.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from honing.recipe._convert import translate
+from honing.recipe._errors import Invalid, show, unknown_name
+from honing.recipe._sections import Fraction, ModelSection, NonNegativeFloat, PositiveFloat, PositiveInt, Section
+
+NonNegativeInt = Annotated[int, Field(ge=0)]
+OpenFraction = Annotated[float, Field(gt=0, lt=1)]
+
+
+class DistillStep(Section):
+    """Train a smaller student (``model``, same keys as the recipe's model section) from the current model."""
+
+    model: ModelSection
+    temperature: PositiveFloat = 4.0
+    alpha: Annotated[float, Field(ge=0, le=1)] = 0.7
+    feature_weight: NonNegativeFloat = 0.0
+    epochs: PositiveInt | None = None  # null: training.epochs
+    lr: PositiveFloat | None = None  # null: training.optimizer.lr
+
+
+class PruneStep(Section):
+    method: Literal["magnitude", "structured", "admm"] = "magnitude"
+    sparsity: Fraction | None = None  # magnitude, admm: fraction of weights set to zero (default 0.5)
+    amount: OpenFraction | None = None  # structured: fraction of neurons/channels removed (default 0.5)
+    scope: Literal["layer", "global"] = "global"  # magnitude
+    steps: PositiveInt = 1  # rounds of prune-then-fine-tune, sparsity rising to the target
+    schedule: Literal["cubic", "linear"] = "cubic"
+    finetune_epochs: NonNegativeInt = 0  # after each round (pruned weights stay zero)
+    admm_epochs: PositiveInt = 5  # admm: epochs trained under the sparsity constraint
+    rho: PositiveFloat = 1e-3  # admm: penalty weight
+    lr: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _target(self) -> PruneStep:
+        if self.method == "structured" and self.sparsity is not None:
+            raise Invalid([(("sparsity",), f"got sparsity {self.sparsity} with method structured; allowed: null "
+                                           "(structured pruning takes amount, the fraction of neurons and "
+                                           "channels removed)")])
+        if self.method != "structured" and self.amount is not None:
+            raise Invalid([(("amount",), f"got amount {self.amount} with method {self.method!r}; allowed: null "
+                                         "(this method takes sparsity, the fraction of weights set to zero)")])
+        return self
+
+    @property
+    def target(self) -> float:
+        value = self.amount if self.method == "structured" else self.sparsity
+        return 0.5 if value is None else value
+
+
+class FinetuneStep(Section):
+    epochs: PositiveInt = 3
+    lr: PositiveFloat | None = None
+
+
+class QuantizeStep(Section):
+    mode: Literal["dynamic", "static", "qat", "fp16", "bf16"] = "dynamic"
+    runtime: Literal["torch", "onnx"] | None = None  # null: torch for dynamic/fp16/bf16, onnx for static/qat
+    calibration_batches: PositiveInt = 8  # static, qat: training batches of 64 rows
+    epochs: PositiveInt = 2  # qat: fine-tuning epochs with int8-simulated weights
+    lr: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _runtime(self) -> QuantizeStep:
+        if self.mode in ("static", "qat") and self.runtime == "torch":
+            raise Invalid([(("runtime",), f"got 'torch' with mode {self.mode!r}; allowed: onnx or null (static "
+                                          "int8 runs in ONNX Runtime: PyTorch's eager static quantization is "
+                                          "deprecated and its replacement needs torch.compile)")])
+        if self.mode in ("fp16", "bf16") and self.runtime == "onnx":
+            raise Invalid([(("runtime",), f"got 'onnx' with mode {self.mode!r}; allowed: torch or null")])
+        return self
+
+    @property
+    def resolved_runtime(self) -> str:
+        if self.runtime is not None:
+            return self.runtime
+        return "onnx" if self.mode in ("static", "qat") else "torch"
+
+
+class ExportStep(Section):
+    format: Literal["onnx", "onnx-int8", "torch-export"] = "onnx"
+    quantization: Literal["static", "dynamic"] = "static"  # onnx-int8
+    tolerance: PositiveFloat = 1e-4  # onnx: largest allowed |ONNX Runtime - PyTorch| on test rows
+    calibration_batches: PositiveInt = 8
+
+
+STEPS: dict[str, type[Section]] = {
+    "distill": DistillStep, "prune": PruneStep, "finetune": FinetuneStep,
+    "quantize": QuantizeStep, "export": ExportStep,
+}
+TRAINING_STEPS = ("distill", "prune", "finetune")
+
+
+class LatencySection(Section):
+    batch_sizes: list[PositiveInt] = [1, 256]
+    repeats: PositiveInt = 20
+    threads: PositiveInt = 1
+
+
+class CompressSection(Section):
+    steps: list[Any]
+    latency: LatencySection = Field(default_factory=LatencySection)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _list(cls, data: Any) -> Any:
+        return {"steps": data} if isinstance(data, list) else data
+
+    @model_validator(mode="after")
+    def _steps(self) -> CompressSection:
+        if not self.steps:
+            raise Invalid([(("steps",), "got []; allowed: a list of steps (distill, prune, finetune, quantize, export)")])
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        parsed: list[dict[str, Any]] = []
+        for i, item in enumerate(self.steps):
+            name, options = _split(item, problems, i)
+            if name is None:
+                continue
+            try:
+                step = STEPS[name].model_validate(options or {})
+            except ValidationError as err:
+                problems.extend((("steps", i, name, *loc), msg) for loc, msg in translate(err, STEPS[name]))
+                continue
+            parsed.append({name: step.model_dump(mode="json")})
+        names = [next(iter(p)) for p in parsed]
+        final = [j for j, n in enumerate(names) if n not in TRAINING_STEPS]
+        if final and not problems:
+            late = [j for j in range(final[0], len(names)) if names[j] in TRAINING_STEPS]
+            for j in late:
+                problems.append((("steps", j), f"got {names[j]!r} after {names[final[0]]!r} (step {final[0]}); "
+                                               "allowed: distill, prune and finetune before any quantize or export "
+                                               "(a quantized or exported model is not trained further)"))
+        if problems:
+            raise Invalid(problems)
+        object.__setattr__(self, "steps", parsed)
+        return self
+
+
+def _split(item: Any, problems: list[tuple[tuple[str | int, ...], str]], i: int) -> tuple[str | None, Any]:
+    allowed = list(STEPS)
+    if isinstance(item, str):
+        name, options = item, None
+    elif isinstance(item, dict) and len(item) == 1:
+        name, options = next(iter(item.items()))
+    else:
+        problems.append((("steps", i), f"got {show(item)}; allowed: a step name or a one-key mapping "
+                                       "{name: options}, e.g. {prune: {method: structured, amount: 0.5}}"))
+        return None, None
+    if name not in STEPS:
+        problems.append((("steps", i), unknown_name(name, allowed, kind="compression step")))
+        return None, None
+    if options is not None and not isinstance(options, dict):
+        problems.append((("steps", i, name), f"got {show(options)}; allowed: a mapping of options or null"))
+        return None, None
+    return name, options
+
