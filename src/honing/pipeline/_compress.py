@@ -167,7 +167,7 @@ def _variant(name: str, opts: dict[str, Any], trunk: nn.Module, recipe: dict[str
         info["quantization"] = mode
         if mode == "dynamic" and runtime == "torch":
             q = hc.quantize_dynamic(plain)
-            info.update(format="dynamic-int8", layers=list(hc.QUANTIZABLE))
+            info.update(format="dynamic-int8", layers=["linear", "lstm", "gru"])
             return info, write_state(hc.quantized_state_dict(q)), "PyTorch dynamic int8 (weights int8, activations at run time)"
         if mode in ("fp16", "bf16"):
             info["format"] = mode
@@ -259,7 +259,7 @@ def _permanent(model: nn.Module) -> nn.Module:
 
     if not hc.has_masks(model):
         return model
-    return hc.make_permanent(copy.deepcopy(model))
+    return hc.make_permanent(hc.clone(model))
 
 
 def _trunk_info(model: nn.Module, structured: bool, history: list[str]) -> dict[str, Any]:

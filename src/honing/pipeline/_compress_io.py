@@ -71,8 +71,10 @@ def load_compressed(folder: Path, meta: dict[str, Any], build: Callable[[], nn.M
 
         return load_quantized(model, state, layers=tuple(info.get("layers") or ("linear", "lstm", "gru")))
     if fmt in ("fp16", "bf16"):
-        from honing.compress import load_half
+        from honing.compress import HalfPrecision
 
-        return load_half(model, state, dtype=fmt)
+        half = HalfPrecision(model, dtype=fmt)
+        half.load_state_dict(state)
+        return half
     model.load_state_dict(state)
     return model

@@ -23,7 +23,7 @@ from honing.train._checkpoint import (
 )
 from honing.train._config import FitResult, TrainConfig
 from honing.train._losses import LOSSES, create_loss, list_losses
-from honing.train._metrics import METRICS, default_metrics, list_metrics, resolve_mode
+from honing.train._metrics import METRICS, default_metrics, list_metrics, resolve_metrics, resolve_mode
 from honing.train._protocols import Augment, Reporter, Schedule, SplitLike
 from honing.train._trainer import Trainer
 
@@ -51,6 +51,7 @@ __all__ = [
     "list_metrics",
     "load_checkpoint",
     "load_checkpoint_weights",
+    "resolve_metrics",
     "resolve_mode",
     "save_checkpoint",
     "stopping_decision",
