@@ -32,7 +32,7 @@ def test_list_form_fills_every_default_and_round_trips() -> None:
     assert distill["temperature"] == 2.0 and distill["alpha"] == 0.7 and distill["model"]["hidden"] == [4]
     assert prune == {**prune, "method": "structured", "amount": 0.25, "sparsity": None, "steps": 1}
     assert finetune == {"epochs": 3, "lr": None}
-    assert c["latency"] == {"batch_sizes": [1, 256], "repeats": 20, "threads": 1}
+    assert c["latency"] == {"batch_sizes": [1, 256], "repeats": 20, "rounds": 3, "threads": 1}
     assert parse_recipe(recipe.to_dict()) == recipe
 
 

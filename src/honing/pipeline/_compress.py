@@ -46,8 +46,8 @@ def compress(out_dir: Path, recipe: dict[str, Any], data: Dataset, model: nn.Mod
     metric = _main_metric(recipe, data)
     say = _Say(progress)
 
-    rows = [_measure("uncompressed", baseline, data, recipe, latency, extra={"step": 0})]
-    base = rows[0]
+    row, runnable = _measure("uncompressed", baseline, data, recipe, extra={"step": 0})
+    rows, models = [row], [runnable]
     trunk = copy.deepcopy(model).cpu().eval()
     trunk_recipe, structured, failed = recipe, False, []
     history: list[str] = []
@@ -68,8 +68,8 @@ def compress(out_dir: Path, recipe: dict[str, Any], data: Dataset, model: nn.Mod
             else:
                 info, writer, notes = _variant(name, opts, trunk, trunk_recipe, data, stage_dir, structured, history)
             _save(stage_dir, trunk, trunk_recipe, data, info, writer)
-            row = _measure(label, stage_dir, data, trunk_recipe, latency,
-                           extra={"step": i, "seconds": round(time.perf_counter() - t0, 2), "notes": notes})
+            row, runnable = _measure(label, stage_dir, data, trunk_recipe,
+                                     extra={"step": i, "seconds": round(time.perf_counter() - t0, 2), "notes": notes})
         except Exception as err:  # the run's model and earlier stages stay; later variants still run
             message = f"{type(err).__name__}: {err}" if not isinstance(err, ConfigError) else str(err)
             failed.append({"step": i, "stage": label, "error": message})
@@ -81,9 +81,15 @@ def compress(out_dir: Path, recipe: dict[str, Any], data: Dataset, model: nn.Mod
                                "training step failed"} for j, s in enumerate(steps[i:], i + 1))
                 break
             continue
-        _compare(row, base, metric)
         rows.append(row)
-        say(f"compress {i}/{len(steps)}: {label}: {_summary(row, metric)}")
+        models.append(runnable)
+        say(f"compress {i}/{len(steps)}: {label}: " + (f"{metric} {row['metrics'][metric]:.4f}"
+                                                        if metric in row["metrics"] else "done"))
+    say(f"compress: timing {len(rows)} stages side by side ...")
+    _time_all(rows, models, data, latency)
+    for row in rows[1:]:
+        _compare(row, rows[0], metric)
+        say(f"  {row['stage']}: {_summary(row, metric)}")
     out = {"metric": metric, "latency": latency, "stages": rows, "failed": failed}
     atomic_write_text(folder / COMPRESS_RESULTS, json.dumps(out, indent=2))
     return out
@@ -312,18 +318,13 @@ def _main_metric(recipe: dict[str, Any], data: Dataset) -> str:
     return "accuracy" if data.task == "classification" else "mse"
 
 
-def _measure(label: str, folder: Path, data: Dataset, recipe: dict[str, Any], latency: dict[str, Any], *,
-             extra: dict[str, Any]) -> dict[str, Any]:
-    """Read the stage back, test it, time it: one row of the table."""
+def _measure(label: str, folder: Path, data: Dataset, recipe: dict[str, Any], *,
+             extra: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """Read the stage back and test it: (its row of the table, the model read back)."""
     from honing.train import resolve_metrics
 
     loaded = load_model(folder)
     info = loaded.meta.get("compression") or {}
-    threads = int(latency["threads"])
-    if info.get("format") == "onnx" and threads != 1:
-        from honing.export import OnnxModel
-
-        loaded.model = OnnxModel(folder / ONNX_FILE, threads=threads)
     row: dict[str, Any] = {"stage": label, **extra, "folder": str(folder),
                            "format": info.get("format", "torch"),
                            "runtime": "onnxruntime" if info.get("format") == "onnx" else "pytorch",
@@ -334,24 +335,39 @@ def _measure(label: str, folder: Path, data: Dataset, recipe: dict[str, Any], la
         row["parameters"] = count_parameters(loaded.model, trainable_only=False)
         row["nonzero_parameters"] = int(sum(int(torch.count_nonzero(p)) for p in loaded.model.parameters()))
     test = data.test if data.test is not None else data.val
+    row["metrics"] = {}
     if test is not None:
         pred = loaded.forward_prepared(test.x).float()
         fns = resolve_metrics((recipe.get("evaluate") or {}).get("metrics"), data.task)
         row["metrics"] = {k: float(fn(pred, test.y)) for k, fn in fns.items()}
         row["metrics_split"] = "test" if data.test is not None else "val"
-    else:
-        row["metrics"] = {}
-    rows = (test if test is not None else data.train).x
+    if isinstance(row.get("notes"), _Lazy):
+        row["notes"] = str(row["notes"])
+    return row, loaded.model
+
+
+def _time_all(rows: list[dict[str, Any]], models: list[Any], data: Dataset, latency: dict[str, Any]) -> None:
+    """Set every row's ``latency_ms``: all stages timed in turn, ``rounds`` times, on test rows."""
+    threads = int(latency["threads"])
+    for row, i in zip(rows, range(len(models))):
+        if row["format"] == "onnx" and threads != 1:
+            from honing.export import OnnxModel
+
+            models[i] = OnnxModel(Path(row["folder"]) / ONNX_FILE, threads=threads)
+    rows_x = next(s for s in (data.test, data.val, data.train) if s is not None).x
+    batches = {str(b): _batch(rows_x, b) for b in latency["batch_sizes"]}
+    samples: list[dict[str, list[float]]] = [{b: [] for b in batches} for _ in models]
     previous = torch.get_num_threads()
     set_threads(threads)
     try:
-        row["latency_ms"] = {str(b): round(_latency(loaded.model, _batch(rows, b), latency["repeats"]), 4)
-                             for b in latency["batch_sizes"]}
+        for _ in range(latency.get("rounds", 3)):
+            for model, sample in zip(models, samples):
+                for b, x in batches.items():
+                    sample[b].append(_latency(model, x, latency["repeats"]))
     finally:
         torch.set_num_threads(previous)
-    if isinstance(row.get("notes"), _Lazy):
-        row["notes"] = str(row["notes"])
-    return row
+    for row, sample in zip(rows, samples):
+        row["latency_ms"] = {b: round(statistics.median(v), 4) for b, v in sample.items()}
 
 
 def _batch(rows: torch.Tensor, size: int) -> torch.Tensor:
@@ -363,7 +379,7 @@ def _latency(model: Any, x: torch.Tensor, repeats: int) -> float:
     """Median wall time of one forward pass in milliseconds (after warm-up runs)."""
     times = []
     with torch.inference_mode():
-        for _ in range(3):
+        for _ in range(5):
             model(x)
         for _ in range(repeats):
             t0 = time.perf_counter()

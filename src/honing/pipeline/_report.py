@@ -88,7 +88,9 @@ def _compress_tables(c: dict[str, Any] | None) -> list[dict[str, Any]]:
         rows.append([f["stage"], "failed", "", "", *["" for _ in sizes], "", f["error"]])
     columns = ["stage", "runtime", "size on disk", "parameters", *[f"latency b{b} (ms)" for b in sizes],
                f"test {metric}", "notes"]
-    note = (f"Latency: median of {c['latency']['repeats']} forward passes on CPU with "
-            f"{c['latency']['threads']} thread(s), after warm-up. Every stage was read back from its folder "
-            "under compress/ before it was tested and timed.")
+    lat = c["latency"]
+    note = (f"Latency on CPU with {lat['threads']} thread(s): the stages were timed in turn, "
+            f"{lat.get('rounds', 3)} rounds of {lat['repeats']} forward passes each after warm-up; the median over "
+            "rounds of each round's median. Every stage was read back from its folder under compress/ before it "
+            "was tested and timed.")
     return [{"title": "Compression", "columns": columns, "rows": rows, "note": note}]

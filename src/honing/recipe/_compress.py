@@ -118,8 +118,13 @@ TRAINING_STEPS = ("distill", "prune", "finetune")
 
 
 class LatencySection(Section):
+    """How stages are timed: ``rounds`` passes over all stages in turn (so drift of the machine
+    hits every stage alike), each timing ``repeats`` forward passes per batch size; a stage's
+    latency is the median over rounds of its median."""
+
     batch_sizes: list[PositiveInt] = [1, 256]
     repeats: PositiveInt = 20
+    rounds: PositiveInt = 3
     threads: PositiveInt = 1
 
 
