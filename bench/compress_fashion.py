@@ -83,7 +83,7 @@ def side_by_side(folders: dict[str, Path], x: torch.Tensor, *, rounds: int, repe
 
 
 def run_arch(arch: str, args: argparse.Namespace) -> dict[str, Any]:
-    spec, root = ARCH[arch], OUT / "compress" / arch
+    spec, root = ARCH[arch], OUT / ("compress_quick" if args.quick else "compress") / arch
     out: dict[str, Any] = {"teacher": spec["teacher"], "student": spec["student"]}
     t0 = time.perf_counter()
     teacher = train_once(recipe(f"{arch}-teacher", spec["teacher"], spec["epochs"], quick=args.quick),

@@ -154,3 +154,30 @@ def test_magnitude_pruning_then_finetune_keeps_the_zeros(tmp_path):
     assert zeros == round(0.6 * sum(w.numel() for w in weights))
     assert not any(k.endswith(("_orig", "_mask")) for k in state)
     assert isinstance(weights[0], torch.Tensor)
+
+
+def test_the_other_methods_run_through_the_recipe(tmp_path):
+    """ADMM and iterative pruning, distillation with the feature loss, QAT, int8 ONNX, fp16."""
+    steps = [
+        {"distill": {"model": {"name": "mlp", "hidden": [8]}, "epochs": 2, "feature_weight": 0.5}},
+        {"prune": {"method": "admm", "sparsity": 0.5, "admm_epochs": 2, "finetune_epochs": 1}},
+        {"prune": {"method": "magnitude", "sparsity": 0.75, "steps": 2, "finetune_epochs": 1, "scope": "layer"}},
+        {"quantize": {"mode": "qat", "epochs": 1, "calibration_batches": 2}},
+        {"quantize": {"mode": "fp16"}},
+        {"quantize": {"mode": "dynamic", "runtime": "onnx"}},
+        {"export": {"format": "onnx-int8", "calibration_batches": 2}},
+    ]
+    out = honing.train_once(_recipe(steps), out=tmp_path, progress=False).results["compress"]
+    assert out["failed"] == []
+    by = {row["stage"]: row for row in out["stages"]}
+    student = by["distill"]["parameters"]
+    assert student == 4 * 8 + 8 + 8 * 3 + 3
+    assert by["prune admm 0.5"]["nonzero_parameters"] <= student - round(0.5 * (4 * 8 + 8 * 3)) + 1
+    layer = by["prune magnitude 0.75"]
+    assert layer["notes"].startswith("weight sparsity 7")  # 75% of each layer (rounded per layer)
+    assert layer["nonzero_parameters"] < by["prune admm 0.5"]["nonzero_parameters"]
+    for stage in ("quantize qat", "quantize dynamic", "export onnx-int8"):
+        assert by[stage]["runtime"] == "onnxruntime" and by[stage]["parameters"] == student
+    assert by["quantize fp16"]["size_bytes"] < by["prune magnitude 0.75"]["size_bytes"]
+    for row in out["stages"][1:]:
+        assert row["metrics"]["accuracy"] > 0.5, row["stage"]  # iris: chance is 1/3
