@@ -59,6 +59,10 @@ def test_every_step_is_a_stage_read_back_tested_and_timed(compressed_run):
     # structured pruning rebuilt smaller layers: fewer parameters, a smaller file
     assert by["prune structured 0.5"]["parameters"] < base["parameters"] / 2
     assert by["prune structured 0.5"]["size_bytes"] < base["size_bytes"]
+    widths = {r["layer"]: (r["in_before"], r["in_after"], r["out_before"], r["out_after"])
+              for r in by["prune structured 0.5"]["layers"]}
+    # hidden widths halved; the head reads 4 features instead of 8 and keeps its 3 outputs
+    assert widths == {"blocks.0.linear": (4, 4, 16, 8), "blocks.1.linear": (16, 8, 8, 4), "head": (8, 4, 3, 3)}
     # the variants are of the pruned, fine-tuned trunk: same parameter count
     trunk = by["finetune"]["parameters"]
     assert all(by[s]["parameters"] == trunk for s in ("quantize dynamic", "quantize bf16", "export onnx"))
@@ -145,6 +149,9 @@ def test_magnitude_pruning_then_finetune_keeps_the_zeros(tmp_path):
     steps = [{"prune": {"method": "magnitude", "sparsity": 0.6}}, {"finetune": {"epochs": 2}}]
     out = honing.train_once(_recipe(steps), out=tmp_path, progress=False).results["compress"]
     pruned, tuned = out["stages"][1], out["stages"][2]
+    per_layer = {r["layer"]: r for r in pruned["layers"]}
+    assert set(per_layer) == {"blocks.0.linear", "blocks.1.linear", "head"}
+    assert sum(r["zeros"] for r in per_layer.values()) == round(0.6 * sum(r["parameters"] for r in per_layer.values()))
     weights = 4 * 16 + 16 * 8 + 8 * 3  # global scope: all three weight matrices together
     assert f"weight sparsity {100 * round(0.6 * weights) / weights:.1f}% over 3 layers" == pruned["notes"]
     assert tuned["nonzero_parameters"] == pruned["nonzero_parameters"] < 0.6 * pruned["parameters"]

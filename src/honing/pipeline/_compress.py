@@ -59,17 +59,23 @@ def compress(out_dir: Path, recipe: dict[str, Any], data: Dataset, model: nn.Mod
         say(f"compress {i}/{len(steps)}: {label} ...")
         t0 = time.perf_counter()
         try:
+            layers: list[dict[str, Any]] | None = None
             if name in TRAINING_STEPS:
+                widths = _widths(trunk)
                 trunk, trunk_recipe, structured = _train_step(name, opts, trunk, trunk_recipe, data, structured)
                 history.append(label)
                 info = _trunk_info(trunk, structured, history)
                 writer = write_state(_permanent(trunk).state_dict())
                 notes = _sparsity_note(trunk) if name == "prune" else ""
+                if name == "prune":  # per layer: the widths structured pruning changed, else the sparsity
+                    layers = _layer_report(trunk, widths, opts["method"])
             else:
                 info, writer, notes = _variant(name, opts, trunk, trunk_recipe, data, stage_dir, structured, history)
             _save(stage_dir, trunk, trunk_recipe, data, info, writer)
             row, runnable = _measure(label, stage_dir, data, trunk_recipe,
                                      extra={"step": i, "seconds": round(time.perf_counter() - t0, 2), "notes": notes})
+            if layers is not None:
+                row["layers"] = layers
         except Exception as err:  # the run's model and earlier stages stay; later variants still run
             message = f"{type(err).__name__}: {err}" if not isinstance(err, ConfigError) else str(err)
             failed.append({"step": i, "stage": label, "error": message})
@@ -281,6 +287,20 @@ def _trunk_info(model: nn.Module, structured: bool, history: list[str]) -> dict[
     if structured:
         info["shapes"] = {k: list(v.shape) for k, v in plain.state_dict().items()}
     return info
+
+
+def _widths(model: nn.Module) -> dict[str, tuple[int, int]]:
+    from honing import compress as hc
+
+    return hc.layer_widths(model)
+
+
+def _layer_report(model: nn.Module, widths: dict[str, tuple[int, int]], method: str) -> list[dict[str, Any]]:
+    from honing import compress as hc
+
+    if method == "structured":
+        return hc.width_changes(widths, model)
+    return [{k: r[k] for k in ("layer", "parameters", "zeros", "sparsity")} for r in hc.sparsity_report(model)]
 
 
 def _sparsity_note(model: nn.Module) -> str:
