@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
-import statistics
 import sys
 import time
 import traceback
@@ -28,7 +26,8 @@ from honing.data import Dataset
 from honing.models import count_parameters
 from honing.pipeline._artifacts import load_model, save_model
 from honing.pipeline._build import build_model, build_trainer
-from honing.pipeline._compress_io import ONNX_FILE, PT2_FILE, weights_file, write_state
+from honing.pipeline._compress_io import ONNX_FILE, PT2_FILE, write_state
+from honing.pipeline._compress_table import Lazy, compare, main_metric, measure, summary, time_all
 
 COMPRESS_DIR, COMPRESS_RESULTS = "compress", "compress.json"
 TRAINING_STEPS = ("distill", "prune", "finetune")
@@ -43,10 +42,10 @@ def compress(out_dir: Path, recipe: dict[str, Any], data: Dataset, model: nn.Mod
     latency = section["latency"]
     folder = Path(out_dir) / COMPRESS_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    metric = _main_metric(recipe, data)
+    metric = main_metric(recipe, data)
     say = _Say(progress)
 
-    row, runnable = _measure("uncompressed", baseline, data, recipe, extra={"step": 0})
+    row, runnable = measure("uncompressed", baseline, data, recipe, extra={"step": 0})
     rows, models = [row], [runnable]
     trunk = copy.deepcopy(model).cpu().eval()
     trunk_recipe, structured, failed = recipe, False, []
@@ -72,7 +71,7 @@ def compress(out_dir: Path, recipe: dict[str, Any], data: Dataset, model: nn.Mod
             else:
                 info, writer, notes = _variant(name, opts, trunk, trunk_recipe, data, stage_dir, structured, history)
             _save(stage_dir, trunk, trunk_recipe, data, info, writer)
-            row, runnable = _measure(label, stage_dir, data, trunk_recipe,
+            row, runnable = measure(label, stage_dir, data, trunk_recipe,
                                      extra={"step": i, "seconds": round(time.perf_counter() - t0, 2), "notes": notes})
             if layers is not None:
                 row["layers"] = layers
@@ -92,10 +91,10 @@ def compress(out_dir: Path, recipe: dict[str, Any], data: Dataset, model: nn.Mod
         say(f"compress {i}/{len(steps)}: {label}: " + (f"{metric} {row['metrics'][metric]:.4f}"
                                                         if metric in row["metrics"] else "done"))
     say(f"compress: timing {len(rows)} stages side by side ...")
-    _time_all(rows, models, data, latency)
+    time_all(rows, models, data, latency)
     for row in rows[1:]:
-        _compare(row, rows[0], metric)
-        say(f"  {row['stage']}: {_summary(row, metric)}")
+        compare(row, rows[0], metric)
+        say(f"  {row['stage']}: {summary(row, metric)}")
     out = {"metric": metric, "latency": latency, "stages": rows, "failed": failed}
     atomic_write_text(folder / COMPRESS_RESULTS, json.dumps(out, indent=2))
     return out
@@ -210,20 +209,10 @@ def _variant(name: str, opts: dict[str, Any], trunk: nn.Module, recipe: dict[str
             result = hx.to_onnx(plain, folder / ONNX_FILE, example, atol=opts["tolerance"], rtol=0.0)
             checked["diff"] = result.max_abs_diff
 
-        return info, write_onnx, _Lazy(lambda: f"max |ONNX Runtime - PyTorch| {checked.get('diff', float('nan')):.2g}")
+        return info, write_onnx, Lazy(lambda: f"max |ONNX Runtime - PyTorch| {checked.get('diff', float('nan')):.2g}")
     calib = _calibration(data, opts["calibration_batches"]) if opts["quantization"] == "static" else None
     return info, _onnx_writer(plain, example, int8=opts["quantization"], calibration=calib), \
         f"ONNX Runtime int8 ({opts['quantization']})"
-
-
-class _Lazy:
-    """A note known only after the weights are written."""
-
-    def __init__(self, fn: Any) -> None:
-        self.fn = fn
-
-    def __str__(self) -> str:
-        return self.fn()
 
 
 def _onnx_writer(model: nn.Module, example: torch.Tensor, *, int8: str | None, calibration: Any) -> Any:
@@ -329,104 +318,6 @@ def _calibration(data: Dataset, batches: int) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     idx = torch.randperm(len(data.train), generator=g)[: batches * _CALIBRATION_ROWS]
     return list(data.train.x[idx].split(_CALIBRATION_ROWS))
-
-
-def _main_metric(recipe: dict[str, Any], data: Dataset) -> str:
-    metrics = (recipe.get("evaluate") or {}).get("metrics")
-    if metrics:
-        return metrics[0]
-    return "accuracy" if data.task == "classification" else "mse"
-
-
-def _measure(label: str, folder: Path, data: Dataset, recipe: dict[str, Any], *,
-             extra: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    """Read the stage back and test it: (its row of the table, the model read back)."""
-    from honing.train import resolve_metrics
-
-    loaded = load_model(folder)
-    info = loaded.meta.get("compression") or {}
-    row: dict[str, Any] = {"stage": label, **extra, "folder": str(folder),
-                           "format": info.get("format", "torch"),
-                           "runtime": "onnxruntime" if info.get("format") == "onnx" else "pytorch",
-                           "size_bytes": weights_file(folder, loaded.meta).stat().st_size}
-    if info:
-        row["parameters"], row["nonzero_parameters"] = info["parameters"], info["nonzero_parameters"]
-    else:
-        row["parameters"] = count_parameters(loaded.model, trainable_only=False)
-        row["nonzero_parameters"] = int(sum(int(torch.count_nonzero(p)) for p in loaded.model.parameters()))
-    test = data.test if data.test is not None else data.val
-    row["metrics"] = {}
-    if test is not None:
-        pred = loaded.forward_prepared(test.x).float()
-        fns = resolve_metrics((recipe.get("evaluate") or {}).get("metrics"), data.task)
-        row["metrics"] = {k: float(fn(pred, test.y)) for k, fn in fns.items()}
-        row["metrics_split"] = "test" if data.test is not None else "val"
-    if isinstance(row.get("notes"), _Lazy):
-        row["notes"] = str(row["notes"])
-    return row, loaded.model
-
-
-def _time_all(rows: list[dict[str, Any]], models: list[Any], data: Dataset, latency: dict[str, Any]) -> None:
-    """Set every row's ``latency_ms``: all stages timed in turn, ``rounds`` times, on test rows."""
-    threads = int(latency["threads"])
-    for row, i in zip(rows, range(len(models))):
-        if row["format"] == "onnx" and threads != 1:
-            from honing.export import OnnxModel
-
-            models[i] = OnnxModel(Path(row["folder"]) / ONNX_FILE, threads=threads)
-    rows_x = next(s for s in (data.test, data.val, data.train) if s is not None).x
-    batches = {str(b): _batch(rows_x, b) for b in latency["batch_sizes"]}
-    samples: list[dict[str, list[float]]] = [{b: [] for b in batches} for _ in models]
-    previous = torch.get_num_threads()
-    set_threads(threads)
-    try:
-        for _ in range(latency.get("rounds", 3)):
-            for model, sample in zip(models, samples):
-                for b, x in batches.items():
-                    sample[b].append(_latency(model, x, latency["repeats"]))
-    finally:
-        torch.set_num_threads(previous)
-    for row, sample in zip(rows, samples):
-        row["latency_ms"] = {b: round(statistics.median(v), 4) for b, v in sample.items()}
-
-
-def _batch(rows: torch.Tensor, size: int) -> torch.Tensor:
-    reps = math.ceil(size / rows.shape[0])
-    return (rows.repeat(reps, *([1] * (rows.dim() - 1))) if reps > 1 else rows)[:size].contiguous()
-
-
-def _latency(model: Any, x: torch.Tensor, repeats: int) -> float:
-    """Median wall time of one forward pass in milliseconds (after warm-up runs)."""
-    times = []
-    with torch.inference_mode():
-        for _ in range(5):
-            model(x)
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
-
-
-def _compare(row: dict[str, Any], base: dict[str, Any], metric: str) -> None:
-    ratio = lambda a, b: round(a / b, 4) if b else None  # noqa: E731
-    vs: dict[str, Any] = {"size": ratio(row["size_bytes"], base["size_bytes"]),
-                          "parameters": ratio(row["parameters"], base["parameters"])}
-    for b, ms in row["latency_ms"].items():
-        if b in base["latency_ms"]:
-            vs[f"latency_{b}"] = ratio(ms, base["latency_ms"][b])
-    for k, v in row["metrics"].items():
-        if k in base["metrics"]:
-            vs[k] = round(v - base["metrics"][k], 6)
-    row["vs_uncompressed"] = vs
-
-
-def _summary(row: dict[str, Any], metric: str) -> str:
-    vs = row.get("vs_uncompressed", {})
-    parts = [f"{metric} {row['metrics'].get(metric, float('nan')):.4f}"] if metric in row["metrics"] else []
-    parts.append(f"size {vs.get('size', 1):.2f}x")
-    parts += [f"latency b{b} {vs[f'latency_{b}']:.2f}x" for b in row["latency_ms"] if vs.get(f"latency_{b}")]
-    return ", ".join(parts)
 
 
 class _Say:
