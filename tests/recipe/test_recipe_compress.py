@@ -14,7 +14,7 @@ def _with(block: str) -> str:
 
 LIST_FORM = """\
 compress:
-  - distill: {model: {name: mlp, hidden: [4]}, temperature: 2}
+  - distill: {model: {name: mlp, hidden: [4]}, feature_weight: 0.5}
   - prune: {method: structured, amount: 0.25}
   - finetune
   - quantize: {mode: dynamic}
@@ -29,7 +29,7 @@ def test_list_form_fills_every_default_and_round_trips() -> None:
     names = [next(iter(s)) for s in c["steps"]]
     assert names == ["distill", "prune", "finetune", "quantize", "quantize", "export"]
     distill, prune, finetune = (next(iter(s.values())) for s in c["steps"][:3])
-    assert distill["temperature"] == 2.0 and distill["alpha"] == 0.7 and distill["model"]["hidden"] == [4]
+    assert distill["temperature"] == 2.0 and distill["alpha"] == 0.9 and distill["model"]["hidden"] == [4]
     assert prune == {**prune, "method": "structured", "amount": 0.25, "sparsity": None, "steps": 1}
     assert finetune == {"epochs": 3, "lr": None}
     assert c["latency"] == {"batch_sizes": [1, 256], "repeats": 20, "rounds": 3, "threads": 1}
