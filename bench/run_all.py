@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "run_memory": ("run_memory.py", ["--quick"]),
     "transfer_images": ("transfer_images.py", ["--quick"]),
     "minilm_rotten_tomatoes": ("minilm_rotten_tomatoes.py", ["--quick"]),
+    "compress_fashion": ("compress_fashion.py", ["--quick"]),
 }
 
 

@@ -1,7 +1,8 @@
 """honing: optimizing and fine-tuning deep neural networks, from data to a tested model.
 
 The public surface: ``honing.data``, ``honing.models``, ``honing.optim``, ``honing.train``,
-``honing.tune``, ``honing.recipe``, ``honing.pipeline`` (``honing.run(recipe)``, what the
+``honing.tune``, ``honing.transfer``, ``honing.compress``, ``honing.export``, ``honing.recipe``,
+``honing.pipeline`` (``honing.run(recipe)``, what the
 ``honing run`` command does), and the most used names re-exported here.
 """
 

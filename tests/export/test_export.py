@@ -157,9 +157,9 @@ def test_torch_export_round_trip(tmp_path) -> None:
         load_torch_export(tmp_path / "missing.pt2")
 
 
-def test_import_honing_does_not_import_onnx() -> None:
-    code = ("import sys, honing, honing.export; "
-            "print(sorted(m for m in ('onnx', 'onnxruntime', 'onnxscript') if m in sys.modules))")
+def test_import_honing_does_not_import_onnx_or_torch_pruning() -> None:
+    code = ("import sys, honing, honing.export, honing.compress, honing.pipeline; "
+            "print(sorted(m for m in ('onnx', 'onnxruntime', 'onnxscript', 'torch_pruning') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent)
     assert out.stdout.strip() == "[]"
