@@ -63,6 +63,7 @@ def test_every_step_is_a_stage_read_back_tested_and_timed(compressed_run):
               for r in by["prune structured 0.5"]["layers"]}
     # hidden widths halved; the head reads 4 features instead of 8 and keeps its 3 outputs
     assert widths == {"blocks.0.linear": (4, 4, 16, 8), "blocks.1.linear": (16, 8, 8, 4), "head": (8, 4, 3, 3)}
+    assert by["prune structured 0.5"]["notes"] == "narrowed: blocks.0.linear 16->8, blocks.1.linear 8->4"
     # the variants are of the pruned, fine-tuned trunk: same parameter count
     trunk = by["finetune"]["parameters"]
     assert all(by[s]["parameters"] == trunk for s in ("quantize dynamic", "quantize bf16", "export onnx"))

@@ -65,9 +65,10 @@ def compress(out_dir: Path, recipe: dict[str, Any], data: Dataset, model: nn.Mod
                 history.append(label)
                 info = _trunk_info(trunk, structured, history)
                 writer = write_state(_permanent(trunk).state_dict())
-                notes = _sparsity_note(trunk) if name == "prune" else ""
+                notes = ""
                 if name == "prune":  # per layer: the widths structured pruning changed, else the sparsity
                     layers = _layer_report(trunk, widths, opts["method"])
+                    notes = _width_note(layers) if opts["method"] == "structured" else _sparsity_note(trunk)
             else:
                 info, writer, notes = _variant(name, opts, trunk, trunk_recipe, data, stage_dir, structured, history)
             _save(stage_dir, trunk, trunk_recipe, data, info, writer)
@@ -290,6 +291,11 @@ def _layer_report(model: nn.Module, widths: dict[str, tuple[int, int]], method: 
     if method == "structured":
         return hc.width_changes(widths, model)
     return [{k: r[k] for k in ("layer", "parameters", "zeros", "sparsity")} for r in hc.sparsity_report(model)]
+
+
+def _width_note(rows: list[dict[str, Any]]) -> str:
+    changed = [f"{r['layer']} {r['out_before']}->{r['out_after']}" for r in rows if r["out_before"] != r["out_after"]]
+    return "narrowed: " + ", ".join(changed) if changed else "no layer narrowed"
 
 
 def _sparsity_note(model: nn.Module) -> str:
