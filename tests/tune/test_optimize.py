@@ -269,6 +269,31 @@ def test_same_seed_same_trials(tmp_path):
     assert [t["params"] for t in runs[0].trials] == [t["params"] for t in runs[1].trials]
 
 
+def test_a_claim_holds_an_interrupt_even_when_other_threads_could_take_it():
+    """A process-directed SIGINT goes to any thread that does not block it (a runtime's thread
+    pool, here a sleeping thread); the claim must still finish before KeyboardInterrupt."""
+    import threading
+
+    from honing.tune._loop import _interrupts_deferred
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    steps = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _interrupts_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)  # time for the signal to land on whichever thread takes it
+                steps.append("claimed")
+            steps.append("after")
+    finally:
+        stop.set()
+        other.join()
+    assert steps == ["claimed"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_an_interrupt_while_a_trial_is_claimed_arrives_after_the_claim():
     from honing.tune._loop import _interrupts_deferred
 

@@ -185,16 +185,28 @@ def recover(study: optuna.Study, *, reason: str, owners: set[str] | None = None)
 def _interrupts_deferred() -> Iterator[None]:
     """Hold SIGINT/SIGTERM while a trial is claimed: a trial is created and then tagged with its
     worker, and an interrupt in between would leave a RUNNING trial nobody can recover. A signal
-    that arrives meanwhile is delivered on exit, once the trial is tagged."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+    that arrives meanwhile is delivered on exit, once the trial is tagged.
+
+    The Python-level handlers are swapped for one that only records the signal. (Blocking the
+    signals with ``pthread_sigmask`` is not enough: it masks the main thread only, and the kernel
+    hands a process-directed signal to any other thread, e.g. a runtime's thread pool, whose C
+    handler then has the main thread raise inside the block.)"""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    pending: list[int] = []
+    old = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(pending):  # each held signal once, in arrival order
+            handler = old[s]
+            if callable(handler):
+                handler(s, None)  # default_int_handler raises KeyboardInterrupt
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(s)
 
 
 def _claim(study: optuna.Study, job: Job) -> tuple[optuna.Trial, dict[str, Any]] | None:
