@@ -195,8 +195,10 @@ def _interrupts_deferred() -> Iterator[None]:
         yield
         return
     pending: list[int] = []
-    old = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    old: dict[int, Any] = {}
     try:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            old[s] = signal.signal(s, lambda signum, frame: pending.append(signum))
         yield
     finally:
         for s, handler in old.items():

@@ -176,11 +176,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
+    previous: dict[int, Any] = {}
+    try:  # installed inside the try: an interrupt between two calls still restores what was set
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _raise_interrupt)
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 class _Progress:
@@ -231,8 +233,10 @@ def _ignore_interrupts() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    previous: dict[int, Any] = {}
+    try:  # a KeyboardInterrupt raised between the two calls must not leave SIGINT ignored
+        for s in (signal.SIGINT, signal.SIGTERM):
+            previous[s] = signal.signal(s, signal.SIG_IGN)
         yield
     finally:
         for s, handler in previous.items():
