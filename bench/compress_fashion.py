@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from _common import OUT, check_env, machine, save
 
-from honing.pipeline import compress_folder, load_model, train_once
+from honing.pipeline import compress_folder, load_model, median_forward_ms, train_once
 
 TRAINING = {"batch_size": 128, "optimizer": {"name": "adamw", "lr": 0.002, "weight_decay": 0.0001},
             "schedule": {"name": "cosine"}, "threads": 2}
@@ -56,18 +56,6 @@ def recipe(name: str, model: dict[str, Any], epochs: int, *, seed: int = 0, step
     return r
 
 
-def timed(model: Any, x: torch.Tensor, repeats: int) -> float:
-    times = []
-    with torch.inference_mode():
-        for _ in range(3):
-            model(x)
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
-
-
 def side_by_side(folders: dict[str, Path], x: torch.Tensor, *, rounds: int, repeats: int) -> dict[str, dict[str, float]]:
     """{stage: {"1": ms, "256": ms}}, every stage timed once per round, in turn."""
     torch.set_num_threads(1)
@@ -78,7 +66,7 @@ def side_by_side(folders: dict[str, Path], x: torch.Tensor, *, rounds: int, repe
     for _ in range(rounds):
         for k, m in models.items():
             for b in ("1", "256"):
-                samples[k][b].append(timed(m, x[: int(b)], repeats))
+                samples[k][b].append(median_forward_ms(m, x[: int(b)], repeats=repeats, warmup=3))
     return {k: {b: round(statistics.median(v), 4) for b, v in s.items()} for k, s in samples.items()}
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from honing.pipeline._artifacts import LoadedModel, load_model, save_model, versions
 from honing.pipeline._compress import compress_folder
-from honing.pipeline._objective import RecipeObjective, measure_latency_ms
+from honing.pipeline._objective import RecipeObjective, measure_latency_ms, median_forward_ms
 from honing.pipeline._run import RunResult, output_dir, run, train_once
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "compress_folder",
     "load_model",
     "measure_latency_ms",
+    "median_forward_ms",
     "output_dir",
     "run",
     "save_model",

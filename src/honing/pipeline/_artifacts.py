@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-from honing._core import ConfigError, DataError, atomic_save_file, atomic_write_text
+from honing._core import ConfigError, DataError, atomic_write_text
 from honing.data import Preprocessor
 from honing.models import create_model
+from honing.pipeline._compress_io import write_state
 
 WEIGHTS, RECIPE, PREPROCESSOR, META = "model.safetensors", "recipe.json", "preprocessor.json", "meta.json"
 
@@ -66,11 +67,7 @@ def save_model(
         from honing.pipeline._transfer import transfer_meta
 
         extra["transfer"] = transfer_meta(model, recipe, folder)
-    if weights is not None:
-        weights(folder)
-    else:
-        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-        atomic_save_file(folder / WEIGHTS, lambda tmp: save_file(state, tmp))
+    (weights or write_state(model.state_dict()))(folder)
     atomic_write_text(folder / RECIPE, json.dumps(recipe, indent=2))
     # a text preprocessor's tokenizer is copied into the folder, so the folder stands alone
     pre_state = preprocessor.save_tokenizer(folder) if hasattr(preprocessor, "save_tokenizer") else preprocessor.state_dict()

@@ -60,18 +60,20 @@ def compress(out_dir: Path, recipe: dict[str, Any], data: Dataset, model: nn.Mod
         try:
             layers: list[dict[str, Any]] | None = None
             if name in TRAINING_STEPS:
-                widths = _widths(trunk)
+                widths = _widths(trunk) if name == "prune" else {}
                 trunk, trunk_recipe, structured = _train_step(name, opts, trunk, trunk_recipe, data, structured)
                 history.append(label)
-                info = _trunk_info(trunk, structured, history)
-                writer = write_state(_permanent(trunk).state_dict())
+                plain = _permanent(trunk)  # one copy without masks: described, written and saved
+                info = _trunk_info(plain, structured, history)
+                writer = write_state(plain.state_dict())
                 notes = ""
                 if name == "prune":  # per layer: the widths structured pruning changed, else the sparsity
                     layers = _layer_report(trunk, widths, opts["method"])
                     notes = _width_note(layers) if opts["method"] == "structured" else _sparsity_note(trunk)
             else:
-                info, writer, notes = _variant(name, opts, trunk, trunk_recipe, data, stage_dir, structured, history)
-            _save(stage_dir, trunk, trunk_recipe, data, info, writer)
+                plain = _permanent(trunk).eval()
+                info, writer, notes = _variant(name, opts, plain, trunk_recipe, data, structured, history)
+            _save(stage_dir, plain, trunk_recipe, data, info, writer)
             row, runnable = measure(label, stage_dir, data, trunk_recipe,
                                      extra={"step": i, "seconds": round(time.perf_counter() - t0, 2), "notes": notes})
             if layers is not None:
@@ -165,13 +167,13 @@ def _train_step(name: str, opts: dict[str, Any], trunk: nn.Module, recipe: dict[
     return trunk, recipe, structured
 
 
-def _variant(name: str, opts: dict[str, Any], trunk: nn.Module, recipe: dict[str, Any], data: Dataset,
-             stage_dir: Path, structured: bool, history: list[str]) -> tuple[dict[str, Any], Any, str]:
-    """A deployable form of the trunk: (meta["compression"], weights writer, notes)."""
+def _variant(name: str, opts: dict[str, Any], plain: nn.Module, recipe: dict[str, Any], data: Dataset,
+             structured: bool, history: list[str]) -> tuple[dict[str, Any], Any, str]:
+    """A deployable form of the trunk (``plain``: without pruning masks, in eval mode):
+    (meta["compression"], weights writer, notes)."""
     from honing import compress as hc
     from honing import export as hx
 
-    plain = _permanent(trunk).eval()
     info = _trunk_info(plain, structured, history)
     example = _example(data)
     if name == "quantize":
@@ -264,8 +266,7 @@ def _permanent(model: nn.Module) -> nn.Module:
     return hc.make_permanent(hc.clone(model))
 
 
-def _trunk_info(model: nn.Module, structured: bool, history: list[str]) -> dict[str, Any]:
-    plain = _permanent(model)
+def _trunk_info(plain: nn.Module, structured: bool, history: list[str]) -> dict[str, Any]:
     weights = [p for p in plain.parameters()]
     info: dict[str, Any] = {
         "format": "torch",
@@ -305,12 +306,12 @@ def _sparsity_note(model: nn.Module) -> str:
     return f"weight sparsity {hc.total_sparsity(report):.1%} over {len(report)} layers"
 
 
-def _save(folder: Path, trunk: nn.Module, recipe: dict[str, Any], data: Dataset, info: dict[str, Any],
+def _save(folder: Path, plain: nn.Module, recipe: dict[str, Any], data: Dataset, info: dict[str, Any],
           writer: Any) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for stale in (folder / "meta.json", folder / ONNX_FILE, folder / PT2_FILE, folder / "model.safetensors"):
         stale.unlink(missing_ok=True)  # meta.json last written marks a complete folder
-    save_model(folder, _permanent(trunk), recipe=recipe, preprocessor=data.preprocessor, task=data.task,
+    save_model(folder, plain, recipe=recipe, preprocessor=data.preprocessor, task=data.task,
                input_shape=data.input_shape, num_outputs=data.num_outputs, class_names=data.class_names,
                extra={"compression": info}, weights=writer)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from honing.data import Dataset
 from honing.models import count_parameters
 from honing.pipeline._artifacts import load_model
 from honing.pipeline._compress_io import ONNX_FILE, weights_file
+from honing.pipeline._objective import median_forward_ms
 
 
 class Lazy:
@@ -80,7 +80,7 @@ def time_all(rows: list[dict[str, Any]], models: list[Any], data: Dataset, laten
         for _ in range(latency.get("rounds", 3)):
             for model, sample in zip(models, samples):
                 for b, x in batches.items():
-                    sample[b].append(_latency(model, x, latency["repeats"]))
+                    sample[b].append(median_forward_ms(model, x, repeats=latency["repeats"]))
     finally:
         torch.set_num_threads(previous)
     for row, sample in zip(rows, samples):
@@ -90,19 +90,6 @@ def time_all(rows: list[dict[str, Any]], models: list[Any], data: Dataset, laten
 def _batch(rows: torch.Tensor, size: int) -> torch.Tensor:
     reps = math.ceil(size / rows.shape[0])
     return (rows.repeat(reps, *([1] * (rows.dim() - 1))) if reps > 1 else rows)[:size].contiguous()
-
-
-def _latency(model: Any, x: torch.Tensor, repeats: int) -> float:
-    """Median wall time of one forward pass in milliseconds (after warm-up runs)."""
-    times = []
-    with torch.inference_mode():
-        for _ in range(5):
-            model(x)
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
 
 
 def compare(row: dict[str, Any], base: dict[str, Any], metric: str) -> None:

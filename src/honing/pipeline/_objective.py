@@ -40,19 +40,24 @@ def release_data() -> None:
     _DATA_CACHE.clear()
 
 
-def measure_latency_ms(model: torch.nn.Module, input_shape: tuple[int, ...], *, batch: int = 1, repeats: int = 50) -> float:
-    """Median wall time of one forward pass (eval mode, no_grad), in milliseconds."""
-    model.eval()
-    x = torch.randn(batch, *input_shape)
+def median_forward_ms(model: Any, x: torch.Tensor, *, repeats: int, warmup: int = 5) -> float:
+    """Median wall time of ``model(x)`` in milliseconds, after ``warmup`` untimed calls
+    (no autograd; ``model`` is anything callable: a module, an ONNX Runtime session, ...)."""
     times = []
-    with torch.no_grad():
-        for _ in range(5):
+    with torch.inference_mode():
+        for _ in range(warmup):
             model(x)
         for _ in range(repeats):
             t0 = time.perf_counter()
             model(x)
             times.append(time.perf_counter() - t0)
     return 1e3 * statistics.median(times)
+
+
+def measure_latency_ms(model: torch.nn.Module, input_shape: tuple[int, ...], *, batch: int = 1, repeats: int = 50) -> float:
+    """Median wall time of one forward pass on random inputs (eval mode), in milliseconds."""
+    model.eval()
+    return median_forward_ms(model, torch.randn(batch, *input_shape), repeats=repeats)
 
 
 class RecipeObjective:
