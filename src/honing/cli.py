@@ -7,8 +7,11 @@ Only this module reads ``sys.argv``.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,7 @@ def _positive_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="honing", description="Optimize and fine-tune deep neural networks from one YAML recipe.")
+    p.add_argument("--debug", action="store_true", help="print the traceback of an error too (anywhere on the line)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def common(sp: argparse.ArgumentParser, *, search: bool) -> None:
@@ -94,23 +98,64 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from honing._core import HoningError
-    from honing._core import ConfigError, DataError
+    """Run one command; every error ends as one message and an exit code, never a traceback
+    (``--debug``, or HONING_DEBUG=1, prints it too)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or bool(os.environ.get("HONING_DEBUG"))  # accepted anywhere on the line
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    from honing._core import ConfigError, DataError, HoningError, UnknownNameError
 
     try:
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("\nhoning: interrupted; re-run the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ConfigError, DataError, KeyError, FileNotFoundError) as err:
-        if isinstance(err, KeyError) and not isinstance(err, HoningError):
-            raise
-        print(f"honing: error: {err}", file=sys.stderr)
+    except (ConfigError, DataError, UnknownNameError, FileNotFoundError, IsADirectoryError,
+            NotADirectoryError, FileExistsError) as err:
+        _debug(debug)
+        print(f"honing: error: {_os_message(err) if isinstance(err, OSError) else err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except HoningError as err:
+        _debug(debug)
         print(f"honing: failed: {err}", file=sys.stderr)
         return EXIT_FAILURE
+    except OSError as err:  # the environment: a read-only folder, a full disk, a quota, an I/O error
+        _debug(debug)
+        print(f"honing: failed: {_os_message(err)}", file=sys.stderr)
+        return EXIT_FAILURE
+    except MemoryError:
+        _debug(debug)
+        print("honing: failed: out of memory (a smaller batch size, model or data set needs less)", file=sys.stderr)
+        return EXIT_FAILURE
+    except RecursionError:
+        _debug(debug)
+        print("honing: error: the input nests too deeply to be read", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as err:  # a bug of honing's or of a library: still a message, not a traceback
+        _debug(debug)
+        print(f"honing: failed: unexpected {type(err).__name__}: {str(err)[:500]}\n"
+              "  (this is a bug; re-run with --debug for the traceback and report it)", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _debug(debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+
+
+def _os_message(err: OSError) -> str:
+    """What an OSError means for the user: the file, and why (no space left, read-only, ...)."""
+    hints = {errno.ENOSPC: "no space left on the device: free some space and re-run the same command to resume",
+             errno.EDQUOT: "disk quota exceeded: free some space and re-run the same command to resume",
+             errno.EROFS: "the file system is read-only: choose another folder with --out",
+             errno.EACCES: "permission denied: choose a folder you can write to with --out",
+             errno.EPERM: "operation not permitted: choose a folder you can write to with --out",
+             errno.ENOTDIR: "a part of the path is a file, not a folder",
+             errno.EISDIR: "the path is a folder, not a file",
+             errno.EEXIST: "the path exists and is not a folder"}
+    where = f" {err.filename!r}" if err.filename else ""
+    why = hints.get(err.errno or -1, err.strerror or str(err))
+    return f"cannot use{where}: {why}"
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

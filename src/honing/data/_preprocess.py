@@ -155,20 +155,42 @@ class Preprocessor:
         kind = state.get("kind") if isinstance(state, dict) else None
         if kind not in kinds:
             raise ConfigError(f"invalid preprocessor state kind: got {kind!r}; allowed: {', '.join(map(repr, kinds))}")
-        options = dict(state["options"])
-        if "sample_shape" in options:
-            options["sample_shape"] = tuple(options["sample_shape"])
-        if kind == TextPreprocessor.kind:
-            path = str(state.get("tokenizer", options["tokenizer"]))
-            options["tokenizer"] = TextPreprocessor.resolve_tokenizer(path, base_dir)
-            options["max_length"] = state.get("max_length", options["max_length"])
-        pre = kinds[kind](**options)
-        if state.get("fitted"):
-            pre._load_stats(state["stats"])
-            pre.target_mean = state["target"]["mean"]
-            pre.target_std = state["target"]["std"]
-            pre.fitted = True
+        try:
+            options = dict(state["options"])
+            if "sample_shape" in options:
+                options["sample_shape"] = tuple(options["sample_shape"])
+            if kind == TextPreprocessor.kind:
+                path = str(state.get("tokenizer", options["tokenizer"]))
+                options["tokenizer"] = TextPreprocessor.resolve_tokenizer(path, base_dir)
+                options["max_length"] = state.get("max_length", options["max_length"])
+            pre = kinds[kind](**options)
+            if state.get("fitted"):
+                pre._load_stats(state["stats"])
+                target = state.get("target") or {}
+                pre.target_mean = _finite_list(target.get("mean"), "target.mean")
+                pre.target_std = _finite_list(target.get("std"), "target.std", positive=True)
+                pre.fitted = True
+                for name in ("fill", "center", "std"):
+                    if hasattr(pre, name):
+                        _finite_list(getattr(pre, name), f"stats.{name}", positive=name == "std")
+        except ConfigError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ConfigError(f"invalid preprocessor state: {type(err).__name__}: {str(err)[:160]}; allowed: "
+                              "what Preprocessor.state_dict() writes") from None
         return pre
+
+
+def _finite_list(values: Any, name: str, *, positive: bool = False) -> list[float] | None:
+    """``values`` as floats, each finite (and > 0 with ``positive``); None stays None."""
+    if values is None:
+        return None
+    out = [float(v) for v in values]
+    bad = [v for v in out if not math.isfinite(v) or (positive and v <= 0)]
+    if bad:
+        allowed = "finite numbers > 0 (a standard deviation of 0 would divide by zero)" if positive else "finite numbers"
+        raise ConfigError(f"invalid preprocessor state: {name} holds {bad[0]!r}; allowed: {allowed}")
+    return out
 
 
 class TabularPreprocessor(Preprocessor):

@@ -4,25 +4,25 @@
 default) and saves it with ``torch.export.save``; ``load_torch_export`` gives back a module that
 computes the same thing, loadable where the model's source code is not available.
 
-Safety (read in torch 2.13's ``torch/export/pt2_archive/_package.py`` and
-``torch/_export/serde/serialize.py``): a .pt2 file is a zip archive whose graph is JSON and whose
-plain tensors (weights, buffers, constants) are raw bytes described by JSON metadata, so a program
-from this module loads without unpickling any of its own data. But the format also allows
-pickled payloads, which ``torch.export.load`` unpickles without restriction: tensor subclasses
-(``torch.load(weights_only=False)``), custom and opaque objects (``torch._C._pickle_load_obj``,
-``pickle.loads``), and example inputs that fail a ``weights_only=True`` load are loaded again with
-``weights_only=False``. torch's own docstring says: never load a .pt2 from an untrusted source.
-So ``load_torch_export`` first reads the archive's JSON payload configs and refuses a file with
-any pickled weight or constant, or custom/opaque object, and checks that its sample inputs load
-with ``weights_only=True`` (so torch's unrestricted fallback never runs); only then does it call
-``torch.export.load``. Files written by ``to_torch_export`` pass. Still, prefer safetensors for
-weights and ONNX for sharing models.
+Safety (read in torch 2.13's ``torch/export/__init__.py``, ``torch/export/pt2_archive/_package.py``
+and ``torch/_export/serde/serialize.py``): torch's loader accepts more than one layout, and several
+of its paths run foreign code: pickled weights, constants and sample inputs
+(``torch.load(weights_only=False)``, ``pickle.loads``, ``torch._C._pickle_load_obj``), AOTInductor
+packages (compiled shared libraries), the older (torch 2.7) archive layout that ``torch.export.load``
+falls back to when the newer one does not read, and legacy ``<model>.pt`` weight files. torch's
+own docstring says: never load a .pt2 from an untrusted source. So ``load_torch_export`` reads the
+file once into memory and checks it with ``check_pt2_archive`` against the one layout that
+``to_torch_export`` writes: one archive root, a fixed list of member names (graph JSON, raw tensor
+payloads described by JSON metadata, sample inputs that load with ``weights_only=True``), no
+pickled payload, no duplicate or unknown member, a bounded size. Only those checked bytes are
+handed to ``torch.export.load``. Anything else is refused before torch sees it.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -68,46 +68,87 @@ class ExportedModule(nn.Module):
         return self.program(x)
 
 
-def refuse_pickles(path: str | os.PathLike[str]) -> None:
-    """Raise ConfigError if loading the .pt2 archive at ``path`` would unpickle anything."""
+_ROOT_FILES = ("archive_format", "archive_version", "byteorder", ".data/version", ".data/serialization_id")
+_MEMBER = re.compile(r"(?:models/model\.json|data/weights/model_weights_config\.json|data/weights/weight_\d+"
+                     r"|data/constants/model_constants_config\.json|data/constants/tensor_\d+"
+                     r"|data/sample_inputs/model\.pt)")
+_PAYLOAD = {"data/weights/model_weights_config.json": ("data/weights/", re.compile(r"weight_\d+")),
+            "data/constants/model_constants_config.json": ("data/constants/", re.compile(r"tensor_\d+"))}
+MAX_PT2_BYTES = 4 << 30
+
+
+def check_pt2_archive(data: bytes, *, where: str = "<bytes>") -> None:
+    """Raise ConfigError unless ``data`` is a .pt2 archive in the layout ``to_torch_export`` writes,
+    whose loading runs no foreign code (nothing unpickled, no compiled library, no legacy layout)."""
     import json
     import zipfile
 
     def bad(why: str) -> ConfigError:
-        return ConfigError(f"invalid .pt2 file {os.fspath(path)!r}: {why}; allowed: a program whose weights, "
+        return ConfigError(f"invalid .pt2 file {where!r}: {why}; allowed: a torch.export program whose weights, "
                            "constants and sample inputs load without unpickling (as to_torch_export writes)")
 
     try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise bad("not a zip archive") from None
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+        raise bad("not a zip archive (damaged or truncated?)") from None
     with archive:
-        names = archive.namelist()
-        for name in names:
-            if name.endswith("_config.json") and ("/data/weights/" in name or "/data/constants/" in name):
-                config = json.loads(archive.read(name)).get("config", {})
+        names = [i.filename for i in infos]
+        if len(set(names)) != len(names):
+            raise bad("it holds a member name twice")
+        if sum(i.file_size for i in infos) > 4 * len(data) + (1 << 20) or len(data) > MAX_PT2_BYTES:
+            raise bad("its members unpack to far more than the file's size")
+        roots = {n.split("/", 1)[0] for n in names}
+        if len(roots) != 1 or any("/" not in n for n in names):
+            raise bad(f"it has {len(roots)} top-level entries ({', '.join(sorted(roots)[:4])}); the layout written by "
+                      "torch.export.save has one archive root (the older torch 2.7 layout is refused: it unpickles)")
+        root = roots.pop()
+        members = {n.split("/", 1)[1]: n for n in names}
+        for rel in members:
+            if rel not in _ROOT_FILES and not _MEMBER.fullmatch(rel):
+                raise bad(f"unexpected member {members[rel]!r} (pickles, compiled libraries and legacy files are refused)")
+        for required in ("archive_format", "archive_version", "models/model.json",
+                         "data/sample_inputs/model.pt", *_PAYLOAD):
+            if required not in members:
+                raise bad(f"the member {root}/{required} is missing")
+        try:
+            if archive.read(members["archive_format"]).decode().strip() != "pt2":
+                raise bad("its archive_format is not pt2")
+            for config_name, (folder, pattern) in _PAYLOAD.items():
+                config = json.loads(archive.read(members[config_name])).get("config", {})
+                if not isinstance(config, dict):
+                    raise bad(f"{config_name} is not a mapping")
                 for fqn, meta in config.items():
-                    if meta.get("use_pickle"):
+                    if not isinstance(meta, dict) or meta.get("use_pickle") is not False:
                         raise bad(f"the tensor {fqn!r} is stored pickled")
-                    if str(meta.get("path_name", "")).startswith(("custom_obj", "opaque_obj")):
-                        raise bad(f"the constant {fqn!r} is a pickled object")
-            elif "/data/sample_inputs/" in name:
-                try:
-                    torch.load(io.BytesIO(archive.read(name)), weights_only=True)
-                except Exception as err:
-                    raise bad(f"its sample inputs need unpickling ({type(err).__name__})") from None
-            elif name.endswith((".pkl", ".pickle")):
-                raise bad(f"it holds the pickle {name!r}")
+                    path_name = str(meta.get("path_name", ""))
+                    if not pattern.fullmatch(path_name) or folder + path_name not in members:
+                        raise bad(f"the payload of {fqn!r} ({path_name!r}) is not a plain tensor file of the archive")
+            torch.load(io.BytesIO(archive.read(members["data/sample_inputs/model.pt"])), weights_only=True)
+        except ConfigError:
+            raise
+        except Exception as err:  # JSON, zip CRC or unpickling (weights_only) errors
+            raise bad(f"a member does not read safely ({type(err).__name__}: {str(err)[:120]})") from None
+
+
+def refuse_pickles(path: str | os.PathLike[str]) -> None:
+    """Raise ConfigError if loading the .pt2 archive at ``path`` would unpickle anything."""
+    check_pt2_archive(Path(path).read_bytes(), where=os.fspath(path))
 
 
 def load_torch_export(path: str | os.PathLike[str]) -> nn.Module:
     """The module saved by ``to_torch_export`` (``torch.export.load(path).module()``, wrapped).
 
-    Only for trusted files: see the module docstring.
+    Any file that is not in ``to_torch_export``'s layout is refused first: see the module docstring.
     """
     if not Path(path).is_file():
         raise ConfigError(f"invalid path: got {os.fspath(path)!r}, which is not a file; allowed: a .pt2 file")
-    refuse_pickles(path)
-    with quiet():
-        program = torch.export.load(os.fspath(path)).module()
+    data = Path(path).read_bytes()  # read once: the bytes checked are the bytes loaded
+    check_pt2_archive(data, where=os.fspath(path))
+    try:
+        with quiet():
+            program = torch.export.load(io.BytesIO(data)).module()
+    except Exception as err:
+        raise ConfigError(f"invalid .pt2 file {os.fspath(path)!r}: torch.export cannot read it "
+                          f"({type(err).__name__}: {str(err)[:200]})") from None
     return ExportedModule(program).eval()

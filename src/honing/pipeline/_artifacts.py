@@ -194,8 +194,20 @@ def _build(folder: Path, meta: dict[str, Any], recipe: dict[str, Any]) -> nn.Mod
     return create_model(name, input_shape=tuple(meta["input_shape"]), num_outputs=meta["num_outputs"], **model_kw)
 
 
+TASKS = ("classification", "regression")
+MAX_PARAMETERS = 2_000_000_000  # what a model folder may ask to build (8 GB of float32)
+MAX_JSON_BYTES = 64 << 20
+
+
 def load_model(directory: str | Path) -> LoadedModel:
-    """Rebuild a model folder written by ``honing run`` / ``honing train`` (or ``save_model``)."""
+    """Rebuild a model folder written by ``honing run`` / ``honing train`` (or ``save_model``).
+
+    Every file of the folder is untrusted input (docs/security.md): JSON files are checked for
+    the keys and types they must have, paths inside them must stay inside the folder, the
+    preprocessing's statistics must be finite (a zero standard deviation is refused), the weights'
+    names and shapes must match the architecture before they are loaded, and nothing is
+    unpickled. Anything wrong raises DataError naming the folder and the file.
+    """
     folder = Path(directory)
     if not (folder / META).is_file():
         inner = folder / "model"
@@ -203,18 +215,128 @@ def load_model(directory: str | Path) -> LoadedModel:
             folder = inner
         else:
             raise DataError(f"{str(folder)!r} is not a honing model folder (no {META}); pass a run's model/ folder")
-    meta = json.loads((folder / META).read_text())
-    recipe = json.loads((folder / RECIPE).read_text())
-    pre = Preprocessor.from_state_dict(json.loads((folder / PREPROCESSOR).read_text()), base_dir=folder)
-    if meta.get("compression"):  # a compressed model: int8, half precision, pruned layers, ONNX, ...
-        from honing.pipeline._compress_io import load_compressed
+    step = META
+    try:
+        meta = _check_meta(_read_json(folder / META))
+        step = RECIPE
+        recipe = _read_json(folder / RECIPE)
+        if not isinstance(recipe, dict) or not (isinstance(recipe.get("model"), dict) or meta.get("transfer")):
+            raise DataError("it must be a mapping with a model section (or meta.json a transfer entry)")
+        if not meta.get("transfer") and not isinstance(recipe["model"].get("name"), str):
+            raise DataError("model.name must be a string")
+        step = PREPROCESSOR
+        pre_state = _read_json(folder / PREPROCESSOR)
+        pre = Preprocessor.from_state_dict(pre_state, base_dir=folder)
+        _check_inside(folder, pre_state)
+        if meta.get("transfer"):
+            _check_inside(folder, meta["transfer"])
+        if meta.get("compression"):  # a compressed model: int8, half precision, pruned layers, ONNX, ...
+            from honing.pipeline._compress_io import load_compressed, weights_file
 
-        model = load_compressed(folder, meta, lambda: _build(folder, meta, recipe))
-    else:
-        model = _build(folder, meta, recipe)
-        model.load_state_dict(load_file(str(folder / WEIGHTS)))
-    model.eval()
+            step = weights_file(folder, meta).name
+            model = load_compressed(folder, meta, lambda: _bounded_build(folder, meta, recipe))
+        else:
+            step = "model (built from recipe.json and meta.json)"
+            model = _bounded_build(folder, meta, recipe)
+            step = WEIGHTS
+            model.load_state_dict(_checked_weights(folder / WEIGHTS, model))
+        model.eval()
+    except (DataError, ConfigError) as err:
+        raise DataError(f"invalid model folder {str(folder)!r}: {step}: {err}") from None
+    except MemoryError:
+        raise DataError(f"invalid model folder {str(folder)!r}: {step}: building it ran out of memory") from None
+    except Exception as err:  # whatever a damaged file makes a library raise: never a traceback
+        raise DataError(f"invalid model folder {str(folder)!r}: {step}: {type(err).__name__}: "
+                        f"{str(err)[:300]}") from None
     return LoadedModel(
         model=model, preprocessor=pre, recipe=recipe, task=meta["task"], class_names=meta.get("class_names"),
         input_shape=tuple(meta["input_shape"]), num_outputs=meta["num_outputs"], meta=meta,
     )
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise DataError("the file is missing")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise DataError(f"the file is larger than {MAX_JSON_BYTES >> 20} MB")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise DataError(f"not valid JSON ({type(err).__name__}: {str(err)[:120]})") from None
+
+
+def _check_meta(meta: Any) -> dict[str, Any]:
+    """meta.json's keys, with the types and ranges the loader relies on."""
+    if not isinstance(meta, dict):
+        raise DataError(f"got {type(meta).__name__}; allowed: a JSON object")
+
+    def need(ok: bool, key: str, allowed: str) -> None:
+        if not ok:
+            raise DataError(f"{key}: got {str(meta.get(key))[:80]!r}; allowed: {allowed}")
+
+    need(meta.get("format", 1) == 1, "format", "1 (a newer honing wrote this folder?)")
+    need(meta.get("task") in TASKS, "task", " or ".join(TASKS))
+    shape = meta.get("input_shape")
+    need(isinstance(shape, list) and 1 <= len(shape) <= 4
+         and all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 1 << 20 for d in shape),
+         "input_shape", "a list of 1 to 4 positive integers")
+    need(int(np.prod(shape)) <= 1 << 28, "input_shape", "at most 2**28 values per row")
+    n = meta.get("num_outputs")
+    need(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 1 << 20, "num_outputs",
+         "an integer from 1 to 2**20")
+    names = meta.get("class_names")
+    if meta["task"] == "classification":
+        need(names is None or (isinstance(names, list) and len(names) == n
+                               and all(isinstance(c, (str, int)) for c in names)),
+             "class_names", f"null or a list of {n} names (one per output)")
+    need(meta.get("compression") is None or isinstance(meta["compression"], dict), "compression", "null or an object")
+    need(meta.get("transfer") is None or isinstance(meta["transfer"], dict), "transfer", "null or an object")
+    return meta
+
+
+def _check_inside(folder: Path, entry: Any) -> None:
+    """Paths a model folder's JSON names (tokenizer, encoder) must stay inside the folder."""
+    root = folder.resolve()
+    for key in ("tokenizer", "encoder"):
+        value = entry.get(key) if isinstance(entry, dict) else None
+        if isinstance(entry, dict) and key not in entry and isinstance(entry.get("options"), dict):
+            value = entry["options"].get(key)
+        if isinstance(value, str) and value:
+            target = (folder / value).resolve()
+            if target != root and root not in target.parents:
+                raise DataError(f"{key}: got {value!r}, a path outside the model folder; allowed: a path inside it")
+
+
+def _bounded_build(folder: Path, meta: dict[str, Any], recipe: dict[str, Any]) -> nn.Module:
+    """``_build``, after counting the parameters it would allocate on the meta device."""
+    try:
+        with torch.device("meta"):
+            shapes = _build(folder, meta, recipe)
+    except (DataError, ConfigError, KeyError, TypeError):
+        raise
+    except Exception:  # a model that cannot be built on the meta device: built for real below
+        shapes = None
+    if shapes is not None:
+        count = sum(p.numel() for p in shapes.parameters())
+        if count > MAX_PARAMETERS:
+            raise DataError(f"the recipe's model has {count:,} parameters; allowed: at most {MAX_PARAMETERS:,}")
+    return _build(folder, meta, recipe)
+
+
+def _checked_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
+    """The safetensors file's tensors, after their names and shapes were compared with ``model``."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise DataError("the file is missing")
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    with safe_open(str(path), framework="pt") as f:
+        found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing or unexpected:
+        raise DataError(f"the tensors do not match the architecture (missing: {', '.join(missing[:5]) or 'none'}; "
+                        f"unexpected: {', '.join(unexpected[:5]) or 'none'})")
+    for key, shape in expected.items():
+        if found[key] != shape:
+            raise DataError(f"the tensor {key!r} has shape {list(found[key])}; the architecture needs {list(shape)}")
+    return load_file(str(path))

@@ -284,12 +284,14 @@ def resolve_storage(url_or_none: str | os.PathLike[str] | StorageHandle | None, 
 
 
 def _journal(path: Path) -> StorageHandle:
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from optuna.storages.journal import JournalStorage
+
+    from honing.tune._journal import SafeJournalFileBackend
 
     path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = _FlockJournalLock(str(path) + ".flock") if _FlockJournalLock.available() else None
-    return StorageHandle(JournalStorage(JournalFileBackend(str(path), lock_obj=lock)), str(path))
+    return StorageHandle(JournalStorage(SafeJournalFileBackend(str(path), lock_obj=lock)), str(path))
 
 
 class _FlockJournalLock:
