@@ -49,19 +49,27 @@ def read_csv_table(
     delimiter = csv_delimiter(path, delimiter)
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f, delimiter=delimiter)
-        header = next(reader, None)
-        if not header:
-            raise DataError(f"CSV file {str(path)!r} is empty (a header row is needed)")
-        header = [h.strip() for h in header]
-        rows: list[list[str]] = []
-        for row in reader:
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) != len(header):
-                raise DataError(
-                    f"{str(path)!r} line {reader.line_num}: {len(row)} fields but the header has {len(header)}"
-                )
-            rows.append(row)
+        try:
+            header = next(reader, None)
+            if not header:
+                raise DataError(f"CSV file {str(path)!r} is empty (a header row is needed)")
+            header = [h.strip() for h in header]
+            rows: list[list[str]] = []
+            for row in reader:
+                if not row or all(not c.strip() for c in row):
+                    continue
+                if len(row) != len(header):
+                    raise DataError(
+                        f"{str(path)!r} line {reader.line_num}: {len(row)} fields but the header has {len(header)}"
+                    )
+                rows.append(row)
+        except UnicodeDecodeError as err:
+            raise DataError(f"CSV file {str(path)!r} is not UTF-8 text ({err.reason} "
+                            f"after line {reader.line_num}); allowed: a UTF-8 text file with a header row "
+                            "(re-save it as UTF-8)") from None
+        except csv.Error as err:
+            raise DataError(f"CSV file {str(path)!r} line {reader.line_num}: {err}; allowed: text CSV "
+                            "(a binary file?)") from None
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
         raise DataError(f"{str(path)!r}: duplicate column names {dupes}")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import hashlib
 import os
 from typing import Any
@@ -138,6 +139,9 @@ def load(
                           "allowed: null (classes applies to classification only)")
     y, yt, class_names = _encode_targets(raw, task)
     x, xt = raw.x, raw.x_test
+    _check_finite(raw, source)
+    if task == "regression" and not np.isfinite(y).all():
+        raise DataError(f"{source!r}: the regression targets hold an infinite or missing value; allowed: finite numbers")
     info: dict[str, Any] = {"source": source, **raw.info, "rows_read": len(y) + (len(yt) if yt is not None else 0)}
     if classes is not None and class_names is not None:  # class_names: set for classification
         codes = class_codes(classes, class_names, labels_are_codes=raw.class_names is not None, source=source)
@@ -177,8 +181,21 @@ def load(
         test_idx = None
         rest, val_idx = _split(np.arange(n), round(val_size * n), y if strat else None, seed, info)
     train_idx = rest
-    if len(train_idx) == 0:
-        raise DataError(f"{source!r}: no training rows left ({n} rows, val_size={val_size}, test_size={test_size})")
+    if len(train_idx) < 2:
+        raise DataError(f"{source!r}: {len(train_idx)} training row(s) left ({n} rows, val_size={val_size}, "
+                        f"test_size={test_size}); allowed: at least 2 (more rows, or smaller val_size/test_size)")
+    if val_size > 0 and len(val_idx) == 0:
+        raise DataError(f"{source!r}: {n} rows are too few for val_size={val_size}: the validation split would be "
+                        "empty; allowed: more rows, a larger val_size, or val_size: 0")
+    if yt is None and test_size > 0 and len(test_idx) == 0:
+        raise DataError(f"{source!r}: {n} rows are too few for test_size={test_size}: the test split would be "
+                        "empty; allowed: more rows, a larger test_size, or test_size: 0")
+    if task == "classification" and len(np.unique(y[train_idx])) < 2:
+        found = np.unique(y).tolist()
+        names = [class_names[i] for i in found] if class_names else found
+        raise DataError(f"{source!r}: one class only in the training rows (the data has {len(found)}: "
+                        f"{', '.join(map(str, names[:5]))}); allowed: at least 2 classes for classification "
+                        "(is data.target the label column?)")
     if train_fraction is not None:
         before = len(train_idx)
         train_idx = fraction_of(train_idx, train_fraction, y[train_idx] if strat else None, seed)
@@ -243,6 +260,24 @@ def _resolve_task(raw: RawData, task: str | None) -> str:
         return "classification"
     few = np.all(np.mod(y, 1) == 0) and len(np.unique(y)) <= MAX_INTEGER_CLASSES
     return "classification" if few else "regression"
+
+
+def _check_finite(raw: RawData, source: str) -> None:
+    """DataError naming the first infinite feature value (a missing value, NaN, is imputed; inf is not)."""
+    columns = raw.layout.get("columns") if isinstance(raw.layout, dict) else None
+    for part, x in (("", raw.x), ("test ", raw.x_test)):
+        if x is None or x.dtype.kind not in "fO" or x.size == 0:
+            continue
+        flat = x.reshape(len(x), -1)
+        if flat.dtype.kind == "f":
+            bad = np.isinf(flat)
+        else:  # object columns: numeric cells only
+            bad = np.array([[isinstance(v, float) and math.isinf(v) for v in row] for row in flat], dtype=bool)
+        if bad.any():
+            row, col = (int(i[0]) for i in np.nonzero(bad))
+            name = repr(columns[col]) if columns and col < len(columns) else f"{col}"
+            raise DataError(f"{source!r}: {part}row {row + 1}, column {name} holds {float(flat[row, col])!r}; allowed: finite "
+                            "numbers (an empty cell is a missing value, imputed)")
 
 
 def _encode_targets(raw: RawData, task: str) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:

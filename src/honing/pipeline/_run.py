@@ -25,6 +25,7 @@ from honing.pipeline._artifacts import save_model, versions
 from honing.pipeline._build import build_model, build_trainer, direction_of, load_data, metric_of
 from honing.pipeline._objective import RecipeObjective, cached_data, release_data
 from honing.pipeline._transfer import is_few_shot, is_transfer, transfer_results
+from honing.tune import mask_password
 
 RESULTS, REPORT, RECIPE_LOCK = "results.json", "report.html", "recipe.json"
 # fields a re-run may change without starting another study
@@ -70,10 +71,16 @@ def output_dir(recipe: dict[str, Any], out: str | Path | None) -> Path:
     return Path(configured) if configured else Path("runs") / recipe["name"]
 
 
-def _check_same_study(out: Path, recipe: dict[str, Any]) -> None:
+def _check_same_study(out: Path, recipe: dict[str, Any], *, bound: bool = True) -> bool:
     """A folder holds one study (or one training's checkpoint): a re-run may change the budget,
-    not the recipe."""
+    not the recipe. ``bound=False``: nothing finished in the folder yet (no finished trial, no
+    checkpoint), so a corrected recipe may take it over; returns True when it did (the caller
+    drops what the earlier recipe left)."""
     lock = out / RECIPE_LOCK
+    taken_over = False
+    if lock.is_file() and not bound:
+        taken_over = json.loads(lock.read_text()) != recipe
+        lock.unlink()
     # the budget may change, and the compression steps (they run on the final model, after the study)
     strip = lambda r: {**{k: v for k, v in r.items() if k != "compress"},  # noqa: E731
                        "tune": {k: v for k, v in (r.get("tune") or {}).items() if k not in _BUDGET_FIELDS}}
@@ -86,6 +93,7 @@ def _check_same_study(out: Path, recipe: dict[str, Any]) -> None:
                 f"{', '.join(changed)}); allowed: the same recipe (to resume or extend its study), or another --out"
             )
     atomic_write_text(lock, json.dumps(recipe, indent=2, sort_keys=True))
+    return taken_over
 
 
 def run(
@@ -114,18 +122,22 @@ def run(
                           "(cross-validation trains k models per trial, none of which is the final one)")
     out_dir = output_dir(r, out)
     data = cached_data(r)  # loads (and checks) the data before anything is written
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _check_same_study(out_dir, r)
-
     metric = metric_of(r, data.task)
     objectives = tune.get("objectives")
     directions = [o["direction"] for o in objectives] if objectives else [direction_of(r, metric)]
     space = rec.space
-    store = resolve_storage(storage or tune.get("storage"), out_dir)
     sampler = create_sampler(tune["sampler"], seed=r["seed"], space=space, directions=directions,
                              n_trials=tune.get("n_trials"))
     pruner = create_pruner(tune["pruner"], max_epochs=r["training"]["epochs"], n_trials=tune.get("n_trials"),
                            directions=directions)
+    url = storage or tune.get("storage")
+    if url is not None:  # a server or file elsewhere opens before the run folder is written
+        store = resolve_storage(url, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if url is None:
+        store = resolve_storage(None, out_dir)  # the study journal inside the run folder
+    if _check_same_study(out_dir, r, bound=_has_finished_trial(store, r["name"])):
+        _drop_study(store, r["name"], out_dir, progress)
     n = tune.get("n_trials") or (len(space.grid(r)) if space is not None and space.is_finite else None)
     objective = RecipeObjective(r, str(out_dir), threads=threads or 1,
                                 save_weights=tune.get("final") == "best_trial")
@@ -173,7 +185,7 @@ def train_once(recipe: Any, *, out: str | Path | None = None, threads: int | Non
     out_dir = output_dir(r, out)
     data = load_data(r)  # bad data fails before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
-    _check_same_study(out_dir, r)  # its checkpoint is resumed: only by the same recipe
+    _check_same_study(out_dir, r, bound=(out_dir / "checkpoint").is_dir() or (out_dir / RESULTS).is_file())
     set_threads(threads or r["training"].get("threads"))
     model = build_model(r, data, seed=r["seed"])
     trainer = build_trainer(r, model, data, seed=r["seed"], num_train=len(data.train), threads=threads)
@@ -192,6 +204,33 @@ def train_once(recipe: Any, *, out: str | Path | None = None, threads: int | Non
 
 
 # --- stages ----------------------------------------------------------------------------------
+
+
+def _has_finished_trial(store: Any, name: str) -> bool:
+    """Whether the study ``name`` in ``store`` has a complete or pruned trial (it binds its folder)."""
+    import optuna
+
+    try:
+        summaries = store.storage.get_all_studies()
+    except Exception:  # an unreadable storage: keep the folder's binding
+        return True
+    for study in summaries:
+        if study.study_name == name:
+            states = {t.state for t in store.storage.get_all_trials(study._study_id, deepcopy=False)}
+            return bool(states & {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED})
+    return False
+
+
+def _drop_study(store: Any, name: str, out_dir: Path, progress: bool) -> None:
+    """Delete the unfinished study an earlier recipe left in the folder (every trial failed)."""
+    import optuna
+
+    try:
+        optuna.delete_study(study_name=name, storage=store.storage)
+    except KeyError:
+        return
+    if progress:
+        print(f"note: {out_dir} held a study of another recipe with no finished trial; it was replaced")
 
 
 def _select(study: Any, directions: list[str], tune: dict[str, Any]) -> dict[str, Any] | None:
@@ -278,8 +317,8 @@ def _finish(out_dir: Path, rec: Any, best_recipe: dict[str, Any], data: Dataset,
         "versions": versions(),
         "data": {"source": r["data"]["source"], "rows": {s: len(getattr(data, s)) for s in ("train", "val", "test")
                                                          if getattr(data, s) is not None}},
-        "study": {"name": study.study_name, "storage": study.storage_url} if study else None,
-        "recipe": r,
+        "study": {"name": study.study_name, "storage": mask_password(study.storage_url)} if study else None,
+        "recipe": _masked_recipe(r),
     }
     if study and len(directions) > 1:
         results["objectives"] = [o["metric"] for o in r["tune"]["objectives"]]
@@ -293,6 +332,14 @@ def _finish(out_dir: Path, rec: Any, best_recipe: dict[str, Any], data: Dataset,
                                                    class_names=data.class_names, directions=directions,
                                                    log_params=_log_params(rec)))
     return results
+
+
+def _masked_recipe(r: dict[str, Any]) -> dict[str, Any]:
+    """The recipe as results.json stores it: a storage URL's password replaced by ***."""
+    tune = r.get("tune")
+    if not tune or not isinstance(tune.get("storage"), str):
+        return r
+    return {**r, "tune": {**tune, "storage": mask_password(tune["storage"])}}
 
 
 def _log_params(rec: Any) -> set[str]:

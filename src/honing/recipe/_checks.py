@@ -148,6 +148,14 @@ def _check_tune(recipe: Recipe) -> Problems:
     if tune.cv is not None and tune.final == "best_trial":
         out.append((("tune", "final"), "got 'best_trial' with tune.cv; allowed: 'retrain' (cross-validation "
                                        "trains k models per trial, none of which is the final one)"))
+    if tune.sampler_name == "grid":  # a grid is listed point by point: bounded before it is built
+        from honing._core import ConfigError
+        from honing.tune import SearchSpace
+
+        try:
+            SearchSpace.from_spec(tune.space, where="tune.space").size
+        except ConfigError as err:
+            out.append((("tune", "space"), str(err)))
     if tune.n_trials is None and tune.timeout is None and tune.sampler_name != "grid":
         out.append((("tune", "n_trials"), f"got null with sampler {tune.sampler_name!r} and no timeout; allowed: "
                                           "an integer >= 1 (null only with sampler grid or a timeout)"))

@@ -91,7 +91,7 @@ def _check_options(kind: str, value: dict[str, Any]) -> None:
 
 
 class TuneSection(Section):
-    n_trials: PositiveInt | None = 20
+    n_trials: Annotated[int, Field(ge=1, le=1_000_000)] | None = 20
     timeout: PositiveFloat | None = None
     sampler: Any = "tpe"
     pruner: Any = "asha"
@@ -99,7 +99,7 @@ class TuneSection(Section):
     direction: Literal["maximize", "minimize"] | None = None
     objectives: list[ObjectiveSection] | None = None
     select: SelectSection = Field(default_factory=SelectSection)
-    cv: Annotated[int, Field(ge=2)] | None = None
+    cv: Annotated[int, Field(ge=2, le=100)] | None = None
     final: Literal["retrain", "best_trial"] = "retrain"
     space: dict[str, Any] = Field(description="a mapping of dotted path -> distribution, e.g. "
                                   "{training.optimizer.lr: {float: [1.0e-4, 1.0e-1], log: true}}")
@@ -242,7 +242,7 @@ class Recipe(Section):
     """A validated recipe. Build one with ``load_recipe`` / ``parse_recipe``."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "honing-run"
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
     data: DataSection
     model: ModelSection | None = None
     transfer: TransferSection | None = None

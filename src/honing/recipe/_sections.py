@@ -19,6 +19,8 @@ from honing.recipe._errors import Invalid, show, unknown_name
 from honing.train import list_metrics
 
 PositiveInt = Annotated[int, Field(ge=1)]
+MAX_EPOCHS = 100_000  # sane upper bounds: a typo such as 1e30 is an error, not a run without end
+MAX_BATCH = 1 << 24
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
@@ -294,9 +296,9 @@ class EarlyStoppingSection(Section):
 
 
 class TrainingSection(Section):
-    epochs: PositiveInt = 20
-    batch_size: PositiveInt | None = 32
-    eval_batch_size: PositiveInt = 256
+    epochs: Annotated[int, Field(ge=1, le=MAX_EPOCHS)] = 20
+    batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH)] | None = 32
+    eval_batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH)] = 256
     optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
     schedule: ScheduleSection | None = None
     loss: Any = None

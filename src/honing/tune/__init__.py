@@ -16,6 +16,7 @@ from honing.tune._study import (
     create_sampler,
     list_pruners,
     list_samplers,
+    mask_password,
     resolve_storage,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "load_study_result",
     "optimize",
     "param_importances",
+    "mask_password",
     "resolve_storage",
     "select_from_pareto",
 ]

@@ -96,11 +96,19 @@ def check_path(path: Any) -> str:
     return path
 
 
-def _steps(low: float | int, high: float | int, step: float | int) -> list[float | int]:
-    """Every ``low + k * step <= high`` (exact decimal arithmetic, as Optuna's brute force does)."""
+MAX_GRID_VALUES = 1_000_000  # values of one parameter, and points of a whole grid
+
+
+def _steps(path: str, low: float | int, high: float | int, step: float | int) -> list[float | int]:
+    """Every ``low + k * step <= high`` (exact decimal arithmetic, as Optuna's brute force does).
+    ConfigError, before any list is built, when that is more than MAX_GRID_VALUES values."""
+    lo, hi, st = (decimal.Decimal(str(v)) for v in (low, high, step))
+    count = int((hi - lo) / st) + 1
+    if count > MAX_GRID_VALUES:
+        raise ConfigError(f"search parameter {path}: {count:,} grid values from {low} to {high} by {step}; allowed: "
+                          f"at most {MAX_GRID_VALUES:,} (a larger step, or another sampler than grid)")
     if isinstance(low, int) and isinstance(high, int) and isinstance(step, int):
         return list(range(low, high + 1, step))
-    lo, hi, st = (decimal.Decimal(str(v)) for v in (low, high, step))
     out: list[float | int] = []
     while lo <= hi:
         out.append(float(lo))
@@ -147,7 +155,7 @@ class FloatParam:
         if self.step is None:
             raise ConfigError(f"search parameter {self.path} is a float without step, so it has no grid; "
                               "allowed for grid search: choice, grid, int, or float with step")
-        return _steps(self.low, self.high, self.step)
+        return _steps(self.path, self.low, self.high, self.step)
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> float:
         return trial.suggest_float(self.path, self.low, self.high, log=self.log, step=self.step)
@@ -201,7 +209,7 @@ class IntParam:
         return True
 
     def values(self) -> list[Any]:
-        return _steps(self.low, self.high, self.step)
+        return _steps(self.path, self.low, self.high, self.step)
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> int:
         return trial.suggest_int(self.path, self.low, self.high, step=self.step, log=self.log)

@@ -150,8 +150,22 @@ class SearchSpace:
 
     def grid(self, base: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Every combination of values that respects the conditions (ConfigError if not finite)."""
-        self.check_finite()
+        self._check_grid_size()
         return list(self._walk({} if base is None else base))
+
+    def _check_grid_size(self) -> None:
+        """ConfigError when the grid is infinite or has more than MAX_GRID_VALUES points (counted
+        as the product of the parameters' values, an upper bound with conditions)."""
+        from honing.tune._params import MAX_GRID_VALUES
+
+        self.check_finite()
+        total = 1
+        for p in self.params:
+            total *= len(p.values())
+            if total > MAX_GRID_VALUES:
+                raise ConfigError(f"invalid search space: the grid has more than {MAX_GRID_VALUES:,} points "
+                                  f"({', '.join(self.paths)}); allowed: at most {MAX_GRID_VALUES:,} (fewer values, "
+                                  "or another sampler than grid)")
 
     @property
     def size(self) -> int | None:
@@ -159,6 +173,7 @@ class SearchSpace:
         counted as met, so with such conditions this is an upper bound of ``len(grid(base))``."""
         if not self.is_finite:
             return None
+        self._check_grid_size()
         return sum(1 for _ in self._walk(None))
 
     def _walk(self, base: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:

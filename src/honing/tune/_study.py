@@ -21,7 +21,8 @@ from honing.tune._space import ChoiceParam, SearchSpace
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["StorageHandle", "create_pruner", "create_sampler", "list_pruners", "list_samplers", "resolve_storage"]
+__all__ = ["StorageHandle", "create_pruner", "create_sampler", "list_pruners", "list_samplers", "mask_password",
+           "resolve_storage"]
 
 _MULTI_OBJECTIVE = ("grid", "random", "qmc", "tpe", "gp", "nsga2")
 HEARTBEAT_INTERVAL_S = 60
@@ -335,11 +336,17 @@ class _FlockJournalLock:
             self._thread_lock.release()
 
 
+def mask_password(url: str | None) -> str | None:
+    """A storage URL safe to print or store: postgresql://user:secret@host/db -> postgresql://user:***@host/db."""
+    if not isinstance(url, str):
+        return url
+    return re.sub(r"(://[^/:@]+:)[^@/]*@", r"\1***@", url)
+
+
 def _rdb(url: str, engine_kwargs: dict[str, Any], shown: str | None = None) -> Any:
     import optuna
 
-    # never print a password: postgresql://user:secret@host/db -> postgresql://user:***@host/db
-    shown = re.sub(r"(://[^/:@]+:)[^@/]*@", r"\1***@", url if shown is None else shown)
+    shown = mask_password(url if shown is None else shown)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
