@@ -103,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or bool(os.environ.get("HONING_DEBUG"))  # accepted anywhere on the line
     args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    if not debug:  # warnings as one line each, without the source line that raised them
+        import warnings
+
+        warnings.formatwarning = lambda message, category, *_a, **_k: f"honing: warning: {message}\n"
     from honing._core import ConfigError, DataError, HoningError, UnknownNameError
 
     try:

@@ -101,15 +101,19 @@ class SafeJournalFileBackend(JournalFileBackend):
             if not _ends_whole(self._file_path):  # another process died mid-write since we opened
                 repair_journal(self._file_path)
                 self._log_number_offset = {0: 0}  # line numbers after the cut are read afresh
-            with open(self._file_path, "ab") as f:
-                size = f.tell()
+            fd = os.open(self._file_path, os.O_WRONLY | os.O_APPEND)  # unbuffered: no flush on close
+            try:
+                size = os.fstat(fd).st_size
                 try:
-                    f.write(text)
-                    f.flush()
-                    os.fsync(f.fileno())
+                    view = memoryview(text)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    os.fsync(fd)
                 except OSError:
-                    f.truncate(size)  # no partial record left behind, whatever the write managed
+                    os.ftruncate(fd, size)  # no partial record left behind, whatever the write managed
                     raise
+            finally:
+                os.close(fd)
 
 
 def _ends_whole(path: str) -> bool:

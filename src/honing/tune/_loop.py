@@ -157,7 +157,18 @@ def _is_stale(owner: Any) -> bool:
         return True
     except PermissionError:
         return False
-    return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """A process that died but was not reaped still answers ``kill(pid, 0)``: a worker killed with
+    its parent (kill -9 of the process group) stays a zombie where PID 1 does not reap orphans
+    (containers). Linux says so in /proc/<pid>/stat; elsewhere it counts as alive."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2:][:1] in ("Z", "X")
 
 
 def recover(study: optuna.Study, *, reason: str, owners: set[str] | None = None) -> list[int]:
