@@ -304,3 +304,13 @@ def test_an_interrupt_while_a_trial_is_claimed_arrives_after_the_claim():
             steps.append("claimed")  # still running: the signal is held
         steps.append("after")  # never reached: the held signal is delivered on leaving the block
     assert steps == ["claimed"]
+
+
+def test_a_retry_the_spent_budget_will_not_run_is_marked_failed_not_left_waiting(tmp_path):
+    _run(Quadratic(), tmp_path, n_trials=2)
+    stale = _leave_running(tmp_path)  # 3 trials used: the budget of 3 is spent once it is failed
+    result = _run(Quadratic(), tmp_path, n_trials=3)
+    assert result.counts["waiting"] == 0 and result.counts["running"] == 0
+    retry = [t for t in result.trials if t["user_attrs"].get("retry_of") == stale]
+    assert len(retry) == 1 and retry[0]["state"] == "fail"
+    assert retry[0]["user_attrs"]["error"] == "not retried: the trial budget was spent"

@@ -137,7 +137,7 @@ def run(
     if url is None:
         store = resolve_storage(None, out_dir)  # the study journal inside the run folder
     if _check_same_study(out_dir, r, bound=_has_finished_trial(store, r["name"])):
-        _drop_study(store, r["name"], out_dir, progress)
+        _drop_study(store, r["name"], out_dir)
     n = tune.get("n_trials") or (len(space.grid(r)) if space is not None and space.is_finite else None)
     objective = RecipeObjective(r, str(out_dir), threads=threads or 1,
                                 save_weights=tune.get("final") == "best_trial")
@@ -221,7 +221,7 @@ def _has_finished_trial(store: Any, name: str) -> bool:
     return False
 
 
-def _drop_study(store: Any, name: str, out_dir: Path, progress: bool) -> None:
+def _drop_study(store: Any, name: str, out_dir: Path) -> None:
     """Delete the unfinished study an earlier recipe left in the folder (every trial failed)."""
     import optuna
 
@@ -229,8 +229,10 @@ def _drop_study(store: Any, name: str, out_dir: Path, progress: bool) -> None:
         optuna.delete_study(study_name=name, storage=store.storage)
     except KeyError:
         return
-    if progress:
-        print(f"note: {out_dir} held a study of another recipe with no finished trial; it was replaced")
+    import sys
+
+    print(f"honing: note: {out_dir} held a study of another recipe with no finished trial; it was replaced",
+          file=sys.stderr)
 
 
 def _select(study: Any, directions: list[str], tune: dict[str, Any]) -> dict[str, Any] | None:

@@ -50,7 +50,10 @@ def read_yaml(text: str) -> tuple[Any, LineMap, list[Problem]]:
     if size > MAX_RECIPE_BYTES:
         return None, lines, [Problem("", None, f"the recipe is {size:,} bytes; allowed: at most "
                                                f"{MAX_RECIPE_BYTES:,} (a recipe is a few kilobytes)")]
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # its reader refuses control characters at once
+    except yaml.YAMLError as err:
+        return None, {}, [Problem("", None, f"invalid YAML: {err}")]
     try:
         node = loader.get_single_node()
         if node is None:

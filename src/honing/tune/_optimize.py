@@ -115,6 +115,7 @@ def optimize(
             _run_here(study, job, show)
         elif remaining > 0:
             _run_workers(study, job, min(workers, remaining), show)
+        _close_spent_retries(study, n_trials)
         return result_from_study(study, handle.url, elapsed_s=time.time() - start)
 
 
@@ -135,6 +136,19 @@ def _used(study: optuna.Study) -> int:
     from optuna.trial import TrialState
 
     return sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
+
+
+def _close_spent_retries(study: optuna.Study, n_trials: int) -> None:
+    """A retry enqueued for a killed trial that the spent budget will never run is marked FAIL with
+    the reason, not left WAITING for ever."""
+    from optuna.trial import TrialState
+
+    if _used(study) < n_trials:
+        return
+    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        if "retry_of" in t.user_attrs:
+            study._storage.set_trial_user_attr(t._trial_id, "error", "not retried: the trial budget was spent")
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
 
 def _has_history(study: optuna.Study) -> bool:
