@@ -94,7 +94,7 @@ def test_csv_scale_target(tmp_path: Path, files) -> None:
 
 
 def test_csv_errors_name_the_thing(tmp_path: Path, files) -> None:
-    path = files.write_csv(tmp_path / "t.csv", ["a", "b"], [[1, 2], [3, 4]])
+    path = files.write_csv(tmp_path / "t.csv", ["a", "b"], [[i, i % 2] for i in range(20)])
     with pytest.raises(DataError, match="'nope'") as info:
         load(f"csv:{path}", target="nope")
     assert "a, b" in str(info.value)  # lists the columns

@@ -129,7 +129,8 @@ def test_validate_recipe_returns_problem_lines(tmp_path: Path) -> None:
     bad.write_text(text)
     lines = validate_recipe(bad)
     assert f"{bad}:{line_of(text, 'foo:')}: model.foo: unknown argument 'foo'" in lines[0]
-    assert lines[1] == f"{bad}:{line_of(text, 'epochs:')}: training.epochs: got 'zero'; allowed: an integer >= 1"
+    assert lines[1] == (f"{bad}:{line_of(text, 'epochs:')}: training.epochs: got 'zero'; allowed: an integer >= 1 "
+                        "and <= 100000")
 
 
 def test_recipe_is_frozen() -> None:

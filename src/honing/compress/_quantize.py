@@ -4,8 +4,9 @@
 inputs on the fly at run time (PyTorch's ``torch.ao`` dynamic quantization, fbgemm kernels):
 about 2x faster Linear layers on CPU and a 4x smaller file, with no calibration data. Weights are
 per output channel, symmetric, on the grid ``scale * k`` with ``k`` in [-127, 127] and
-``scale = max|w| / 127`` for each row: the grid ``prepare_qat`` trains on and onnxruntime's
-quantizer uses, so a QAT model loses nothing more when it is converted.
+``scale = max|w| / 127`` for each row. ``prepare_qat`` trains on the 7-bit grid (``max|w| / 64``)
+that ``honing.export.quantize_onnx`` stores by default (onnxruntime's ``reduce_range``, which
+CPUs without VNNI run without saturating), so a QAT model loses nothing more when it is converted.
 
 Why ``torch.ao`` although it is deprecated in torch 2.13: its successor torchao measured slower
 than float32 on CPU in eager mode here (MLP 784-512-256-10 at batch 256: fp32 2.5 ms, torch.ao int8
@@ -41,7 +42,11 @@ from honing._core import ConfigError, check_choice, check_number
 
 LAYER_TYPES: dict[str, type[nn.Module]] = {"linear": nn.Linear, "lstm": nn.LSTM, "gru": nn.GRU}
 HALF_DTYPES: dict[str, torch.dtype] = {"fp16": torch.float16, "bf16": torch.bfloat16}
-_QMAX = 127  # symmetric int8 grid: -127 .. 127 (the grid onnxruntime uses for int8 weights)
+_QMAX = 127  # symmetric int8 grid: -127 .. 127 (PyTorch's dynamic int8 weights)
+# QAT trains on the grid the ONNX static path stores: honing.export.quantize_onnx keeps weights on
+# onnxruntime's 7-bit grid (reduce_range: -64 .. 64, scale max|w| / 64), which AVX2-only CPUs
+# run without int16 saturation
+_QAT_QMAX = 64
 _EPS = torch.finfo(torch.float32).eps  # smallest scale, as torch.ao's observers clamp it
 _GROUP_KEYS = ("int8", "scale", "zero_point", "axis")  # "<weight>.<key>" in quantized_state_dict
 
@@ -275,7 +280,8 @@ _QAT_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 class FakeQuantWeight(nn.Module):
-    """Parametrization: the weight rounded to int8 per output channel, ``scale = max|w_row| / 127``.
+    """Parametrization: the weight rounded per output channel to the 7-bit grid of the ONNX static
+    path, ``scale = max|w_row| / 64`` (``_QAT_QMAX``).
 
     ``torch.fake_quantize_per_channel_affine`` (not deprecated in torch 2.13) returns
     ``round(w / scale) * scale`` with a straight-through gradient (1 inside the int8 range, and
@@ -284,9 +290,9 @@ class FakeQuantWeight(nn.Module):
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         amax = weight.detach().abs().flatten(1).amax(dim=1)  # (out_channels,)
-        scale = (amax / _QMAX).clamp_min(_EPS).float()
+        scale = (amax / _QAT_QMAX).clamp_min(_EPS).float()
         zero = torch.zeros_like(scale, dtype=torch.int32)
-        return torch.fake_quantize_per_channel_affine(weight, scale, zero, 0, -_QMAX, _QMAX)
+        return torch.fake_quantize_per_channel_affine(weight, scale, zero, 0, -_QAT_QMAX, _QAT_QMAX)
 
 
 class FakeQuantInput(nn.Module):
