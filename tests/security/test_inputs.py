@@ -56,6 +56,7 @@ def test_bad_data_exits_2_before_training_and_writes_nothing(tmp_path, capsys, c
     import re
 
     assert re.search(message, err), err
+    assert re.search(r"recipe\.yaml:\d+: data\.source: ", err), err  # the recipe field and its line
     assert not out.exists()
 
 
@@ -118,3 +119,28 @@ def test_results_json_stores_a_storage_url_without_its_password():
 
     masked = _masked_recipe({"tune": {"storage": "postgresql://u:pw@h/db", "n_trials": 3}})
     assert masked["tune"] == {"storage": "postgresql://u:***@h/db", "n_trials": 3}
+
+
+def test_a_run_that_ends_while_another_process_runs_a_trial_of_its_study_says_so(tmp_path, capsys):
+    import socket
+    import subprocess
+    import sys
+
+    import optuna
+
+    recipe = yaml.safe_load(_recipe(tmp_path, "sklearn:iris").read_text())
+    recipe["tune"] = {"n_trials": 3, "sampler": "random", "space": {"training.optimizer.lr": {"float": [1e-3, 1e-2]}}}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])  # the other run's worker
+    try:
+        study = optuna.create_study(study_name="inputs", storage=url, direction="maximize")
+        trial = study.ask()
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{other.pid}")
+        assert main(["run", str(path), "--out", str(tmp_path / "out"), "--storage", url, "--quiet"]) == 0
+    finally:
+        other.kill()
+        other.wait()
+    err = capsys.readouterr().err
+    assert "1 trial(s) of study 'inputs' are still running in another process" in err

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from honing._core import ConfigError, atomic_write_text, set_threads
+from honing._core import ConfigError, DataError, atomic_write_text, set_threads
 from honing.data import Dataset, Split
 from honing.models import count_parameters
 from honing.pipeline._artifacts import save_model, versions
@@ -62,6 +62,20 @@ def _overrides(recipe: Any, *, n_trials: int | None, timeout: float | None, seed
         if timeout is not None:
             changes["tune.timeout"] = timeout
     return recipe.with_params(changes) if changes else recipe
+
+
+def _named_data_errors(loader: Any, r: dict[str, Any], recipe: Any) -> Dataset:
+    """``loader(r)``; a DataError names the recipe's data section (and its line, from a file)."""
+    from honing.recipe import field_line
+
+    try:
+        return loader(r)
+    except DataError as err:
+        where = "data.source"
+        if isinstance(recipe, (str, Path)):
+            line = field_line(recipe, "data.source")
+            where = f"{recipe}:{line}: data.source" if line else f"{recipe}: data.source"
+        raise DataError(f"{where}: {err}") from None
 
 
 def output_dir(recipe: dict[str, Any], out: str | Path | None) -> Path:
@@ -121,7 +135,7 @@ def run(
         raise ConfigError("invalid tune.final: got 'best_trial' with tune.cv; allowed: 'retrain' "
                           "(cross-validation trains k models per trial, none of which is the final one)")
     out_dir = output_dir(r, out)
-    data = cached_data(r)  # loads (and checks) the data before anything is written
+    data = _named_data_errors(cached_data, r, recipe)  # loads (and checks) the data before anything is written
     metric = metric_of(r, data.task)
     objectives = tune.get("objectives")
     directions = [o["direction"] for o in objectives] if objectives else [direction_of(r, metric)]
@@ -151,6 +165,12 @@ def run(
     )
     data = cached_data(r)
     t_search = time.perf_counter() - t_start
+    if study.counts.get("running"):  # another run shares the study (one SQLite/PostgreSQL storage)
+        import sys
+
+        print(f"honing: note: {study.counts['running']} trial(s) of study {study.study_name!r} are still running in "
+              "another process; the final model is chosen from the trials finished so far (re-run this command "
+              "once they finish to include them)", file=sys.stderr)
 
     selected = _select(study, directions, tune)
     if selected is None:
@@ -183,7 +203,7 @@ def train_once(recipe: Any, *, out: str | Path | None = None, threads: int | Non
     rec = _overrides(_as_recipe(recipe), n_trials=None, timeout=None, seed=seed)
     r = rec.to_dict()
     out_dir = output_dir(r, out)
-    data = load_data(r)  # bad data fails before anything is written
+    data = _named_data_errors(load_data, r, recipe)  # bad data fails before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_same_study(out_dir, r, bound=(out_dir / "checkpoint").is_dir() or (out_dir / RESULTS).is_file())
     set_threads(threads or r["training"].get("threads"))

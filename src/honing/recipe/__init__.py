@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from honing.recipe._errors import Problem, RecipeError
 from honing.recipe._example import example_recipe, list_examples
-from honing.recipe._load import load_recipe, parse_recipe, validate_recipe
+from honing.recipe._load import field_line, load_recipe, parse_recipe, validate_recipe
 from honing.recipe._schema import (
     EvaluateSection,
     ObjectiveSection,
@@ -49,6 +49,7 @@ __all__ = [
     "TrainingSection",
     "TuneSection",
     "example_recipe",
+    "field_line",
     "list_examples",
     "load_recipe",
     "parse_recipe",

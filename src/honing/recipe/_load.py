@@ -77,6 +77,16 @@ def validate_recipe(path: str | os.PathLike[str]) -> list[str]:
     return []
 
 
+def field_line(path: str | os.PathLike[str], field: str) -> int | None:
+    """The 1-based line of ``field`` (a dotted path, or its nearest parent) in the recipe file at
+    ``path``; None when the file or the field cannot be read."""
+    try:
+        _, lines, _ = read_yaml(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+    return line_of(lines, tuple(field.split(".")))
+
+
 def apply_params(recipe: Recipe, params: Mapping[str, Any], *, source: str = "<params>") -> Recipe:
     """``Recipe.with_params``: set dotted paths on the resolved recipe and validate it again."""
     if not isinstance(params, Mapping):
