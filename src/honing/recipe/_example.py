@@ -8,7 +8,7 @@ from honing.recipe._errors import unknown_name
 
 _DIGITS_MLP = """\
 name: digits-mlp                 # names the default output folder runs/<name>
-seed: 0
+seed: 0                          # 0 .. 2**32-1
 data:
   source: sklearn:digits         # any honing.data.load source
   val_size: 0.15
@@ -20,8 +20,8 @@ model:
   hidden: [128, 64]
   dropout: 0.1
 training:
-  epochs: 40
-  batch_size: 64
+  epochs: 40                     # 1 .. 100000
+  batch_size: 64                 # 1 .. 2**24 (eval_batch_size too)
   optimizer: {name: adamw, lr: 0.001, weight_decay: 0.01}
   schedule: {name: cosine, warmup_steps: 50}      # or null
   loss: cross_entropy            # or {name: focal, gamma: 2}
@@ -29,13 +29,13 @@ training:
   grad_clip_norm: null
   threads: 1
 tune:
-  n_trials: 30
+  n_trials: 30                   # 1 .. 1000000
   timeout: null                  # seconds
   sampler: tpe                   # grid | random | qmc | tpe | gp | cmaes | nsga2 (or {name: tpe, ...options})
   pruner: asha                   # none | median | percentile | asha | hyperband (early stopping of weak trials)
   metric: val_accuracy
   direction: maximize
-  cv: null                       # k: k-fold cross-validation inside each trial
+  cv: null                       # k (2 .. 100): k-fold cross-validation inside each trial
   final: retrain                 # retrain (on train+validation) | best_trial (keep the best trial's weights)
   space:
     training.optimizer.lr: {float: [1.0e-4, 1.0e-1], log: true}
