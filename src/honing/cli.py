@@ -107,44 +107,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         import warnings
 
         warnings.formatwarning = lambda message, category, *_a, **_k: f"honing: warning: {message}\n"
-    from honing._core import ConfigError, DataError, HoningError, UnknownNameError
 
     try:
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("\nhoning: interrupted; re-run the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ConfigError, DataError, UnknownNameError, FileNotFoundError, IsADirectoryError,
-            NotADirectoryError, FileExistsError) as err:
-        _debug(debug)
-        print(f"honing: error: {_os_message(err) if isinstance(err, OSError) else err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except HoningError as err:
-        _debug(debug)
-        print(f"honing: failed: {err}", file=sys.stderr)
-        return EXIT_FAILURE
-    except OSError as err:  # the environment: a read-only folder, a full disk, a quota, an I/O error
-        _debug(debug)
-        print(f"honing: failed: {_os_message(err)}", file=sys.stderr)
-        return EXIT_FAILURE
-    except MemoryError:
-        _debug(debug)
-        print("honing: failed: out of memory (a smaller batch size, model or data set needs less)", file=sys.stderr)
-        return EXIT_FAILURE
-    except RecursionError:
-        _debug(debug)
-        print("honing: error: the input nests too deeply to be read", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except Exception as err:  # a bug of honing's or of a library: still a message, not a traceback
-        _debug(debug)
-        print(f"honing: failed: unexpected {type(err).__name__}: {str(err)[:500]}\n"
-              "  (this is a bug; re-run with --debug for the traceback and report it)", file=sys.stderr)
-        return EXIT_FAILURE
+    except Exception as err:
+        if debug:
+            traceback.print_exc()
+        code, message = _describe(err)
+        print(message, file=sys.stderr)
+        return code
 
 
-def _debug(debug: bool) -> None:
-    if debug:
-        traceback.print_exc()
+def _describe(err: Exception) -> tuple[int, str]:
+    """The exit code and one-line message for an error: 2 for bad input, 1 for the environment
+    (a read-only folder, a full disk, memory) and for anything unexpected."""
+    from honing._core import ConfigError, DataError, HoningError, UnknownNameError
+
+    bad_path = (FileNotFoundError, IsADirectoryError, NotADirectoryError, FileExistsError)
+    if isinstance(err, (ConfigError, DataError, UnknownNameError, *bad_path)):
+        return EXIT_BAD_INPUT, f"honing: error: {_os_message(err) if isinstance(err, OSError) else err}"
+    if isinstance(err, HoningError):
+        return EXIT_FAILURE, f"honing: failed: {err}"
+    if isinstance(err, OSError):
+        return EXIT_FAILURE, f"honing: failed: {_os_message(err)}"
+    if isinstance(err, MemoryError):
+        return EXIT_FAILURE, "honing: failed: out of memory (a smaller batch size, model or data set needs less)"
+    if isinstance(err, RecursionError):
+        return EXIT_BAD_INPUT, "honing: error: the input nests too deeply to be read"
+    return EXIT_FAILURE, (f"honing: failed: unexpected {type(err).__name__}: {str(err)[:500]}\n"
+                          "  (this is a bug; re-run with --debug for the traceback and report it)")
 
 
 def _os_message(err: OSError) -> str:

@@ -7,7 +7,7 @@ computes the same thing, loadable where the model's source code is not available
 Safety (read in torch 2.13's ``torch/export/__init__.py``, ``torch/export/pt2_archive/_package.py``
 and ``torch/_export/serde/serialize.py``): torch's loader accepts more than one layout, and several
 of its paths run foreign code: pickled weights, constants and sample inputs
-(``torch.load(weights_only=False)``, ``pickle.loads``, ``torch._C._pickle_load_obj``), AOTInductor
+(an unrestricted torch load, the pickle module, torch._C's object unpickler), AOTInductor
 packages (compiled shared libraries), the older (torch 2.7) archive layout that ``torch.export.load``
 falls back to when the newer one does not read, and legacy ``<model>.pt`` weight files. torch's
 own docstring says: never load a .pt2 from an untrusted source. So ``load_torch_export`` reads the
@@ -129,11 +129,6 @@ def check_pt2_archive(data: bytes, *, where: str = "<bytes>") -> None:
             raise
         except Exception as err:  # JSON, zip CRC or unpickling (weights_only) errors
             raise bad(f"a member does not read safely ({type(err).__name__}: {str(err)[:120]})") from None
-
-
-def refuse_pickles(path: str | os.PathLike[str]) -> None:
-    """Raise ConfigError if loading the .pt2 archive at ``path`` would unpickle anything."""
-    check_pt2_archive(Path(path).read_bytes(), where=os.fspath(path))
 
 
 def load_torch_export(path: str | os.PathLike[str]) -> nn.Module:

@@ -226,8 +226,8 @@ def load_model(directory: str | Path) -> LoadedModel:
             raise DataError("model.name must be a string")
         step = PREPROCESSOR
         pre_state = _read_json(folder / PREPROCESSOR)
+        _check_inside(folder, pre_state)  # before a tokenizer is read from the path it names
         pre = Preprocessor.from_state_dict(pre_state, base_dir=folder)
-        _check_inside(folder, pre_state)
         if meta.get("transfer"):
             _check_inside(folder, meta["transfer"])
         if meta.get("compression"):  # a compressed model: int8, half precision, pruned layers, ONNX, ...
@@ -296,11 +296,12 @@ def _check_meta(meta: Any) -> dict[str, Any]:
 
 def _check_inside(folder: Path, entry: Any) -> None:
     """Paths a model folder's JSON names (tokenizer, encoder) must stay inside the folder."""
+    if not isinstance(entry, dict):
+        return
     root = folder.resolve()
+    options = entry.get("options") if isinstance(entry.get("options"), dict) else {}
     for key in ("tokenizer", "encoder"):
-        value = entry.get(key) if isinstance(entry, dict) else None
-        if isinstance(entry, dict) and key not in entry and isinstance(entry.get("options"), dict):
-            value = entry["options"].get(key)
+        value = entry.get(key, options.get(key))
         if isinstance(value, str) and value:
             target = (folder / value).resolve()
             if target != root and root not in target.parents:

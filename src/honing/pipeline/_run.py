@@ -9,6 +9,7 @@ same without the search. Re-running on the same output folder resumes the study.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,8 +167,6 @@ def run(
     data = cached_data(r)
     t_search = time.perf_counter() - t_start
     if study.counts.get("running"):  # another run shares the study (one SQLite/PostgreSQL storage)
-        import sys
-
         print(f"honing: note: {study.counts['running']} trial(s) of study {study.study_name!r} are still running in "
               "another process; the final model is chosen from the trials finished so far (re-run this command "
               "once they finish to include them)", file=sys.stderr)
@@ -228,31 +227,23 @@ def train_once(recipe: Any, *, out: str | Path | None = None, threads: int | Non
 
 def _has_finished_trial(store: Any, name: str) -> bool:
     """Whether the study ``name`` in ``store`` has a complete or pruned trial (it binds its folder)."""
-    import optuna
+    from honing._core import HoningError
+    from honing.tune import load_study_result
 
     try:
-        summaries = store.storage.get_all_studies()
-    except Exception:  # an unreadable storage: keep the folder's binding
-        return True
-    for study in summaries:
-        if study.study_name == name:
-            states = {t.state for t in store.storage.get_all_trials(study._study_id, deepcopy=False)}
-            return bool(states & {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED})
-    return False
+        counts = load_study_result(store, name).counts
+    except HoningError:  # no such study yet
+        return False
+    return bool(counts["complete"] or counts["pruned"])
 
 
 def _drop_study(store: Any, name: str, out_dir: Path) -> None:
     """Delete the unfinished study an earlier recipe left in the folder (every trial failed)."""
-    import optuna
+    from honing.tune import delete_study
 
-    try:
-        optuna.delete_study(study_name=name, storage=store.storage)
-    except KeyError:
-        return
-    import sys
-
-    print(f"honing: note: {out_dir} held a study of another recipe with no finished trial; it was replaced",
-          file=sys.stderr)
+    if delete_study(store, name):
+        print(f"honing: note: {out_dir} held a study of another recipe with no finished trial; it was replaced",
+              file=sys.stderr)
 
 
 def _select(study: Any, directions: list[str], tune: dict[str, Any]) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ from honing.tune._study import (
     create_sampler,
     list_pruners,
     list_samplers,
+    delete_study,
     mask_password,
     resolve_storage,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "load_study_result",
     "optimize",
     "param_importances",
+    "delete_study",
     "mask_password",
     "resolve_storage",
     "select_from_pareto",

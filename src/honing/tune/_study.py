@@ -21,8 +21,8 @@ from honing.tune._space import ChoiceParam, SearchSpace
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["StorageHandle", "create_pruner", "create_sampler", "list_pruners", "list_samplers", "mask_password",
-           "resolve_storage"]
+__all__ = ["StorageHandle", "create_pruner", "create_sampler", "delete_study", "list_pruners", "list_samplers",
+           "mask_password", "resolve_storage"]
 
 _MULTI_OBJECTIVE = ("grid", "random", "qmc", "tpe", "gp", "nsga2")
 HEARTBEAT_INTERVAL_S = 60
@@ -334,6 +334,17 @@ class _FlockJournalLock:
         if fd is not None:
             os.close(fd)  # closing the file drops the flock
             self._thread_lock.release()
+
+
+def delete_study(storage: StorageHandle, study_name: str) -> bool:
+    """Delete the study ``study_name`` from ``storage``; False when there was none."""
+    import optuna
+
+    try:
+        optuna.delete_study(study_name=study_name, storage=storage.storage)
+    except KeyError:
+        return False
+    return True
 
 
 def mask_password(url: str | None) -> str | None:
