@@ -258,7 +258,8 @@ def _resolve_task(raw: RawData, task: str | None) -> str:
     y = y.reshape(-1)
     if y.dtype.kind in "biuOUS":
         return "classification"
-    few = np.all(np.mod(y, 1) == 0) and len(np.unique(y)) <= MAX_INTEGER_CLASSES
+    with np.errstate(invalid="ignore"):  # an infinite label is not whole (it is reported by the caller)
+        few = np.all(np.mod(y, 1) == 0) and len(np.unique(y)) <= MAX_INTEGER_CLASSES
     return "classification" if few else "regression"
 
 
