@@ -99,20 +99,32 @@ def test_run_writes_every_artifact(digits_run):
     assert html.lstrip().lower().startswith("<!doctype html") and "digits" in html and "<svg" in html
 
 
-def test_evaluate_and_load_model_agree_with_the_test_metrics(digits_run, capsys):
+def test_evaluate_scores_the_held_out_rows_of_the_training_source(digits_run, capsys):
+    """sklearn:digits has no fixed test set: evaluate re-creates the run's test split (it used to
+    score all 1797 rows, training rows included, and called that the test score)."""
     _, _, out = digits_run
     results = results_of(out)
     capsys.readouterr()
     assert cli("evaluate", out / "model", "--data", "sklearn:digits", "--json") == 0
     evaluated = json.loads(capsys.readouterr().out)
-    assert evaluated["rows"] == 1797 and evaluated["split"] == "all"  # sklearn:digits has no fixed test set
-    assert set(results["test_metrics"]) <= set(evaluated)
+    assert evaluated["rows"] == results["data"]["rows"]["test"] and evaluated["split"] == "test"
+    assert "held out" in evaluated["scored"] and "digest checked" in evaluated["scored"]
+    for key, value in results["test_metrics"].items():
+        assert evaluated[key] == pytest.approx(value, abs=1e-6), key
+    assert cli("evaluate", out / "model", "--data", "sklearn:digits", "--split", "test", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == evaluated["rows"]
+
+    assert cli("evaluate", out / "model", "--data", "sklearn:digits", "--split", "all", "--json") == 0
+    every = json.loads(capsys.readouterr().out)
+    assert every["rows"] == 1797 and "TRAINING ROWS" in every["scored"]
+    assert cli("evaluate", out / "model", "--data", "sklearn:digits", "--split", "all") == 0
+    assert "scored: every row" in capsys.readouterr().out  # the plain form says which rows too
 
     loaded = honing.load_model(out)  # a run folder or its model/ folder
     assert loaded.task == "classification" and loaded.num_outputs == 10
     x, y = load_digits(return_X_y=True)
     labels = np.asarray(loaded.class_names, dtype=object)[y] if loaded.class_names else y
-    assert np.mean(loaded.predict(x) == labels) == pytest.approx(evaluated["accuracy"], abs=1e-12)
+    assert np.mean(loaded.predict(x) == labels) == pytest.approx(every["accuracy"], abs=1e-12)
     assert np.allclose(loaded.predict_proba(x[:5]).sum(axis=1), 1.0, atol=1e-5)
 
     # the same rows, preprocessing and seed as the run: the saved model scores exactly the run's test accuracy
@@ -123,6 +135,17 @@ def test_evaluate_and_load_model_agree_with_the_test_metrics(digits_run, capsys)
     assert results["data"]["rows"]["test"] == len(ds.test)
     accuracy = (pred == ds.test.y).sum().item() / len(ds.test)
     assert accuracy == pytest.approx(results["test_metrics"]["accuracy"], abs=1e-9)
+
+
+def test_evaluate_split_test_on_a_source_without_one_exits_2(digits_run, tmp_path, capsys):
+    _, _, out = digits_run
+    x, y = load_digits(return_X_y=True)
+    np.savez(tmp_path / "new.npz", x=x[:50], y=y[:50])
+    assert cli("evaluate", out / "model", "--data", f"npz:{tmp_path / 'new.npz'}", "--split", "test") == 2
+    assert "no fixed test set" in capsys.readouterr().err
+    assert cli("evaluate", out / "model", "--data", f"npz:{tmp_path / 'new.npz'}", "--json") == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["rows"] == 50 and "not the source the model trained on" in evaluated["scored"]
 
 
 def test_show_prints_the_best_value_and_the_trials(digits_run, capsys):

@@ -81,8 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("evaluate", help="evaluate a saved model on a data source")
     sp.add_argument("model_dir")
     sp.add_argument("--data", required=True, help="a data source, e.g. csv:new.csv or fashion-mnist")
-    sp.add_argument("--split", choices=["test", "all"], default="test",
-                    help="the source's fixed test set (default; all rows when it has none) or all rows")
+    sp.add_argument("--split", choices=["unseen", "test", "all"], default="unseen",
+                    help="unseen (default): rows the model never trained on (the run's held-out test rows of its "
+                    "own source, re-created; a fixed test set; else every row of another source); test: the "
+                    "source's test split (exit 2 when it has none); all: every row")
     sp.add_argument("--json", action="store_true", help="print the metrics as JSON")
     sp = sub.add_parser("show", help="summary of a run folder")
     sp.add_argument("run_dir")
@@ -229,6 +231,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
+        print(f"scored: {metrics.pop('scored')}")
         width = max(len(k) for k in metrics)
         for key, value in metrics.items():
             print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")

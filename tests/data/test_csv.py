@@ -108,11 +108,11 @@ def test_csv_errors_name_the_thing(tmp_path: Path, files) -> None:
     with pytest.raises(DataError, match="empty"):
         load(f"csv:{tmp_path / 'empty.csv'}")
     with pytest.raises(DataError, match="column 'a'"):
-        load(f"csv:{path}").preprocessor.transform([["x"]])  # text in a numeric column
+        load(f"csv:{path}", target="b").preprocessor.transform([["x"]])  # text in a numeric column
     with pytest.raises(DataError, match="1 columns"):
-        load(f"csv:{path}").preprocessor.transform(np.zeros((2, 3)))
+        load(f"csv:{path}", target="b").preprocessor.transform(np.zeros((2, 3)))
     with pytest.raises(ConfigError, match="image"):
-        load(f"csv:{path}", image=True)
+        load(f"csv:{path}", target="b", image=True)
 
 
 def test_tsv_and_regression_rejects_text_target(tmp_path: Path) -> None:
@@ -121,3 +121,31 @@ def test_tsv_and_regression_rejects_text_target(tmp_path: Path) -> None:
     assert load(f"csv:{path}").class_names == ["a", "b"]
     with pytest.raises(DataError, match="numeric targets"):
         load(f"csv:{path}", task="regression")
+
+
+def test_csv_target_is_never_guessed(tmp_path: Path, files) -> None:
+    """The label first and a year last: no rule names a column, so the target must be given
+    (it used to be the last column, silently: a model of the year)."""
+    rows = [["setosa" if i % 2 else "virginica", 1.0 + i % 5, 2000 + i % 7] for i in range(40)]
+    path = files.write_csv(tmp_path / "p.csv", ["species", "size", "year"], rows)
+    with pytest.raises(DataError, match="which column is the target") as info:
+        load(f"csv:{path}")
+    assert "data.target" in str(info.value) and "species, size, year" in str(info.value)
+    ds = load(f"csv:{path}", target="species")
+    assert ds.class_names == ["setosa", "virginica"] and ds.info["target"] == ["species"]
+    assert ds.info["target_from"] == "data.target"
+
+
+@pytest.mark.parametrize("name", ["label", "Target", "class", "y"])
+def test_csv_target_by_its_name(tmp_path: Path, files, name: str) -> None:
+    rows = [[i % 2, 1.0 + i % 5, 2000 + i % 7] for i in range(40)]
+    path = files.write_csv(tmp_path / "p.csv", [name, "size", "year"], rows)
+    ds = load(f"csv:{path}")
+    assert ds.info["target"] == [name] and ds.input_shape == (2,)
+    assert "named" in ds.info["target_from"]
+
+
+def test_csv_two_target_like_names_need_a_choice(tmp_path: Path, files) -> None:
+    path = files.write_csv(tmp_path / "p.csv", ["label", "a", "y"], [[i % 2, i, i % 3] for i in range(40)])
+    with pytest.raises(DataError, match="several columns could be the target"):
+        load(f"csv:{path}")

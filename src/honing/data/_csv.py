@@ -42,7 +42,8 @@ def read_csv_table(
     """Read a CSV file with a header row.
 
     ``target``: the target column name (or a list of names for multi-output regression);
-    default the last column. Rows whose target is missing are dropped. A feature column is
+    default: the one column named ``target``, ``label``, ``class`` or ``y`` (any case), else a
+    DataError listing the columns (never a guess). Rows whose target is missing are dropped. A feature column is
     numeric when every non-missing cell parses as a number, categorical otherwise.
     """
     path = Path(path)
@@ -76,7 +77,7 @@ def read_csv_table(
     if not rows:
         raise DataError(f"CSV file {str(path)!r} has a header but no rows")
 
-    targets = [header[-1]] if target is None else [target] if isinstance(target, str) else list(target)
+    targets = [default_target(header, path)] if target is None else [target] if isinstance(target, str) else list(target)
     for name in [*targets, *drop_columns]:
         if name not in header:
             role = "target" if name in targets else "drop_columns"
@@ -115,6 +116,20 @@ def read_csv_table(
         y = np.asarray(tcells, dtype=object).T
     y = y[:, 0] if len(targets) == 1 else y
     return Table(x, y, features, kinds, targets, dropped)
+
+
+TARGET_NAMES = ("target", "label", "class", "y")  # a column so named is the target when none is given
+
+
+def default_target(header: list[str], path: Path | str) -> str:
+    """The target column when none is given: the one column named as in TARGET_NAMES (any case)."""
+    named = [h for h in header if h.strip().lower() in TARGET_NAMES]
+    if len(named) == 1:
+        return named[0]
+    why = (f"several columns could be the target ({', '.join(map(repr, named))})" if named else
+           f"no column is named {', '.join(map(repr, TARGET_NAMES))}")
+    raise DataError(f"{str(path)!r}: which column is the target? {why}; set data.target (target= in "
+                    f"honing.data.load) to one of: {', '.join(header)}")
 
 
 def csv_delimiter(path: Path, delimiter: str | None) -> str:

@@ -95,8 +95,10 @@ def load(
       rows before and after.
     - ``image``: digits as ``(1, 8, 8)`` images with ``image=True`` (default ``(64,)`` features);
       IDX sets as flat ``(H*W,)`` vectors with ``image=False`` (default ``(1, H, W)``).
-    - ``target``, ``drop_columns``, ``delimiter``: CSV only (target default: the last column;
-      a list of target columns gives multi-output regression).
+    - ``target``, ``drop_columns``, ``delimiter``: CSV only (target default: the one column
+      named ``target``, ``label``, ``class`` or ``y``, any case; with none or several such
+      columns ``target`` is required; a list of target columns gives multi-output regression).
+      ``info["target"]`` records the target column(s) used.
     - ``scale_target``: standardize regression targets (train statistics);
       ``preprocessor.inverse_transform_target`` maps predictions back.
     - ``text_column``: text-csv only, the text column (default "text"); ``target`` is then the

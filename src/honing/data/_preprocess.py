@@ -122,10 +122,14 @@ class Preprocessor:
             t = (t - torch.tensor(self.target_mean)) / torch.tensor(self.target_std)
         return t.float()
 
-    def inverse_transform_target(self, y: torch.Tensor) -> torch.Tensor:
-        """Model outputs back in target units (identity unless ``scale_target``)."""
+    def inverse_transform_target(self, y: Any) -> Any:
+        """Model outputs (a tensor or a numpy array, ``(N, k)``) back in target units, of the
+        same kind as given (identity unless ``scale_target``)."""
         if not (self.scale_target and self.target_mean is not None):
             return y
+        if not isinstance(y, torch.Tensor):
+            arr = np.asarray(y, dtype=np.float64)
+            return arr * np.asarray(self.target_std) + np.asarray(self.target_mean)
         mean = torch.tensor(self.target_mean, dtype=y.dtype, device=y.device)
         std = torch.tensor(self.target_std, dtype=y.dtype, device=y.device)
         return y * std + mean

@@ -188,14 +188,16 @@ def _read_csv(path: str, *, target: Any, drop_columns: Any, delimiter: str | Non
     if target is not None and not (isinstance(target, str) or (
         isinstance(target, (list, tuple)) and target and all(isinstance(t, str) for t in target)
     )):
-        raise ConfigError(f"invalid target: got {target!r}; allowed: a column name, a list of column names, or None (last column)")
+        raise ConfigError(f"invalid target: got {target!r}; allowed: a column name, a list of column names, or None (the one column named target, label, class or y)")
     if isinstance(drop_columns, str) or not all(isinstance(c, str) for c in drop_columns):
         raise ConfigError(f"invalid drop_columns: got {drop_columns!r}; allowed: a list of column names")
     t = read_csv_table(path, target=target, delimiter=delimiter, drop_columns=tuple(drop_columns))
     layout = {"kind": "tabular", "columns": t.columns, "kinds": t.kinds}
     task = "regression" if len(t.target) > 1 else None
     return RawData(source, t.x, t.y, layout, task=task,
-                   info={"target": t.target, "dropped_missing_target": t.dropped_missing_target})
+                   info={"target": t.target, "target_from": "data.target" if target is not None else
+                         "the column so named (target, label, class or y)",
+                         "dropped_missing_target": t.dropped_missing_target})
 
 
 def _array_layout(x: np.ndarray, path: Path) -> tuple[np.ndarray, dict[str, Any]]:

@@ -120,11 +120,27 @@ def build_trainer(
     metrics = (recipe.get("evaluate") or {}).get("metrics")
     trainer = Trainer(model, optimizer, loss=loss, task=data.task, schedule=schedule, metrics=metrics,
                       callbacks=callbacks, augment=augment, reporter=reporter, config=config)
+    _metrics_in_target_units(trainer, data)
     if transfer.get("continual") and for_training:  # replay / EWC terms on the Trainer's own loss
         wrapped = continual_loss(recipe, model, trainer.loss_fn, seed=seed)
         if wrapped is not None:
             trainer.loss_fn = wrapped
     return trainer
+
+
+def _metrics_in_target_units(trainer: Trainer, data: Dataset) -> None:
+    """With ``data.scale_target`` the model learns standardized targets (the loss stays in those
+    units); every metric is computed on predictions and targets mapped back to the target's own
+    units, so val_/test metrics mean what a user reads them as."""
+    pre = data.preprocessor
+    if data.task != "regression" or not getattr(pre, "scale_target", False) or pre.target_mean is None:
+        return
+    inverse = pre.inverse_transform_target
+
+    def in_units(fn: Any) -> Any:
+        return lambda pred, y: fn(inverse(pred), inverse(y))
+
+    trainer.metrics = {name: in_units(fn) for name, fn in trainer.metrics.items()}
 
 
 def metric_of(recipe: dict[str, Any], task: str) -> str:

@@ -313,7 +313,7 @@ def _save(folder: Path, plain: nn.Module, recipe: dict[str, Any], data: Dataset,
         stale.unlink(missing_ok=True)  # meta.json last written marks a complete folder
     save_model(folder, plain, recipe=recipe, preprocessor=data.preprocessor, task=data.task,
                input_shape=data.input_shape, num_outputs=data.num_outputs, class_names=data.class_names,
-               extra={"compression": info}, weights=writer)
+               extra={"compression": info}, weights=writer, data=data)
 
 
 def _example(data: Dataset) -> torch.Tensor:

@@ -286,7 +286,9 @@ def _test(model: Any, recipe: dict[str, Any], data: Dataset) -> tuple[dict[str, 
         idx = data.test.y * k + pred.argmax(1)
         cm = torch.bincount(idx, minlength=k * k).reshape(k, k)
         return metrics, {"confusion_matrix": cm.tolist()}
-    return metrics, {"residuals": {"y_true": data.test.y[:, 0].tolist(), "y_pred": pred[:, 0].tolist()}}
+    inverse = data.preprocessor.inverse_transform_target  # in the target's own units
+    y_true, y_pred = inverse(data.test.y), inverse(pred)
+    return metrics, {"residuals": {"y_true": y_true[:, 0].tolist(), "y_pred": y_pred[:, 0].tolist()}}
 
 
 def _finish(out_dir: Path, rec: Any, best_recipe: dict[str, Any], data: Dataset, model: Any,
@@ -300,7 +302,8 @@ def _finish(out_dir: Path, rec: Any, best_recipe: dict[str, Any], data: Dataset,
     model_dir = out_dir / "model" if output.get("save_model", True) else out_dir / "compress" / "00-uncompressed"
     if output.get("save_model", True) or r.get("compress"):
         save_model(model_dir, model, recipe=best_recipe, preprocessor=data.preprocessor, task=data.task,
-                   input_shape=data.input_shape, num_outputs=data.num_outputs, class_names=data.class_names)
+                   input_shape=data.input_shape, num_outputs=data.num_outputs, class_names=data.class_names,
+                   data=data)
     compressed = None
     if r.get("compress"):
         from honing.pipeline._compress import compress

@@ -169,7 +169,7 @@ class DataSection(Section):
         ok = value is None or (isinstance(value, str) and value) or (
             isinstance(value, list) and value and all(isinstance(v, str) and v for v in value))
         if not ok:
-            raise Invalid([((), f"got {show(value)}; allowed: null (the last column), a column name, "
+            raise Invalid([((), f"got {show(value)}; allowed: null (the one column named target, label, class or y), a column name, "
                                  "or a list of column names")])
         return value
 
