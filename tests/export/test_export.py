@@ -124,6 +124,30 @@ def test_mismatch_raises_and_writes_nothing(tmp_path, monkeypatch) -> None:
     assert unchecked.max_abs_diff is None and unchecked.path.is_file()
 
 
+def test_large_outputs_are_held_to_a_relative_tolerance(tmp_path) -> None:
+    """A price model (outputs near 1e5): float32 rounding alone differs by ~1e-3 there, which an
+    absolute 1e-4 refused; the check scales with the output, and still catches a real error."""
+    import honing.export._onnx as onnx_mod
+
+    torch.manual_seed(0)
+    model = create_model("mlp", input_shape=(20,), num_outputs=1, hidden=[64])
+    with torch.no_grad():
+        model.head.weight.mul_(3000.0)
+        model.head.bias.fill_(150_000.0)
+    x = _x("mlp", 256) * 3  # measured here: ONNX Runtime and PyTorch differ by 1/64 (one float32 step)
+    assert model(x).abs().min() > 1e4
+    result = to_onnx(model, tmp_path / "price.onnx", x, rtol=0.0)  # rtol=0: as the compress step calls it
+    assert result.max_abs_diff is not None and result.max_abs_diff < 1e-4 * 2e5
+    real_call = onnx_mod.OnnxModel.__call__
+    off = lambda self, t: real_call(self, t) + 100.0  # noqa: E731  (0.07% of the scale: a real error)
+    onnx_mod.OnnxModel.__call__ = off
+    try:
+        with pytest.raises(ExportMismatch, match="output scale"):
+            check_onnx(result.path, model, x, rtol=0.0)
+    finally:
+        onnx_mod.OnnxModel.__call__ = real_call
+
+
 class _ValueDependent(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * 2 if x.sum() > 0 else -x

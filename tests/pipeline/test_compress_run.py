@@ -189,3 +189,10 @@ def test_the_other_methods_run_through_the_recipe(tmp_path):
     assert by["quantize fp16"]["size_bytes"] < by["prune magnitude 0.75"]["size_bytes"]
     for row in out["stages"][1:]:
         assert row["metrics"]["accuracy"] > 0.5, row["stage"]  # iris: chance is 1/3
+    # the int8 settings, and the CPU that chose them, are recorded in the model folder
+    int8_folders = sorted((tmp_path / "compress").glob("*int8*")) + sorted((tmp_path / "compress").glob("*dynamic*"))
+    assert len(int8_folders) == 2
+    for folder in int8_folders:
+        int8 = json.loads((folder / "meta.json").read_text())["compression"]["int8"]
+        assert int8["reduce_range"] is True and "7-bit" in int8["why"], folder.name
+        assert {"avx2", "vnni"} <= set(int8["quantized_on"]) and int8["quantized_on"]["model"], folder.name

@@ -19,6 +19,8 @@ from honing.export._onnx import (
     OnnxModel,
     check_onnx,
     count_initializers,
+    cpu_features,
+    int8_settings,
     quantize_onnx,
     to_onnx,
 )
@@ -30,6 +32,8 @@ __all__ = [
     "OnnxModel",
     "check_onnx",
     "count_initializers",
+    "cpu_features",
+    "int8_settings",
     "load_torch_export",
     "quantize_onnx",
     "to_onnx",

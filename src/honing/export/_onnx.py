@@ -132,7 +132,9 @@ def to_onnx(
 
     The input is named "input", the output "output", and the batch axis ("batch") is dynamic.
     With ``check``, the file is run in onnxruntime on ``example`` and compared with PyTorch; if it
-    differs beyond ``atol + rtol * |torch|``, ExportMismatch is raised and nothing is written. The
+    differs beyond ``atol * scale + rtol * |torch|`` (``scale``: the largest ``|torch|`` output, at
+    least 1, so outputs in the thousands, prices, are held to the same relative precision as
+    logits), ExportMismatch is raised and nothing is written. The
     file is written atomically (a temporary file in the same folder, then renamed).
     """
     require("onnx", "ONNX export")
@@ -194,7 +196,8 @@ def _inline_and_name_batch(path: str) -> None:
 def check_onnx(
     path: str | os.PathLike[str], model: nn.Module, x: torch.Tensor, *, atol: float = 1e-4, rtol: float = 1e-3
 ) -> float:
-    """Max |onnx(x) - model(x)|; raises ExportMismatch when outside ``atol + rtol * |model(x)|``.
+    """Max |onnx(x) - model(x)|; raises ExportMismatch when outside ``atol * scale + rtol * |model(x)|``
+    (``scale``: the largest |model(x)|, at least 1).
 
     ``model`` runs in eval mode (its training flag is restored).
     """
@@ -212,9 +215,11 @@ def _compare(path: str | os.PathLike[str], model: nn.Module, x: torch.Tensor, *,
                              f"{shapes[1]}; allowed: the model's output, one tensor")
     expected = expected.float()
     diff = (got - expected).abs().max().item() if got.numel() else 0.0
-    if not torch.allclose(got, expected, atol=atol, rtol=rtol, equal_nan=True):
-        raise ExportMismatch(f"invalid {what}: got outputs that differ from the model's by up to {diff:.3g}; "
-                             f"allowed: |onnx - torch| <= {atol:g} + {rtol:g} * |torch|")
+    scale = max(1.0, expected.abs().max().item()) if expected.numel() else 1.0
+    if not torch.allclose(got, expected, atol=atol * scale, rtol=rtol, equal_nan=True):
+        raise ExportMismatch(f"invalid {what}: got outputs that differ from the model's by up to {diff:.3g} "
+                             f"(output scale {scale:.3g}); allowed: |onnx - torch| <= {atol:g} * scale + "
+                             f"{rtol:g} * |torch| (scale: the largest |output|, at least 1)")
     return diff
 
 
@@ -330,6 +335,31 @@ def count_initializers(path: str | os.PathLike[str]) -> int:
             continue
         total += int(np.prod(init.dims, dtype=np.int64)) if init.dims else 1
     return total
+
+
+def cpu_features() -> dict[str, Any]:
+    """The CPU this process runs on, as far as int8 kernels care: its model name and whether it has
+    AVX2, AVX-512 and VNNI (read from /proc/cpuinfo; empty where that file does not exist)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return {}
+    model = next((line.partition(":")[2].strip() for line in text.splitlines() if line.startswith("model name")), "")
+    flags = set(next((line.partition(":")[2].split() for line in text.splitlines() if line.startswith("flags")), []))
+    return {"model": model, "avx2": "avx2" in flags, "avx512": "avx512f" in flags,
+            "vnni": bool(flags & {"avx512_vnni", "avx_vnni", "avx512vnni"})}
+
+
+def int8_settings(mode: str, *, per_channel: bool = True, reduce_range: bool = True) -> dict[str, Any]:
+    """What :func:`quantize_onnx` chooses, and why, as a model folder records it."""
+    return {
+        "mode": mode, "weights": "int8" + (", per output channel" if per_channel and mode == "static" else ""),
+        "activations": "uint8" + (" (calibrated ranges)" if mode == "static" else " (ranges per batch)"),
+        "reduce_range": reduce_range,
+        "why": ("7-bit weight grid: correct on every x86 CPU (without VNNI, ONNX Runtime's u8s8 kernels "
+                "saturate 8-bit weights)") if reduce_range else "8-bit weight grid: for CPUs with VNNI only",
+        "quantized_on": cpu_features(),
+    }
 
 
 def quantize_onnx(

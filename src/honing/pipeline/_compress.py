@@ -192,7 +192,8 @@ def _variant(name: str, opts: dict[str, Any], plain: nn.Module, recipe: dict[str
             _fit(source, recipe, data, epochs=opts["epochs"], lr=opts["lr"])
             source = hc.finish_qat(source).eval()
         calib = _calibration(data, opts["calibration_batches"]) if mode in ("static", "qat") else None
-        info.update(format="onnx", runtime="onnxruntime")
+        info.update(format="onnx", runtime="onnxruntime",
+                    int8=hx.int8_settings("dynamic" if mode == "dynamic" else "static"))
         return info, _onnx_writer(source, example, int8="dynamic" if mode == "dynamic" else "static",
                                   calibration=calib), "ONNX Runtime int8 (" + (
             "dynamic" if mode == "dynamic" else "static, calibrated on training rows") + ")"
@@ -214,6 +215,7 @@ def _variant(name: str, opts: dict[str, Any], plain: nn.Module, recipe: dict[str
 
         return info, write_onnx, Lazy(lambda: f"max |ONNX Runtime - PyTorch| {checked.get('diff', float('nan')):.2g}")
     calib = _calibration(data, opts["calibration_batches"]) if opts["quantization"] == "static" else None
+    info["int8"] = hx.int8_settings(opts["quantization"])
     return info, _onnx_writer(plain, example, int8=opts["quantization"], calibration=calib), \
         f"ONNX Runtime int8 ({opts['quantization']})"
 

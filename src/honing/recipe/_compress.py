@@ -108,7 +108,7 @@ class QuantizeStep(Section):
 class ExportStep(Section):
     format: Literal["onnx", "onnx-int8", "torch-export"] = "onnx"
     quantization: Literal["static", "dynamic"] = "static"  # onnx-int8
-    tolerance: PositiveFloat = 1e-4  # onnx: largest allowed |ONNX Runtime - PyTorch| on test rows
+    tolerance: PositiveFloat = 1e-4  # onnx: largest allowed |ONNX Runtime - PyTorch| on test rows, times the output scale (largest |output|, at least 1)
     calibration_batches: PositiveInt = 8
 
 
