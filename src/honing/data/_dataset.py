@@ -84,6 +84,38 @@ class Dataset:
         """The raw train+val rows (train rows first) and their encoded targets."""
         return self._pool_x, self._pool_y
 
+    def summary(self) -> dict[str, Any]:
+        """What the preparation did, for the console, results.json and the report: the source,
+        the target column(s) and how they were chosen, rows read / dropped / per split, columns by
+        kind, values imputed, and rows per class in each split (classification)."""
+        info = self.info
+        kind = getattr(self.preprocessor, "kind", "")
+        target = info.get("target") or {"tabular": ["target (the data set's own)"], "text": ["label"]}.get(
+            kind, ["label (the source's labels)"])
+        out: dict[str, Any] = {
+            "source": self.source, "task": self.task, "target": list(target),
+            "target_from": info.get("target_from", "the source (it has one target)"),
+            "rows_read": info.get("rows_read"),
+            "rows": {s: len(getattr(self, s)) for s in ("train", "val", "test") if getattr(self, s) is not None},
+            "test_rows_from": "the source's fixed test set" if info.get("fixed_test_set") else "held out of the rows read",
+            "dropped": {k: int(v) for k, v in (("duplicates", info.get("duplicates_removed")),
+                                              ("missing_target", info.get("dropped_missing_target")),
+                                              ("empty_text", info.get("dropped_empty_text")),
+                                              ("other_classes", info.get("dropped_other_rows"))) if v},
+            "stratified": bool(info.get("stratified")),
+        }
+        if kind == "tabular":
+            kinds = list(self.preprocessor.kinds)
+            out["columns"] = {"numeric": kinds.count("numeric"), "categorical": kinds.count("categorical")}
+            missing = info.get("missing_values") or {}
+            out["imputed"] = {"values": int(sum(missing.values())), "columns": missing,
+                              "numeric_with": self.preprocessor.impute or "mean",
+                              "categorical_with": "most frequent category"}
+        if "class_counts" in info and self.class_names:
+            out["classes"] = {name: {split: counts[i] for split, counts in info["class_counts"].items()}
+                              for i, name in enumerate(self.class_names)}
+        return out
+
     def class_weights(self) -> torch.Tensor:
         """Balanced class weights from the training labels: ``n / (K * count_k)`` (0 for absent classes)."""
         if self.task != "classification":

@@ -144,7 +144,10 @@ def load(
     _check_finite(raw, source)
     if task == "regression" and not np.isfinite(y).all():
         raise DataError(f"{source!r}: the regression targets hold an infinite or missing value; allowed: finite numbers")
-    info: dict[str, Any] = {"source": source, **raw.info, "rows_read": len(y) + (len(yt) if yt is not None else 0)}
+    info: dict[str, Any] = {"source": source, **raw.info, "rows_read": len(y) + (len(yt) if yt is not None else 0),
+                            "fixed_test_set": yt is not None}
+    if raw.layout.get("kind") == "tabular":
+        info["missing_values"] = _missing_per_column(raw)
     if classes is not None and class_names is not None:  # class_names: set for classification
         codes = class_codes(classes, class_names, labels_are_codes=raw.class_names is not None, source=source)
         x, y = keep_classes(x, y, codes, len(class_names))
@@ -215,6 +218,10 @@ def load(
     if test_idx is not None:
         xt, yt = x[test_idx], y[test_idx]
     info.update(train=len(train_idx), val=len(val_idx), test=len(yt) if yt is not None and len(yt) else 0)
+    if task == "classification":  # rows per class in each split (class balance, rare classes)
+        k = len(class_names)
+        info["class_counts"] = {name: np.bincount(part, minlength=k).tolist() for name, part in
+                                (("train", y[train_idx]), ("val", y[val_idx]), ("test", yt)) if part is not None}
     num_outputs = len(class_names) if task == "classification" else int(y.shape[1])
     return Dataset(
         train=make_split(pre, x_train, y[train_idx], task),
@@ -263,6 +270,20 @@ def _resolve_task(raw: RawData, task: str | None) -> str:
     with np.errstate(invalid="ignore"):  # an infinite label is not whole (it is reported by the caller)
         few = np.all(np.mod(y, 1) == 0) and len(np.unique(y)) <= MAX_INTEGER_CLASSES
     return "classification" if few else "regression"
+
+
+def _missing_per_column(raw: RawData) -> dict[str, int]:
+    """Missing cells (imputed later) per feature column, over every row read; columns with none left out."""
+    columns = raw.layout["columns"]
+    counts = np.zeros(len(columns), dtype=np.int64)
+    for x in (raw.x, raw.x_test):
+        if x is None or len(x) == 0:
+            continue
+        if x.dtype.kind == "f":
+            counts += np.isnan(x).sum(axis=0)
+        elif x.dtype.kind == "O":
+            counts += np.array([[is_missing(v) for v in row] for row in x], dtype=bool).sum(axis=0)
+    return {c: int(n) for c, n in zip(columns, counts) if n}
 
 
 def _check_finite(raw: RawData, source: str) -> None:
