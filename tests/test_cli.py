@@ -26,7 +26,7 @@ if _PIPELINE_TESTS not in sys.path:
 
 from _run_helpers import journal_of, results_of, tiny, write_recipe  # noqa: E402
 
-TEST_METRICS = {"accuracy", "f1_macro", "precision", "recall"}
+TEST_METRICS = {"accuracy", "balanced_accuracy", "f1_macro", "precision_macro"}
 TERMINAL = {"complete", "pruned", "fail"}
 
 

@@ -306,18 +306,32 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _print_summary(folder: Path, results: dict[str, Any]) -> None:
+    from honing.pipeline._summary import baseline_lines, data_lines
+
     out = sys.stdout
     print(f"run {results['name']} ({results['task']}) -> {folder}", file=out)
+    data = results.get("data") or {}
+    if data.get("target"):
+        for line in data_lines(data):
+            print(f"  {line}", file=out)
     trials = results.get("trials") or {}
     if trials:
         counts = ", ".join(f"{v} {k}" for k, v in trials.items() if v)
         print(f"  trials:       {counts}", file=out)
-        print(f"  best {results['metric']}: {results['best_value']}", file=out)
+        print(f"  best validation {results['metric']} (trial {results.get('best_trial')}, the chosen one): "
+              f"{results['best_value']}", file=out)
+        if results.get("tie_break"):
+            print(f"    {results['tie_break']}", file=out)
         for k, v in (results.get("best_params") or {}).items():
             print(f"    {k} = {v}", file=out)
     print(f"  final model:  {results.get('final_model')}", file=out)
-    for k, v in (results.get("test_metrics") or {}).items():
-        print(f"  test {k:<10s} {v:.4f}", file=out)
+    metrics = dict(results.get("test_metrics") or {})
+    primary = results.get("primary_metric")
+    order = ([primary] if primary in metrics else []) + [k for k in metrics if k != primary]
+    for k in order:
+        print(f"  test {k:<18s} {metrics[k]:.4f}", file=out)
+    for line in baseline_lines(results):
+        print(line, file=out)
     _print_compression(results.get("compress"))
     t = results.get("timings") or {}
     if t:

@@ -115,3 +115,74 @@ def test_evaluate_refuses_a_changed_training_source(price_run, tmp_path):
     changed.write_text("\n".join(lines[:1] + lines[1:][::-1]) + "\n")  # same rows, another order
     with pytest.raises(DataError, match="changed since the model was trained"):
         model.evaluate(f"csv:{changed}")
+
+
+def _imbalanced(path: Path, seed: int = 0) -> Path:
+    """Three classes, 85% / 12% / 3% of 400 rows, separable on two numeric columns."""
+    rng = np.random.default_rng(seed)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["a", "b", "kind"])
+        for i in range(400):
+            k = "common" if i % 100 < 85 else ("rare" if i % 100 < 97 else "very_rare")
+            centre = {"common": (0, 0), "rare": (3, 0), "very_rare": (0, 3)}[k]
+            w.writerow([f"{centre[0] + rng.normal(0, 0.7):.3f}", f"{centre[1] + rng.normal(0, 0.7):.3f}", k])
+    return path
+
+
+def test_every_run_reports_baselines_and_warns_when_they_win(tmp_path, capsys):
+    """A model trained for one epoch at a tiny learning rate: the linear baseline beats it, and
+    the run says so (results.json, the console summary and a warning)."""
+    from honing.cli import main as cli
+    from _run_helpers import write_recipe
+
+    r = tiny({"data.source": "sklearn:wine", "tune": None, "training.epochs": 1,
+              "training.optimizer": {"name": "sgd", "lr": 1e-5}, "training.early_stopping": None})
+    recipe = write_recipe(tmp_path / "weak.yaml", r)
+    assert cli(["train", str(recipe), "--out", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    results = results_of(tmp_path / "out")
+    assert {"majority", "logistic_regression", "gradient_boosting"} <= set(results["baselines"])
+    for entry in results["baselines"].values():
+        assert set(entry["metrics"]) == set(results["test_metrics"]) - {"loss"} and entry["rows"] > 100
+    vs = results["vs_baseline"]
+    assert vs["metric"] == "accuracy" and vs["better"] is False and vs["baseline"] > 0.9
+    assert any("not better than the" in w for w in results["warnings"])
+    assert "honing: warning: the model is not better than the" in captured.err
+    assert "honing vs baselines" in captured.out and "NOT better" in captured.out
+    assert "target: (the source's labels)" in captured.out  # the target is always stated
+
+
+def test_imbalanced_classes_lead_with_macro_f1_and_warn(tmp_path, capsys):
+    data = _imbalanced(tmp_path / "imb.csv")
+    r = tiny({"data.source": f"csv:{data}", "data.target": "kind", "tune": None, "training.epochs": 30,
+              "training.early_stopping": None})
+    results = train_once(r, out=tmp_path / "out", progress=True).results
+    err = capsys.readouterr().err
+    assert results["imbalance"]["imbalanced"] is True and results["imbalance"]["ratio"] >= 20
+    assert results["primary_metric"] == "f1_macro" and results["vs_baseline"]["metric"] == "f1_macro"
+    assert results["baselines"]["majority"]["metrics"]["accuracy"] > 0.8  # accuracy alone would flatter
+    assert any("imbalanced classes" in w for w in results["warnings"])
+    assert "fewer than 5 val rows of class(es) very_rare" in err and "fewer than 5 test rows" in err
+    counts = results["data"]["classes"]
+    assert counts["very_rare"]["train"] >= 6 and counts["common"]["test"] > 40  # stratified
+    assert "honing: data: csv:" in err and "target: kind [data.target]" in err  # printed before training
+
+
+def test_dropped_and_imputed_rows_are_counted(tmp_path, capsys):
+    rows = [[i % 7, "" if i % 10 == 3 else f"{(i * 37) % 11}", "x" if i % 3 else "", i % 2] for i in range(200)]
+    rows += [rows[0]] * 5 + [[1, 2, "x", ""]] * 3  # 5 repeated rows, 3 rows without a target
+    path = tmp_path / "d.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["a", "b", "c", "label"])
+        w.writerows(rows)
+    results = train_once(tiny({"data.source": f"csv:{path}", "tune": None}), out=tmp_path / "out").results
+    data = results["data"]
+    assert data["target"] == ["label"] and "named" in data["target_from"]
+    assert data["rows_read"] == 205 and data["dropped"]["missing_target"] == 3
+    assert data["dropped"]["duplicates"] >= 5
+    assert sum(data["rows"].values()) == 205 - data["dropped"]["duplicates"]
+    assert data["imputed"]["columns"] == {"b": 20, "c": 67 + 5}  # counted over the 205 rows with a target
+    err = capsys.readouterr().err
+    assert "duplicate rows dropped" in err and "missing values imputed" in err

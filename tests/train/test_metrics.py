@@ -14,6 +14,9 @@ CLASSIFICATION = {
     "f1_macro": lambda t, p: skm.f1_score(t, p, average="macro", zero_division=0),
     "precision": lambda t, p: skm.precision_score(t, p, average="macro", zero_division=0),
     "recall": lambda t, p: skm.recall_score(t, p, average="macro", zero_division=0),
+    "precision_macro": lambda t, p: skm.precision_score(t, p, average="macro", zero_division=0),
+    "recall_macro": lambda t, p: skm.recall_score(t, p, average="macro", zero_division=0),
+    "balanced_accuracy": lambda t, p: skm.balanced_accuracy_score(t, p),
 }
 REGRESSION = {
     "mse": skm.mean_squared_error,
@@ -85,7 +88,7 @@ def test_r2_with_a_constant_target_column_matches_sklearn():
 
 
 def test_default_metrics_and_registry():
-    assert default_metrics("classification") == ["accuracy", "f1_macro", "precision", "recall"]
+    assert default_metrics("classification") == ["accuracy", "balanced_accuracy", "f1_macro", "precision_macro"]
     assert default_metrics("regression") == ["mse", "mae", "r2"]
     assert set(default_metrics("classification") + default_metrics("regression")) <= set(list_metrics())
     with pytest.raises(ConfigError, match="invalid task: got 'ranking'"):

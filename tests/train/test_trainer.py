@@ -22,8 +22,8 @@ def test_learns_a_toy_classification_problem():
     result = trainer.fit(train, val)
     assert result.history[-1]["val_accuracy"] > 0.95
     assert result.history[-1]["loss"] < result.history[0]["loss"]
-    assert list(result.history[0]) == ["epoch", "loss", "lr", "time", "val_loss", "val_accuracy", "val_f1_macro",
-                                       "val_precision", "val_recall"]
+    assert list(result.history[0]) == ["epoch", "loss", "lr", "time", "val_loss", "val_accuracy",
+                                       "val_balanced_accuracy", "val_f1_macro", "val_precision_macro"]
     assert result.stop_reason == "completed 15 epochs" and result.epochs_run == 15
     assert result.global_step == 15 * math.ceil(len(train) / 16)
     assert result.monitor == "val_loss" and result.best_epoch is not None
@@ -31,7 +31,7 @@ def test_learns_a_toy_classification_problem():
     metrics = trainer.evaluate(val)
     assert metrics["accuracy"] == pytest.approx(result.history[-1]["val_accuracy"])
     assert set(trainer.evaluate((val.x, val.y), prefix="test_")) == {
-        "test_loss", "test_accuracy", "test_f1_macro", "test_precision", "test_recall"}
+        "test_loss", "test_accuracy", "test_balanced_accuracy", "test_f1_macro", "test_precision_macro"}
 
 
 def test_learns_a_toy_regression_problem_with_the_task_defaults():

@@ -90,11 +90,11 @@ class Dataset:
         kind, values imputed, and rows per class in each split (classification)."""
         info = self.info
         kind = getattr(self.preprocessor, "kind", "")
-        target = info.get("target") or {"tabular": ["target (the data set's own)"], "text": ["label"]}.get(
-            kind, ["label (the source's labels)"])
+        own = "labels" if self.task == "classification" else "target values"
+        target = info.get("target") or [f"(the source's {own})"]
         out: dict[str, Any] = {
             "source": self.source, "task": self.task, "target": list(target),
-            "target_from": info.get("target_from", "the source (it has one target)"),
+            "target_from": info.get("target_from", "fixed by the source"),
             "rows_read": info.get("rows_read"),
             "rows": {s: len(getattr(self, s)) for s in ("train", "val", "test") if getattr(self, s) is not None},
             "test_rows_from": "the source's fixed test set" if info.get("fixed_test_set") else "held out of the rows read",

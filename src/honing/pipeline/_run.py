@@ -23,6 +23,7 @@ from honing._core import ConfigError, DataError, atomic_write_text, set_threads
 from honing.data import Dataset, Split
 from honing.models import count_parameters
 from honing.pipeline._artifacts import save_model, versions
+from honing.pipeline._baselines import compare, fit_baselines, imbalance, primary_metric
 from honing.pipeline._build import build_model, build_trainer, direction_of, load_data, metric_of
 from honing.pipeline._objective import RecipeObjective, cached_data, release_data
 from honing.pipeline._transfer import is_few_shot, is_transfer, transfer_results
@@ -137,6 +138,7 @@ def run(
                           "(cross-validation trains k models per trial, none of which is the final one)")
     out_dir = output_dir(r, out)
     data = _named_data_errors(cached_data, r, recipe)  # loads (and checks) the data before anything is written
+    _announce(data, progress)
     metric = metric_of(r, data.task)
     objectives = tune.get("objectives")
     directions = [o["direction"] for o in objectives] if objectives else [direction_of(r, metric)]
@@ -203,6 +205,7 @@ def train_once(recipe: Any, *, out: str | Path | None = None, threads: int | Non
     r = rec.to_dict()
     out_dir = output_dir(r, out)
     data = _named_data_errors(load_data, r, recipe)  # bad data fails before anything is written
+    _announce(data, progress)
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_same_study(out_dir, r, bound=(out_dir / "checkpoint").is_dir() or (out_dir / RESULTS).is_file())
     set_threads(threads or r["training"].get("threads"))
@@ -223,6 +226,15 @@ def train_once(recipe: Any, *, out: str | Path | None = None, threads: int | Non
 
 
 # --- stages ----------------------------------------------------------------------------------
+
+
+def _announce(data: Dataset, progress: bool) -> None:
+    """The data lines (target, rows, drops, imputation, classes) before any training (stderr)."""
+    if progress:
+        from honing.pipeline._summary import data_lines
+
+        for line in data_lines(data.summary()):
+            print(f"honing: {line}", file=sys.stderr, flush=True)
 
 
 def _has_finished_trial(store: Any, name: str) -> bool:
@@ -297,6 +309,11 @@ def _finish(out_dir: Path, rec: Any, best_recipe: dict[str, Any], data: Dataset,
             progress: bool = True) -> dict[str, Any]:
     r = rec.to_dict()
     test_metrics, test_extra = _test(model, best_recipe, data)
+    summary = data.summary()
+    balance = imbalance(data)
+    baselines = (fit_baselines(data, (r.get("evaluate") or {}).get("metrics"), seed=r["seed"])
+                 if (r.get("evaluate") or {}).get("baselines", True) else {})
+    versus = compare(data.task, test_metrics, baselines, bool(balance and balance["imbalanced"]))
     transfer = transfer_results(best_recipe, model) if is_transfer(best_recipe) else None
     output = r.get("output") or {}
     model_dir = out_dir / "model" if output.get("save_model", True) else out_dir / "compress" / "00-uncompressed"
@@ -331,14 +348,20 @@ def _finish(out_dir: Path, rec: Any, best_recipe: dict[str, Any], data: Dataset,
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "seed": r["seed"],
         "versions": versions(),
-        "data": {"source": r["data"]["source"], "rows": {s: len(getattr(data, s)) for s in ("train", "val", "test")
-                                                         if getattr(data, s) is not None}},
+        "data": summary,
+        "imbalance": balance,
+        "primary_metric": primary_metric(data.task, test_metrics, bool(balance and balance["imbalanced"])),
+        "baselines": baselines,
+        "vs_baseline": versus,
         "study": {"name": study.study_name, "storage": mask_password(study.storage_url)} if study else None,
         "recipe": _masked_recipe(r),
     }
     if study and len(directions) > 1:
         results["objectives"] = [o["metric"] for o in r["tune"]["objectives"]]
         results["pareto"] = [{"number": t["number"], "values": t["values"], "params": t["params"]} for t in study.pareto]
+    results["warnings"] = _warnings(results)
+    for line in results["warnings"]:
+        print(f"honing: warning: {line}", file=sys.stderr)
     atomic_write_text(out_dir / RESULTS, json.dumps(results, indent=2, default=_json_default))
     if output.get("report", True):
         from honing.pipeline._report import report_data
@@ -348,6 +371,25 @@ def _finish(out_dir: Path, rec: Any, best_recipe: dict[str, Any], data: Dataset,
                                                    class_names=data.class_names, directions=directions,
                                                    log_params=_log_params(rec)))
     return results
+
+
+def _warnings(results: dict[str, Any]) -> list[str]:
+    """What a user must not miss: no better than a baseline, imbalanced classes, rare classes in a split."""
+    out = []
+    vs = results.get("vs_baseline")
+    if vs and not vs["better"]:
+        out.append(f"the model is not better than the {vs['best_baseline']} baseline on the test rows "
+                   f"({vs['metric']} {vs['model']:.4g} vs {vs['baseline']:.4g}); see results.json 'baselines'")
+    balance = results.get("imbalance") or {}
+    if balance.get("imbalanced"):
+        out.append(f"imbalanced classes (largest/smallest training class {balance['ratio']:g}:1; the majority class "
+                   f"alone is {100 * balance['majority_share']:.1f}% of the training rows): read "
+                   f"{results.get('primary_metric')} and the majority baseline, not accuracy")
+    for split, names in (balance.get("few_rows") or {}).items():
+        shown = ", ".join(map(str, names[:8])) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        out.append(f"fewer than 5 {split} rows of class(es) {shown}: their {split} scores are noise "
+                   "(more rows, a larger val_size/test_size, or data.test: an external test file)")
+    return out
 
 
 def _masked_recipe(r: dict[str, Any]) -> dict[str, Any]:

@@ -214,6 +214,7 @@ def _grid_size(spec: dict[str, Any]) -> int | None:
 
 class EvaluateSection(Section):
     metrics: list[str] | None = None
+    baselines: bool = True
 
     @field_validator("metrics")
     @classmethod

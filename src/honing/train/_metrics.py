@@ -117,17 +117,20 @@ def r2(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 METRICS.register("accuracy", accuracy, description="fraction of correct predictions", aliases=("acc",),
                  task="classification", greater_is_better=True)
-METRICS.register("f1_macro", f1_macro, description="F1 averaged over classes", aliases=("f1",),
+METRICS.register("f1_macro", f1_macro, description="F1 averaged over classes (macro)", aliases=("f1",),
                  task="classification", greater_is_better=True)
-METRICS.register("precision", precision_macro, description="precision averaged over classes",
-                 task="classification", greater_is_better=True)
-METRICS.register("recall", recall_macro, description="recall averaged over classes",
-                 task="classification", greater_is_better=True)
+METRICS.register("balanced_accuracy", recall_macro, description="accuracy averaged over classes (macro recall): "
+                 "each class counts the same, however rare", task="classification", greater_is_better=True)
+METRICS.register("precision_macro", precision_macro, description="precision averaged over classes (macro)",
+                 aliases=("precision",), task="classification", greater_is_better=True)
+METRICS.register("recall_macro", recall_macro, description="recall averaged over classes (macro; = balanced_accuracy)",
+                 aliases=("recall",), task="classification", greater_is_better=True)
 METRICS.register("mse", mse, description="mean squared error", task="regression", greater_is_better=False)
 METRICS.register("mae", mae, description="mean absolute error", task="regression", greater_is_better=False)
 METRICS.register("r2", r2, description="coefficient of determination", task="regression", greater_is_better=True)
 
-_DEFAULTS = {"classification": ["accuracy", "f1_macro", "precision", "recall"], "regression": ["mse", "mae", "r2"]}
+_DEFAULTS = {"classification": ["accuracy", "balanced_accuracy", "f1_macro", "precision_macro"],
+             "regression": ["mse", "mae", "r2"]}
 
 
 def default_metrics(task: str) -> list[str]:

@@ -1,0 +1,71 @@
+"""Plain-text lines about a run's data and its baselines, for the console (``honing run``,
+``honing train``, ``honing show``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def data_lines(summary: dict[str, Any]) -> list[str]:
+    """What was read and what the preparation did: target, rows, drops, imputation, classes."""
+    target = ", ".join(map(str, summary.get("target") or []))
+    lines = [f"data: {summary['source']} ({summary['task']}); target: {target} "
+             f"[{summary.get('target_from', '')}]"]
+    rows = summary.get("rows") or {}
+    dropped = summary.get("dropped") or {}
+    read = summary.get("rows_read")
+    drops = ", ".join(f"{n} {_DROP_WORDS.get(k, k)} dropped" + (f" ({100 * n / read:.1f}%)" if read else "")
+                      for k, n in dropped.items())
+    split = ", ".join(f"{k} {v}" for k, v in rows.items())
+    test_from = summary.get("test_rows_from")
+    lines.append(f"  rows: {read} read" + (f", {drops}" if drops else "") + f"; {split}"
+                 + (f" (test: {test_from})" if test_from and "test" in rows else ""))
+    columns = summary.get("columns")
+    if columns:
+        imputed = summary.get("imputed") or {}
+        text = f"  columns: {columns['numeric']} numeric, {columns['categorical']} categorical"
+        if imputed.get("values"):
+            worst = sorted(imputed["columns"].items(), key=lambda kv: -kv[1])[:4]
+            text += (f"; {imputed['values']} missing values imputed ("
+                     + ", ".join(f"{c} {n}" for c, n in worst) + (", ..." if len(imputed["columns"]) > 4 else "")
+                     + f"; numeric with the {imputed['numeric_with']}, categorical with the most frequent)")
+        else:
+            text += "; no missing values"
+        lines.append(text)
+    classes = summary.get("classes")
+    if classes:
+        shown = list(classes.items())
+        cells = [f"{name} {'/'.join(str(c) for c in counts.values())}" for name, counts in shown[:12]]
+        splits = "/".join(next(iter(classes.values())).keys())
+        lines.append(f"  rows per class ({splits}): " + ", ".join(cells)
+                     + (f", ... ({len(shown)} classes)" if len(shown) > 12 else ""))
+    return lines
+
+
+_DROP_WORDS = {"duplicates": "duplicate rows", "missing_target": "rows without a target",
+               "empty_text": "rows with empty text", "other_classes": "rows of other labels"}
+
+
+def baseline_lines(results: dict[str, Any]) -> list[str]:
+    """honing's test score beside each baseline's, on the primary metric and the others."""
+    baselines = results.get("baselines") or {}
+    metrics = results.get("test_metrics") or {}
+    primary = results.get("primary_metric")
+    if not baselines or not metrics:
+        return []
+    keys = [primary] + [k for k in metrics if k not in (primary, "loss")] if primary else [
+        k for k in metrics if k != "loss"]
+    keys = keys[:4]
+    lines = ["  test rows, honing vs baselines (same split):",
+             f"    {'':<28}" + "".join(f"{k:>18}" for k in keys)]
+    lines.append(f"    {'honing (this model)':<28}" + "".join(f"{metrics[k]:>18.4f}" for k in keys))
+    for name, entry in baselines.items():
+        if "metrics" not in entry:
+            lines.append(f"    {name:<28}  skipped: {entry.get('error', '')[:80]}")
+            continue
+        lines.append(f"    {name:<28}" + "".join(f"{entry['metrics'].get(k, float('nan')):>18.4f}" for k in keys))
+    vs = results.get("vs_baseline")
+    if vs:
+        verdict = "better than" if vs["better"] else "NOT better than"
+        lines.append(f"    -> honing is {verdict} the best baseline ({vs['best_baseline']}) on {vs['metric']}")
+    return lines
