@@ -186,3 +186,40 @@ def test_dropped_and_imputed_rows_are_counted(tmp_path, capsys):
     assert data["imputed"]["columns"] == {"b": 20, "c": 67 + 5}  # counted over the 205 rows with a target
     err = capsys.readouterr().err
     assert "duplicate rows dropped" in err and "missing values imputed" in err
+
+
+def test_tied_trials_are_broken_by_the_validation_loss():
+    from types import SimpleNamespace
+
+    from honing.pipeline._run import _select
+
+    def trial(n: int, value: float, loss: float) -> dict:
+        return {"number": n, "state": "complete", "values": [value], "params": {"x": n},
+                "user_attrs": {"val_loss": loss}}
+
+    study = SimpleNamespace(trials=[trial(0, 1.0, 0.30), trial(1, 0.9, 0.01), trial(2, 1.0, 0.05),
+                                    trial(3, 1.0, 0.20)], best_trial=0)
+    chosen = _select(study, ["maximize"], {})
+    assert chosen["number"] == 2 and "3 trials tied" in chosen["tie_break"] and "0.05" in chosen["tie_break"]
+    study.trials[2]["values"] = [0.95]
+    assert _select(study, ["maximize"], {})["number"] == 3
+    alone = SimpleNamespace(trials=[trial(0, 0.5, 1.0), trial(1, 0.7, 2.0)], best_trial=1)
+    assert "tie_break" not in _select(alone, ["maximize"], {})
+
+
+def test_cv_auto_cross_validates_small_sets_and_says_so(tmp_path, capsys):
+    import honing
+    from honing.pipeline._run import resolve_cv
+
+    small, large = honing.load("sklearn:iris"), honing.load("sklearn:digits")
+    assert resolve_cv({"cv": "auto"}, small)[0] == 5 and resolve_cv({"cv": "auto"}, large)[0] is None
+    assert resolve_cv({"cv": "auto", "final": "best_trial"}, small)[0] is None
+    assert resolve_cv({"cv": None}, small)[0] is None and resolve_cv({"cv": 3}, large)[0] == 3
+    r = tiny({"tune.cv": "auto", "tune.n_trials": 2, "training.epochs": 2})
+    results = honing.run(r, out=tmp_path / "auto", progress=True).results
+    assert results["search"]["cv"] == 5 and "5-fold" in results["search"]["validation"]
+    assert "honing: search: 5-fold cross-validation" in capsys.readouterr().err
+    r = tiny({"tune.n_trials": 2, "training.epochs": 2})  # tiny() sets tune.cv: null
+    results = honing.run(r, out=tmp_path / "split", progress=False).results
+    assert results["search"]["cv"] is None
+    assert any("the validation split has 30 rows" in w for w in results["warnings"])  # iris: 20% of 150

@@ -80,9 +80,12 @@ class RecipeObjective:
         seed = int(getattr(reporter, "seed", recipe.get("seed", 0)))
         k = (recipe.get("tune") or {}).get("cv")
         run = self._cross_validate if k else self._holdout
+        self._losses: list[float] = []  # validation loss per epoch (fold-averaged): breaks ties between trials
         curve, best_epoch, model, pruned, reason = run(recipe, data, metric, seed, reporter)
         reporter.set("curve", [round(v, 6) for v in curve])
         reporter.set("best_epoch", best_epoch)
+        if len(self._losses) >= best_epoch and self._losses[best_epoch - 1] == self._losses[best_epoch - 1]:
+            reporter.set("val_loss", self._losses[best_epoch - 1])
         reporter.set("epochs_run", len(curve))
         reporter.set("stop_reason", reason)
         reporter.set("parameters", count_parameters(model))
@@ -123,6 +126,7 @@ class RecipeObjective:
         pruned = False
         for logs in trainer.iter_fit(data.train, data.val):
             curve.append(float(logs[metric]))
+            self._losses.append(float(logs.get("val_loss", float("nan"))))
             reporter.report(curve[-1], int(logs["epoch"]))
             if reporter.should_prune():
                 pruned = True
@@ -150,6 +154,7 @@ class RecipeObjective:
         for logs in zip(*runs):
             epoch = int(logs[0]["epoch"])
             curve.append(sum(float(entry[metric]) for entry in logs) / k)
+            self._losses.append(sum(float(entry.get("val_loss", float("nan"))) for entry in logs) / k)
             reporter.report(curve[-1], epoch)
             if reporter.should_prune():
                 pruned, reason = True, f"pruned at epoch {epoch}"

@@ -133,12 +133,12 @@ def run(
     if r.get("tune") is None:
         return train_once(rec, out=out, threads=threads, progress=progress)
     tune = r["tune"]
-    if tune.get("cv") and tune.get("final") == "best_trial":
-        raise ConfigError("invalid tune.final: got 'best_trial' with tune.cv; allowed: 'retrain' "
-                          "(cross-validation trains k models per trial, none of which is the final one)")
     out_dir = output_dir(r, out)
     data = _named_data_errors(cached_data, r, recipe)  # loads (and checks) the data before anything is written
     _announce(data, progress)
+    tune["cv"], cv_rule = resolve_cv(tune, data)
+    if progress:
+        print(f"honing: search: {cv_rule}", file=sys.stderr, flush=True)
     metric = metric_of(r, data.task)
     objectives = tune.get("objectives")
     directions = [o["direction"] for o in objectives] if objectives else [direction_of(r, metric)]
@@ -193,7 +193,8 @@ def run(
 
     results = _finish(out_dir, rec, best_recipe, data, model, history, study=study, selected=selected,
                       metric=metric, directions=directions, final_how=final_how,
-                      timings={"search": t_search, "final_training": t_final}, t_start=t_start, progress=progress)
+                      timings={"search": t_search, "final_training": t_final}, t_start=t_start, progress=progress,
+                      search={"validation": cv_rule, "cv": tune["cv"]})
     return RunResult(out_dir, results)
 
 
@@ -258,18 +259,61 @@ def _drop_study(store: Any, name: str, out_dir: Path) -> None:
               file=sys.stderr)
 
 
+AUTO_CV_ROWS = 1000  # tune.cv: auto -> k-fold inside the search below this many train+validation rows
+AUTO_CV_FOLDS = 5
+
+
+def resolve_cv(tune: dict[str, Any], data: Dataset) -> tuple[int | None, str]:
+    """``tune.cv`` as the search uses it (k or None for the validation split) and the rule, stated.
+
+    ``auto``: 5-fold when the training and validation rows number fewer than 1000 (a validation
+    split of a small set cannot tell trials apart: one row moves accuracy by 1/n), else the
+    validation split; always the split with ``final: best_trial`` (it keeps one trial's weights)."""
+    cv = tune.get("cv")
+    rows = len(data.train) + (len(data.val) if data.val is not None else 0)
+    if cv != "auto":
+        return cv, (f"{cv}-fold cross-validation over {rows} train+validation rows (tune.cv)" if cv else
+                    f"trials compared on the {len(data.val) if data.val is not None else 0} validation rows (tune.cv: null)")
+    if tune.get("final") == "best_trial":
+        return None, ("trials compared on the validation split (tune.cv: auto; final: best_trial keeps a trial's "
+                      "weights, so no cross-validation)")
+    if rows < AUTO_CV_ROWS or data.val is None:
+        return AUTO_CV_FOLDS, (f"{AUTO_CV_FOLDS}-fold cross-validation in each trial (tune.cv: auto: {rows} train+"
+                               f"validation rows < {AUTO_CV_ROWS}; set tune.cv: null for the validation split)")
+    return None, (f"trials compared on the {len(data.val)} validation rows (tune.cv: auto: {rows} train+validation "
+                  f"rows >= {AUTO_CV_ROWS}; set tune.cv: k for k-fold)")
+
+
 def _select(study: Any, directions: list[str], tune: dict[str, Any]) -> dict[str, Any] | None:
+    """The chosen trial: the best value; among tied trials, the lowest validation loss."""
     from honing.tune import select_from_pareto
 
     complete = [t for t in study.trials if t["state"] == "complete"]
     if not complete:
         return None
     if len(directions) == 1:
-        return next(t for t in complete if t["number"] == study.best_trial)
+        best = next(t for t in complete if t["number"] == study.best_trial)
+        tied = [t for t in complete if t["values"] and t["values"][0] == best["values"][0]]
+        if len(tied) < 2:
+            return best
+        loss = lambda t: t["user_attrs"].get("val_loss", float("inf"))  # noqa: E731
+        chosen = min(tied, key=lambda t: (loss(t), t["number"]))
+        how = (f"{len(tied)} trials tied at the best value {best['values'][0]:.6g}; trial {chosen['number']} chosen "
+               f"by the lowest validation loss ({loss(chosen):.4g})" if loss(chosen) != float("inf") else
+               f"{len(tied)} trials tied at the best value {best['values'][0]:.6g}; the first was kept "
+               "(no validation loss recorded)")
+        return {**chosen, "tie_break": how}
+    return select_from_pareto(study.pareto, directions, rule=_sel_rule(tune), metric_index=_metric_index(tune))
+
+
+def _sel_rule(tune: dict[str, Any]) -> str:
+    return (tune.get("select") or {}).get("rule", "best")
+
+
+def _metric_index(tune: dict[str, Any]) -> int:
     sel = tune.get("select") or {}
     names = [o["metric"] for o in tune["objectives"]]
-    index = names.index(sel["metric"]) if sel.get("metric") in names else 0
-    return select_from_pareto(study.pareto, directions, rule=sel.get("rule", "best"), metric_index=index)
+    return names.index(sel["metric"]) if sel.get("metric") in names else 0
 
 
 def _retrain(recipe: dict[str, Any], data: Dataset, *, epochs: int, threads: int | None) -> tuple[Any, list]:
@@ -306,7 +350,7 @@ def _test(model: Any, recipe: dict[str, Any], data: Dataset) -> tuple[dict[str, 
 def _finish(out_dir: Path, rec: Any, best_recipe: dict[str, Any], data: Dataset, model: Any,
             history: list[dict[str, float]], *, study: Any, selected: dict[str, Any] | None, metric: str,
             directions: list[str], final_how: str, timings: dict[str, float], t_start: float,
-            progress: bool = True) -> dict[str, Any]:
+            progress: bool = True, search: dict[str, Any] | None = None) -> dict[str, Any]:
     r = rec.to_dict()
     test_metrics, test_extra = _test(model, best_recipe, data)
     summary = data.summary()
@@ -339,6 +383,8 @@ def _finish(out_dir: Path, rec: Any, best_recipe: dict[str, Any], data: Dataset,
         "best_value": (selected["values"][0] if selected and len(directions) == 1 else
                        (selected["values"] if selected else None)),
         "best_trial": selected["number"] if selected else None,
+        "tie_break": (selected or {}).get("tie_break"),
+        "search": search,
         "trials": dict(study.counts) if study else {},
         "final_model": final_how,
         "parameters": count_parameters(model, trainable_only=False),
@@ -376,6 +422,14 @@ def _finish(out_dir: Path, rec: Any, best_recipe: dict[str, Any], data: Dataset,
 def _warnings(results: dict[str, Any]) -> list[str]:
     """What a user must not miss: no better than a baseline, imbalanced classes, rare classes in a split."""
     out = []
+    search = results.get("search") or {}
+    rows = (results.get("data") or {}).get("rows") or {}
+    if search and not search.get("cv") and results.get("task") == "classification" and 0 < rows.get("val", 0) < 100:
+        out.append(f"the validation split has {rows['val']} rows: one row moves {results['metric']} by "
+                   f"{1 / rows['val']:.3f}, so trials closer than that cannot be told apart (tune.cv: k, or a larger "
+                   "val_size)")
+    if results.get("tie_break"):
+        out.append(results["tie_break"] + " (a validation split too small or too easy to tell them apart?)")
     vs = results.get("vs_baseline")
     if vs and not vs["better"]:
         out.append(f"the model is not better than the {vs['best_baseline']} baseline on the test rows "

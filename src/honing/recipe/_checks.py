@@ -145,7 +145,7 @@ def _check_tune(recipe: Recipe) -> Problems:
         if allowed and tune.select.metric not in allowed:
             out.append((("tune", "select", "metric"), f"got {tune.select.metric!r}; allowed: "
                                                       f"{', '.join(map(repr, allowed))} (the search's metrics)"))
-    if tune.cv is not None and tune.final == "best_trial":
+    if isinstance(tune.cv, int) and tune.final == "best_trial":
         out.append((("tune", "final"), "got 'best_trial' with tune.cv; allowed: 'retrain' (cross-validation "
                                        "trains k models per trial, none of which is the final one)"))
     if tune.sampler_name == "grid":  # a grid is listed point by point: bounded before it is built
@@ -168,7 +168,7 @@ def _check_tune(recipe: Recipe) -> Problems:
                                         "val_loss is its own loss, so trials with different losses cannot be "
                                         "compared; allowed: a metric that does not depend on the loss, e.g. "
                                         "val_mse or val_mae (regression), val_accuracy or val_f1_macro"))
-    if tune.cv is None and recipe.data.val_size == 0:
+    if not isinstance(tune.cv, int) and recipe.data.val_size == 0:
         out.append((("data", "val_size"), "got 0 with a search and no tune.cv; allowed: a val_size > 0 (trials "
                                           "are compared on the validation split) or tune.cv"))
     return out

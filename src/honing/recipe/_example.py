@@ -35,7 +35,7 @@ tune:
   pruner: asha                   # none | median | percentile | asha | hyperband (early stopping of weak trials)
   metric: val_accuracy
   direction: maximize
-  cv: null                       # k (2 .. 100): k-fold cross-validation inside each trial
+  cv: auto                       # auto (5-fold below 1000 train+val rows) | k (2 .. 100): k-fold | null: the val split
   final: retrain                 # retrain (on train+validation) | best_trial (keep the best trial's weights)
   space:
     training.optimizer.lr: {float: [1.0e-4, 1.0e-1], log: true}

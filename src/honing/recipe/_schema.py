@@ -99,7 +99,7 @@ class TuneSection(Section):
     direction: Literal["maximize", "minimize"] | None = None
     objectives: list[ObjectiveSection] | None = None
     select: SelectSection = Field(default_factory=SelectSection)
-    cv: Annotated[int, Field(ge=2, le=100)] | None = None
+    cv: Any = "auto"
     final: Literal["retrain", "best_trial"] = "retrain"
     space: dict[str, Any] = Field(description="a mapping of dotted path -> distribution, e.g. "
                                   "{training.optimizer.lr: {float: [1.0e-4, 1.0e-1], log: true}}")
@@ -127,6 +127,17 @@ class TuneSection(Section):
             if size is not None:
                 data["n_trials"] = size
         return data
+
+    @field_validator("cv")
+    @classmethod
+    def _cv(cls, value: Any) -> Any:
+        ok = value is None or value == "auto" or (
+            isinstance(value, int) and not isinstance(value, bool) and 2 <= value <= 100)
+        if not ok:
+            raise Invalid([((), f"got {show(value)}; allowed: 'auto' (5-fold below 1000 train+validation rows, "
+                                 "else the validation split), an integer k >= 2 and <= 100 (k-fold), or null "
+                                 "(the validation split)")])
+        return value
 
     @field_validator("sampler")
     @classmethod
