@@ -325,6 +325,9 @@ def _print_summary(folder: Path, results: dict[str, Any]) -> None:
         for k, v in (results.get("best_params") or {}).items():
             print(f"    {k} = {v}", file=out)
     print(f"  final model:  {results.get('final_model')}", file=out)
+    fv = results.get("final_validation")
+    if fv and fv.get("value") is not None:
+        print(f"  final model's validation {fv['metric']}: {fv['value']:.4f} ({fv['note']})", file=out)
     metrics = dict(results.get("test_metrics") or {})
     primary = results.get("primary_metric")
     order = ([primary] if primary in metrics else []) + [k for k in metrics if k != primary]

@@ -223,3 +223,33 @@ def test_cv_auto_cross_validates_small_sets_and_says_so(tmp_path, capsys):
     results = honing.run(r, out=tmp_path / "split", progress=False).results
     assert results["search"]["cv"] is None
     assert any("the validation split has 30 rows" in w for w in results["warnings"])  # iris: 20% of 150
+    final = results["final_validation"]  # shown beside the chosen trial's best validation value
+    assert final["metric"] == "val_accuracy" and 0 <= final["value"] <= 1 and final["trained_on_them"] is True
+
+
+def test_an_external_test_file_and_balanced_class_weights(tmp_path):
+    import honing
+
+    data = _imbalanced(tmp_path / "train.csv", seed=0)
+    test = tmp_path / "test.csv"
+    lines = _imbalanced(tmp_path / "t.csv", seed=1).read_text().splitlines()
+    cols = lines[0].split(",")  # the same columns in another order: matched by name
+    order = [cols.index(c) for c in ("kind", "b", "a")]
+    test.write_text("\n".join(",".join(line.split(",")[i] for i in order) for line in lines) + "\n")
+    ds = honing.load(f"csv:{data}", target="kind", test=f"csv:{test}")
+    assert len(ds.test) == 400 and ds.summary()["test_rows_from"] == f"the test file csv:{test}"
+    assert sum(ds.summary()["rows"].values()) == 800
+    r = tiny({"data.source": f"csv:{data}", "data.target": "kind", "data.test": f"csv:{test}", "tune": None,
+              "training.class_weight": "balanced", "training.epochs": 20, "training.early_stopping": None})
+    from honing.pipeline._build import build_model, build_trainer
+
+    trainer = build_trainer(r, build_model(r, ds, seed=0), ds, seed=0, num_train=len(ds.train))
+    weights = trainer.loss_fn.weight
+    assert weights is not None and weights[ds.class_names.index("very_rare")] > 10 * weights[
+        ds.class_names.index("common")]
+    results = train_once(r, out=tmp_path / "out", progress=False).results
+    assert results["data"]["rows"]["test"] == 400 and "test file" in results["data"]["test_rows_from"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text(test.read_text().replace("kind,b,a", "kind,b,c", 1))
+    with pytest.raises(DataError, match="missing: \\['a'\\].*unknown: \\['c'\\]"):
+        honing.load(f"csv:{data}", target="kind", test=f"csv:{bad}")

@@ -97,7 +97,9 @@ class Dataset:
             "target_from": info.get("target_from", "fixed by the source"),
             "rows_read": info.get("rows_read"),
             "rows": {s: len(getattr(self, s)) for s in ("train", "val", "test") if getattr(self, s) is not None},
-            "test_rows_from": "the source's fixed test set" if info.get("fixed_test_set") else "held out of the rows read",
+            "test_rows_from": (f"the test file {info['test_file']}" if info.get("test_file") else
+                               "the source's fixed test set" if info.get("fixed_test_set") else
+                               "held out of the rows read"),
             "dropped": {k: int(v) for k, v in (("duplicates", info.get("duplicates_removed")),
                                               ("missing_target", info.get("dropped_missing_target")),
                                               ("empty_text", info.get("dropped_empty_text")),

@@ -55,6 +55,7 @@ def load(
     classes: list[int | str] | None = None,
     train_fraction: float | None = None,
     preprocessor: Preprocessor | str | os.PathLike[str] | None = None,
+    test: str | None = None,
 ) -> Dataset:
     """Load, clean, split and prepare a data set. Preprocessing is fitted on the training rows only.
 
@@ -93,6 +94,9 @@ def load(
       k-fold (``Dataset.folds``) and retraining on train+validation use the kept training rows
       plus the validation rows. ``info["train_fraction"]`` records the fraction and the training
       rows before and after.
+    - ``test``: a file of the source's form (``csv:`` / ``npz:`` / ``text-csv:``) whose rows are the
+      test set, as a fixed test set (``test_size`` is then ignored; CSV columns matched by name).
+      ``test_size=0`` without it keeps no test rows (the run then has no test score).
     - ``image``: digits as ``(1, 8, 8)`` images with ``image=True`` (default ``(64,)`` features);
       IDX sets as flat ``(H*W,)`` vectors with ``image=False`` (default ``(1, H, W)``).
     - ``target``, ``drop_columns``, ``delimiter``: CSV only (target default: the one column
@@ -132,6 +136,9 @@ def load(
 
     raw = read_source(source, target=target, folder=folder, image=image, drop_columns=drop_columns,
                       delimiter=delimiter, text_column=text_column)
+    if test is not None:
+        _attach_test_file(raw, test, source, target=target, drop_columns=drop_columns, delimiter=delimiter,
+                          text_column=text_column)
     text_pre = TextPreprocessor(tokenizer, max_length, scale_target=scale_target) if text else None
     task = _resolve_task(raw, task)
     if scale_target and task != "regression":
@@ -237,6 +244,35 @@ def load(
         seed=seed,
         info=info,
     )
+
+
+def _attach_test_file(raw: RawData, test: str, source: str, **options: Any) -> None:
+    """An external test file becomes the source's fixed test set; CSV columns are matched by name."""
+    if raw.x_test is not None:
+        raise ConfigError(f"invalid test for source {source!r}: got {test!r}, but this source has a fixed test set "
+                          "already; allowed: null")
+    if test.strip().partition(":")[0].lower() != source.strip().partition(":")[0].lower():
+        raise ConfigError(f"invalid test: got {test!r} for source {source!r}; allowed: a file of the same form")
+    keep = {k: v for k, v in options.items() if v not in (None, (), [])}
+    if test.strip().lower().startswith("npz:"):
+        keep = {}
+    other = read_source(test, **keep)
+    x = other.x
+    if raw.layout.get("kind") == "tabular":
+        columns, got = list(raw.layout["columns"]), list(other.layout["columns"])
+        missing, unknown = [c for c in columns if c not in got], [c for c in got if c not in columns]
+        if missing or unknown or x.shape[1:] != raw.x.shape[1:]:
+            raise DataError(f"test file {test!r}: its columns differ from the source's (missing: {missing or 'none'}, "
+                            f"unknown: {unknown or 'none'}); allowed: the source's columns {', '.join(columns)}")
+        x = x[:, [got.index(c) for c in columns]]
+        if raw.x.dtype == object and x.dtype != object:
+            x = x.astype(object)
+    elif x.shape[1:] != raw.x.shape[1:]:
+        raise DataError(f"test file {test!r}: rows of shape {x.shape[1:]}; the source's are {raw.x.shape[1:]}")
+    raw.x_test, raw.y_test = x, other.y
+    if raw.y.dtype != other.y.dtype and (raw.y.dtype == object or other.y.dtype == object):
+        raw.y, raw.y_test = raw.y.astype(object), other.y.astype(object)
+    raw.info["test_file"] = test
 
 
 def _check_text_options(source: str, text: bool, tokenizer: Any, max_length: int) -> None:

@@ -101,10 +101,15 @@ def build_trainer(
         schedule = create_schedule(optimizer, sname, epochs=epochs,
                                    steps_per_epoch=config.steps_per_epoch(num_train), **skw)
     loss = None
-    if t.get("loss"):
-        lname, lkw = _bag(t["loss"])
-        if lkw.get("weight") == "balanced":
-            lkw["weight"] = data.class_weights()
+    if t.get("class_weight") == "balanced" and data.task != "classification":
+        from honing._core import ConfigError
+
+        raise ConfigError(f"invalid training.class_weight: got 'balanced' for a {data.task} data set; allowed: "
+                          "null (class weights apply to classification)")
+    if t.get("loss") or t.get("class_weight"):
+        lname, lkw = _bag(t.get("loss") or "cross_entropy")
+        if lkw.get("weight") == "balanced" or (t.get("class_weight") == "balanced" and lkw.get("weight") is None):
+            lkw["weight"] = data.class_weights()  # n / (K * rows of the class), from the training rows
         from honing.train import create_loss
 
         loss = create_loss(lname, **lkw)

@@ -347,6 +347,21 @@ def _test(model: Any, recipe: dict[str, Any], data: Dataset) -> tuple[dict[str, 
     return metrics, {"residuals": {"y_true": y_true[:, 0].tolist(), "y_pred": y_pred[:, 0].tolist()}}
 
 
+def _final_validation(model: Any, recipe: dict[str, Any], data: Dataset, final_how: str,
+                      metric: str) -> dict[str, Any] | None:
+    """The final model's score on the validation rows, beside the chosen trial's best validation
+    value, and whether it trained on them (retrained on train+validation)."""
+    if data.val is None or not metric.startswith("val_"):
+        return None
+    trainer = build_trainer(recipe, model, data, seed=recipe["seed"], num_train=len(data.train), with_val=False,
+                            for_training=False)
+    values = trainer.evaluate(data.val, prefix="val_")
+    seen = final_how.startswith("retrained")
+    note = ("the final model was retrained on train+validation: it has seen these rows (optimistic)" if seen
+            else "the final model did not train on these rows")
+    return {"value": values.get(metric), "metric": metric, "metrics": values, "trained_on_them": seen, "note": note}
+
+
 def _finish(out_dir: Path, rec: Any, best_recipe: dict[str, Any], data: Dataset, model: Any,
             history: list[dict[str, float]], *, study: Any, selected: dict[str, Any] | None, metric: str,
             directions: list[str], final_how: str, timings: dict[str, float], t_start: float,
@@ -354,6 +369,7 @@ def _finish(out_dir: Path, rec: Any, best_recipe: dict[str, Any], data: Dataset,
     r = rec.to_dict()
     test_metrics, test_extra = _test(model, best_recipe, data)
     summary = data.summary()
+    final_val = _final_validation(model, best_recipe, data, final_how, metric)
     balance = imbalance(data)
     baselines = (fit_baselines(data, (r.get("evaluate") or {}).get("metrics"), seed=r["seed"])
                  if (r.get("evaluate") or {}).get("baselines", True) else {})
@@ -387,6 +403,7 @@ def _finish(out_dir: Path, rec: Any, best_recipe: dict[str, Any], data: Dataset,
         "search": search,
         "trials": dict(study.counts) if study else {},
         "final_model": final_how,
+        "final_validation": final_val,
         "parameters": count_parameters(model, trainable_only=False),
         "test_metrics": test_metrics,
         "transfer": transfer,

@@ -120,6 +120,7 @@ class DataSection(Section):
     max_length: Annotated[int, Field(ge=2, le=4096)] | None = None
     classes: list[Any] | None = None  # class labels (integers) or names (strings); see _classes
     train_fraction: Annotated[float, Field(gt=0, le=1)] | None = None
+    test: str | None = None
     augment: Any = None
 
     @property
@@ -152,6 +153,22 @@ class DataSection(Section):
             rel = "" if Path(rest.strip()).expanduser().is_absolute() else f", relative to the recipe's folder {base}"
             raise Invalid([((), f"got {show(value)}: no such {kind} {str(path)!r}{rel}; allowed: an existing {kind}")])
         return f"{prefix}:{path}"
+
+    @field_validator("test")
+    @classmethod
+    def _test(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        prefix, sep, rest = value.strip().partition(":")
+        if prefix.lower() not in ("csv", "npz", "text-csv") or not sep or not rest.strip():
+            raise Invalid([((), f"got {show(value)}; allowed: null, or a file of the source's form: 'csv:<path>', "
+                                 "'npz:<path>' (arrays x, y) or 'text-csv:<path>'")])
+        base = _base_dir(info)
+        path = _resolve(rest.strip(), base)
+        if not path.is_file():
+            rel = "" if Path(rest.strip()).expanduser().is_absolute() else f", relative to the recipe's folder {base}"
+            raise Invalid([((), f"got {show(value)}: no such file {str(path)!r}{rel}; allowed: an existing file")])
+        return f"{prefix.lower()}:{path}"
 
     @field_validator("folder")
     @classmethod
@@ -213,6 +230,10 @@ class DataSection(Section):
                                               "allowed: null (max_length applies to text sources)"))
         if text_csv and isinstance(self.target, list):
             problems.append((("target",), f"got {show(self.target)}; allowed: one label column name"))
+        if self.test is not None and self.test.partition(":")[0] != self.source.strip().partition(":")[0].lower():
+            problems.append((("test",), f"got {show(self.test)} with source {self.source!r}; allowed: a test file of "
+                                        "the same form as data.source (csv with csv, npz with npz, text-csv with "
+                                        "text-csv)"))
         if self.scale_target and self.task == "classification":
             problems.append((("scale_target",), "got true for a classification task; allowed: false "
                                                 "(it standardizes regression targets)"))
@@ -302,6 +323,7 @@ class TrainingSection(Section):
     optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
     schedule: ScheduleSection | None = None
     loss: Any = None
+    class_weight: Literal["balanced"] | None = None
     early_stopping: EarlyStoppingSection | None = None
     grad_clip_norm: PositiveFloat | None = None
     grad_clip_value: PositiveFloat | None = None
