@@ -253,3 +253,20 @@ def test_an_external_test_file_and_balanced_class_weights(tmp_path):
     bad.write_text(test.read_text().replace("kind,b,a", "kind,b,c", 1))
     with pytest.raises(DataError, match="missing: \\['a'\\].*unknown: \\['c'\\]"):
         honing.load(f"csv:{data}", target="kind", test=f"csv:{bad}")
+
+
+def test_progress_lines_in_a_log_and_none_when_quiet(tmp_path, capsys):
+    from honing.cli import main as cli
+    from _run_helpers import write_recipe
+
+    recipe = write_recipe(tmp_path / "r.yaml", tiny({"tune.n_trials": 2}))
+    assert cli(["run", str(recipe), "--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "honing: trial 0 complete" in err and "honing: trial 1 " in err and "2/2 trials" in err
+    assert "honing: final model: epoch 1/" in err
+    recipe = write_recipe(tmp_path / "t.yaml", tiny({"tune": None}))
+    assert cli(["train", str(recipe), "--out", str(tmp_path / "b")]) == 0
+    assert "honing: train: epoch 1/3: loss" in capsys.readouterr().err
+    assert cli(["train", str(recipe), "--out", str(tmp_path / "c"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "epoch" not in err and "honing: data:" not in err

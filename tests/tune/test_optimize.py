@@ -314,3 +314,46 @@ def test_a_retry_the_spent_budget_will_not_run_is_marked_failed_not_left_waiting
     retry = [t for t in result.trials if t["user_attrs"].get("retry_of") == stale]
     assert len(retry) == 1 and retry[0]["state"] == "fail"
     assert retry[0]["user_attrs"]["error"] == "not retried: the trial budget was spent"
+
+
+def test_the_search_bar_moves_with_the_epochs_of_the_running_trial(monkeypatch):
+    """On a terminal the trial bar advances per epoch (a long first trial no longer sits at 0%)."""
+    import io
+    from types import SimpleNamespace
+
+    import optuna
+
+    from honing.tune._optimize import _Progress
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    study = optuna.create_study(direction="maximize")
+    study.ask()  # trial 0, running
+    job = SimpleNamespace(n_trials=4, directions=("maximize",), base={"training": {"epochs": 10}}, study_name="s")
+    progress = _Progress(study, job, "bar")
+    progress.epoch(0, 5)
+    assert progress.bar.n == pytest.approx(0.5)
+    assert "#0 epoch 5/10" in str(progress.bar.postfix)
+    progress.close()
+
+
+def test_a_search_in_a_log_prints_one_line_per_finished_trial(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    import optuna
+
+    from honing.tune._optimize import _Progress
+
+    study = optuna.create_study(direction="minimize")
+    job = SimpleNamespace(n_trials=3, directions=("minimize",), base={}, study_name="s")
+    progress = _Progress(study, job, "lines")
+    for value in (0.5, 0.2):
+        trial = study.ask()
+        study.tell(trial, value)
+        progress.refresh()
+    pruned = study.ask()
+    study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
+    progress.refresh()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("honing: trial 0 complete: 0.5; best 0.5 (trial 0); 1/3 trials;")
+    assert lines[1].startswith("honing: trial 1 complete: 0.2; best 0.2 (trial 1); 2/3 trials;")
+    assert lines[2].startswith("honing: trial 2 pruned") and len(lines) == 3

@@ -187,7 +187,7 @@ def run(
         final_how = f"weights of trial {selected['number']}"
     else:
         epochs = int(selected["user_attrs"].get("best_epoch") or best_recipe["training"]["epochs"])
-        model, history = _retrain(best_recipe, data, epochs=epochs, threads=threads)
+        model, history = _retrain(best_recipe, data, epochs=epochs, threads=threads, progress=progress)
         final_how = f"retrained on train+validation for {epochs} epochs"
     t_final = time.perf_counter() - t_final
 
@@ -216,6 +216,10 @@ def train_once(recipe: Any, *, out: str | Path | None = None, threads: int | Non
         logs = {"epoch": 1.0, **(trainer.evaluate(data.val, prefix="val_") if data.val is not None else {})}
         history, how = [logs], f"few-shot prototypes of {r['transfer']['shots']} training examples per class"
     else:
+        if progress:
+            from honing.pipeline._summary import EpochProgress
+
+            trainer.callbacks.append(EpochProgress("train"))
         result = trainer.fit(data.train, data.val, checkpoint_dir=out_dir / "checkpoint", resume=True)
         history, how = result.history, f"trained once: {result.stop_reason}; best epoch {result.best_epoch}"
     results = _finish(out_dir, rec, r, data, model, history, study=None, selected=None,
@@ -316,7 +320,8 @@ def _metric_index(tune: dict[str, Any]) -> int:
     return names.index(sel["metric"]) if sel.get("metric") in names else 0
 
 
-def _retrain(recipe: dict[str, Any], data: Dataset, *, epochs: int, threads: int | None) -> tuple[Any, list]:
+def _retrain(recipe: dict[str, Any], data: Dataset, *, epochs: int, threads: int | None,
+             progress: bool = False) -> tuple[Any, list]:
     """Train the chosen configuration on train+validation for the best trial's number of epochs."""
     train = data.train if data.val is None else Split(torch.cat([data.train.x, data.val.x]),
                                                       torch.cat([data.train.y, data.val.y]))
@@ -325,6 +330,10 @@ def _retrain(recipe: dict[str, Any], data: Dataset, *, epochs: int, threads: int
         return model, []
     trainer = build_trainer(recipe, model, data, seed=recipe["seed"], num_train=len(train), epochs=epochs,
                             with_val=False, threads=threads)
+    if progress:
+        from honing.pipeline._summary import EpochProgress
+
+        trainer.callbacks.append(EpochProgress("final model"))
     result = trainer.fit(train)
     return model, result.history
 

@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from typing import Any
+
+from honing.train import Callback
 
 
 def data_lines(summary: dict[str, Any]) -> list[str]:
@@ -69,3 +73,35 @@ def baseline_lines(results: dict[str, Any]) -> list[str]:
         verdict = "better than" if vs["better"] else "NOT better than"
         lines.append(f"    -> honing is {verdict} the best baseline ({vs['best_baseline']}) on {vs['metric']}")
     return lines
+
+
+class EpochProgress(Callback):
+    """Progress of one training on stderr: a tqdm bar on a terminal, else one line per epoch
+    (epoch, loss, validation values, time), prefixed by ``label``."""
+
+    def __init__(self, label: str = "train") -> None:
+        self.label, self.bar, self.start = label, None, time.time()
+        self.tty = sys.stderr.isatty()
+
+    def on_fit_start(self, trainer: Any) -> None:
+        self.start = time.time()
+        if self.tty:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=trainer.config.epochs, initial=trainer.epoch, unit="epoch", desc=self.label,
+                            file=sys.stderr, dynamic_ncols=True)
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, float]) -> None:
+        shown = {k: v for k, v in logs.items() if k == "loss" or k.startswith("val_")}
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in list(shown.items())[:3]}, refresh=True)
+            return
+        values = ", ".join(f"{k} {v:.4g}" for k, v in shown.items())
+        print(f"honing: {self.label}: epoch {epoch}/{trainer.config.epochs}: {values} "
+              f"({time.time() - self.start:.1f}s)", file=sys.stderr, flush=True)
+
+    def on_fit_end(self, trainer: Any, result: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

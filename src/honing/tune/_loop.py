@@ -38,6 +38,15 @@ class Pruned(HoningError):
     """Raised by an objective to end its trial early (early stopping of a weak trial)."""
 
 
+_REPORT_HOOK: Callable[[int, int], None] | None = None
+
+
+def set_report_hook(hook: Callable[[int, int], None] | None) -> None:
+    """Call ``hook(trial_number, step)`` on every report of a trial run in this process (progress)."""
+    global _REPORT_HOOK
+    _REPORT_HOOK = hook
+
+
 class Reporter:
     """What the objective sees of its trial: ``report(value, step)``, ``should_prune()``,
     ``set(key, value)``, ``number`` and ``seed`` (base seed + trial number).
@@ -57,6 +66,8 @@ class Reporter:
         self.intermediate[step] = value
         if not self._multi:
             self._trial.report(value, step)
+        if _REPORT_HOOK is not None:  # progress of the running trial (this process)
+            _REPORT_HOOK(self.number, step)
 
     def should_prune(self) -> bool:
         return False if self._multi else self._trial.should_prune()

@@ -32,6 +32,7 @@ from honing.tune._loop import (
     recover,
     run_loop,
     say,
+    set_report_hook,
 )
 from honing.tune._result import SPACE_ATTR, StudyResult, result_from_study
 from honing.tune._space import SearchSpace
@@ -109,7 +110,7 @@ def optimize(
                   space=space, directions=tuple(dirs), sampler=sampler, pruner=pruner, n_trials=n_trials,
                   deadline=None if timeout is None else start + float(timeout), seed=seed, base=base,
                   grid_keys=_grid_keys(sampler, space, base, n_trials))
-        show = progress and sys.stderr.isatty()
+        show = _progress_mode(progress)
         remaining = n_trials - _used(study)
         if workers == 1:
             _run_here(study, job, show)
@@ -200,28 +201,73 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 class _Progress:
-    """A tqdm bar of finished trials with the best value so far (only on a terminal)."""
+    """Progress of a search on stderr. On a terminal: a tqdm bar that advances with every epoch of
+    the running trial(s) (so its ETA means something during a long first trial), with the best
+    value so far. In a log (not a terminal): one line per finished trial (number, state, value,
+    best so far, elapsed). Nothing with ``mode=None`` (``--quiet``)."""
 
-    def __init__(self, study: optuna.Study, job: Job, show: bool) -> None:
-        self.study, self.job, self.bar = study, job, None
-        if show:
+    def __init__(self, study: optuna.Study, job: Job, mode: str | None) -> None:
+        self.study, self.job, self.bar, self.mode = study, job, None, mode
+        self.start = time.time()
+        self.seen: set[int] = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+        self.epochs = int(((job.base or {}).get("training") or {}).get("epochs") or 0)
+        self.running: dict[int, int] = {}  # trial number -> last epoch reported (this process)
+        if mode == "bar":
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=job.n_trials, desc=job.study_name, unit="trial", dynamic_ncols=True)
+            self.bar = tqdm(total=job.n_trials, desc=job.study_name, unit="trial", dynamic_ncols=True,
+                            bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+            self.refresh()
+
+    def epoch(self, number: int, step: int) -> None:
+        """A trial of this process reported epoch ``step`` (the bar is redrawn at most 5 times a second)."""
+        self.running[number] = step
+        now = time.time()
+        if self.bar is not None and now - getattr(self, "_drawn", 0.0) >= 0.2:
+            self._drawn = now
             self.refresh()
 
     def refresh(self, *_: Any) -> None:
-        if self.bar is None:
+        if self.mode is None:
             return
         from optuna.trial import TrialState
 
         trials = self.study.get_trials(deepcopy=False)
         finished = [t for t in trials if t.state.is_finished()]
         complete = [t for t in finished if t.state == TrialState.COMPLETE]
-        self.bar.n = min(len(finished), self.job.n_trials)
+        best = None
         if complete and len(self.job.directions) == 1:
             pick = max if self.job.directions[0] == "maximize" else min
-            self.bar.set_postfix(best=f"{pick(t.value for t in complete):.4g}", refresh=False)  # type: ignore[type-var]
+            best = pick(complete, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
+        if self.mode == "lines":
+            for t in sorted((t for t in finished if t.number not in self.seen), key=lambda t: t.number):
+                self.seen.add(t.number)
+                self.running.pop(t.number, None)
+                value = (f"{t.value:.6g}" if t.values and len(t.values) == 1 else
+                         str([round(v, 6) for v in t.values]) if t.values else "-")
+                best_txt = f"; best {best.value:.6g} (trial {best.number})" if best is not None else ""
+                print(f"honing: trial {t.number} {t.state.name.lower()}: {value}{best_txt}; "
+                      f"{min(len(finished), self.job.n_trials)}/{self.job.n_trials} trials; "
+                      f"{time.time() - self.start:.1f}s", file=sys.stderr, flush=True)
+            return
+        if self.bar is None:
+            return
+        done = {t.number for t in finished}
+        for number in list(self.running):
+            if number in done:
+                del self.running[number]
+        steps = dict(self.running)
+        for t in trials:  # trials of other processes: their last reported epoch, from the storage
+            if t.state == TrialState.RUNNING and t.number not in steps and t.intermediate_values:
+                steps[t.number] = max(t.intermediate_values)
+        part = sum(min(1.0, s / self.epochs) for s in steps.values()) if self.epochs else 0.0
+        self.bar.n = min(float(len(finished)) + part, float(self.job.n_trials))
+        post = {}
+        if best is not None:
+            post["best"] = f"{best.value:.4g}"
+        if steps and self.epochs:
+            post["running"] = ", ".join(f"#{n} epoch {s}/{self.epochs}" for n, s in sorted(steps.items())[:3])
+        self.bar.set_postfix(post, refresh=False)
         self.bar.refresh()
 
     def close(self) -> None:
@@ -229,8 +275,16 @@ class _Progress:
             self.bar.close()
 
 
-def _run_here(study: optuna.Study, job: Job, show: bool) -> None:
+def _progress_mode(progress: bool) -> str | None:
+    """'bar' on a terminal, 'lines' in a log, None when quiet."""
+    if not progress:
+        return None
+    return "bar" if sys.stderr.isatty() else "lines"
+
+
+def _run_here(study: optuna.Study, job: Job, show: str | None) -> None:
     bar = _Progress(study, job, show)
+    set_report_hook(bar.epoch if show == "bar" else None)
     try:
         run_loop(study, job, on_trial=bar.refresh)
     except KeyboardInterrupt:
@@ -238,6 +292,7 @@ def _run_here(study: optuna.Study, job: Job, show: bool) -> None:
             recover(study, reason=INTERRUPTED_BY_USER, owners={owner_tag()})
         raise
     finally:
+        set_report_hook(None)
         bar.close()
 
 
@@ -257,7 +312,7 @@ def _ignore_interrupts() -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def _run_workers(study: optuna.Study, job: Job, workers: int, show: bool) -> None:
+def _run_workers(study: optuna.Study, job: Job, workers: int, show: str | None) -> None:
     ctx = multiprocessing.get_context("spawn")
     procs = []
     saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
