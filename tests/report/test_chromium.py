@@ -15,6 +15,8 @@ from honing.report import render_report, write_report
 
 CHROMIUM = "/usr/bin/chromium"
 BAR_BLUE = (0x00, 0x72, 0xB2)  # importance bars: PALETTE[0], fully opaque
+OURS_ROW = (0xFF, 0xF3, 0xBF)  # the model's row of the baseline table
+BALANCE_BAR = (0x6A, 0x3D, 0x9A)  # the data section's class-balance bars
 
 
 def chromium() -> str:
@@ -54,7 +56,7 @@ def test_screenshot_shows_the_charts(report):
     width, height, rows = png_pixels(data)
     assert (width, height) == (1280, 4000)
     bpp = len(rows[0]) // width
-    white = painted = blue = 0
+    white = painted = blue = ours = balance = 0
     for row in rows[::2]:
         for x in range(0, len(row), bpp):
             px = (row[x], row[x + 1], row[x + 2])
@@ -63,8 +65,12 @@ def test_screenshot_shows_the_charts(report):
             else:
                 painted += 1
                 blue += px == BAR_BLUE
+                ours += px == OURS_ROW
+                balance += px == BALANCE_BAR
     assert painted / (white + painted) > 0.03, "the page is (almost) all white"
     assert blue > 1000, f"only {blue} pixels of the importance bars' blue: the SVG was not painted"
+    assert ours > 2000, f"only {ours} pixels of the baseline table's model row: the baselines are not visible"
+    assert balance > 2000, f"only {balance} pixels of the class-balance bars: the data section is not visible"
 
 
 def test_dom_has_every_svg_element(report):

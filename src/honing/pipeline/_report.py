@@ -44,6 +44,13 @@ def report_data(results: dict[str, Any], *, study: Any, history: list[dict[str, 
         recipe=results.get("recipe") or {},
         versions=results.get("versions") or {},
         seed=results.get("seed", 0),
+        data_summary=results.get("data") or {},
+        baselines=results.get("baselines") or {},
+        vs_baseline=results.get("vs_baseline"),
+        primary_metric=results.get("primary_metric"),
+        final_validation=results.get("final_validation"),
+        warnings=list(results.get("warnings") or []),
+        tie_break=results.get("tie_break"),
         extra_tables=_transfer_tables(results.get("transfer")) + _compress_tables(results.get("compress")),
     )
 

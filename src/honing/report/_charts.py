@@ -55,9 +55,14 @@ def label_of(v: Any) -> str:
     return str(v)
 
 
+LOG_RATIO = 20.0  # positive values spanning this factor or more are drawn on a log axis
+
+
 def _auto_log(values: Sequence[float]) -> bool:
+    """A log axis for positive values that span orders of magnitude (losses of diverging trials),
+    so the useful ones are not squashed at zero."""
     vals = s.finite(values)
-    return bool(vals) and min(vals) > 0 and max(vals) / min(vals) >= 100
+    return bool(vals) and min(vals) > 0 and max(vals) / min(vals) >= LOG_RATIO
 
 
 # ---------------------------------------------------------------------------- charts
@@ -223,8 +228,9 @@ def learning_chart(trials: Sequence[dict[str, Any]], *, direction: str, metric: 
     curves = [curve(t) for t in best + pruned]
     epochs = [e for c in curves for e, _ in c]
     vals = [v for c in curves for _, v in c]
+    log = _auto_log(vals)
     plot = s.Plot(width=900, height=340, x_range=(min(epochs) - 0.2, max(epochs) + 0.2),
-                  y_range=s.extent(vals, pad=0.06), margin=_WITH_LEGEND)
+                  y_range=s.extent(vals, pad=0.06, log=log), y_log=log, margin=_WITH_LEGEND)
     plot.axes(x_label="epoch", y_label=metric, x_integer=True)
     for t in pruned:
         c = curve(t)

@@ -70,6 +70,22 @@ class ReportData:
     """Library versions, e.g. ``{"honing": "0.1.0", "torch": "2.13.0", "python": "3.11.7"}``."""
     seed: int | None = None
     """The run's seed."""
+    data_summary: dict[str, Any] = field(default_factory=dict)
+    """What the data preparation did (``Dataset.summary()``): ``source``, ``target``,
+    ``target_from``, ``rows_read``, ``rows`` per split, ``test_rows_from``, ``dropped``,
+    ``columns`` by kind, ``imputed``, ``classes`` (rows per class per split)."""
+    baselines: dict[str, Any] = field(default_factory=dict)
+    """Quick baselines on the same test rows: ``{name: {"metrics": {...}, "what": str, ...}}``."""
+    vs_baseline: dict[str, Any] | None = None
+    """The model against the best baseline: ``metric``, ``model``, ``best_baseline``, ``baseline``, ``better``."""
+    primary_metric: str | None = None
+    """The test metric to read first (macro F1 for imbalanced classes)."""
+    final_validation: dict[str, Any] | None = None
+    """The final model's validation score: ``metric``, ``value``, ``note`` (whether it trained on those rows)."""
+    warnings: list[str] = field(default_factory=list)
+    """What a reader must not miss (no better than a baseline, imbalance, ties), shown at the top."""
+    tie_break: str | None = None
+    """How the chosen trial was picked among trials tied at the best value."""
     extra_tables: list[dict[str, Any]] = field(default_factory=list)
     """Further tables, each ``{"title": str, "columns": [...], "rows": [[...], ...]}``
     (optionally ``"note": str``), rendered after the test results."""

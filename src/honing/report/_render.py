@@ -45,6 +45,10 @@ svg .tick { fill: #555; }
 svg .halo { paint-order: stroke; stroke: #fff; stroke-width: 3px; stroke-linejoin: round; }
 svg .axis-title { fill: #333; font-size: 12px; }
 svg .callout { fill: #cc3311; font-weight: 600; }
+.warnings { border-left: 4px solid #cc3311; background: #fdf0ec; padding: 8px 14px; margin: 0 0 14px; }
+.warnings ul { margin: 4px 0 0; padding-left: 18px; }
+table.baselines tr.ours { background: #fff3bf; font-weight: 600; }
+span.balance { display: inline-block; height: 10px; background: #6a3d9a; }
 details { margin: 6px 0; }
 summary { cursor: pointer; color: var(--accent); }
 pre { background: #f8f9fa; border: 1px solid var(--line); padding: 10px; overflow-x: auto; font-size: 12px; }
@@ -55,8 +59,9 @@ footer { color: var(--muted); font-size: 12px; padding: 0 32px 24px; }
 
 def _sections(data: ReportData) -> list[tuple[str, str, str]]:
     """The present sections, in page order."""
-    found = [sec.summary(data), sec.history(data), sec.importances(data), sec.parallel(data),
-             sec.curves(data), sec.test_results(data), sec.pareto(data), sec.failures(data)]
+    found = [sec.summary(data), sec.data_section(data), sec.baselines_section(data), sec.history(data),
+             sec.importances(data), sec.parallel(data), sec.curves(data), sec.test_results(data), sec.pareto(data),
+             sec.failures(data)]
     found += sec.extra_tables(data)
     found += [sec.recipe(data), sec.environment(data)]
     return [x for x in found if x is not None]

@@ -71,15 +71,23 @@ def summary(data: ReportData) -> Section:
     facts["objective" if len(names) == 1 else "objectives"] = ", ".join(
         f"{n} ({d})" for n, d in zip(names, data.directions))
     if data.best_value is not None and not data.multi_objective:
-        facts["best validation value"] = data.best_value
-    if data.selected_trial is not None:
+        chosen = f" (trial {data.selected_trial}, the chosen trial)" if data.selected_trial is not None else ""
+        facts[f"best validation value{chosen}"] = data.best_value
+    elif data.selected_trial is not None:
         facts["selected trial"] = data.selected_trial
+    fv = data.final_validation or {}
+    if fv.get("value") is not None:
+        facts["final model's validation value"] = f"{s.fmt(fv['value'])} ({fv.get('note', '')})"
+    if data.tie_break:
+        facts["tie break"] = data.tie_break
     if data.seed is not None:
         facts["seed"] = data.seed
     parts = ['<div class="grid">', "<div><h3>Run</h3>", kv_table(facts, key="", value=""), "</div>"]
     if data.test_metrics:
-        parts += ['<div><h3>Test metrics</h3>',
-                  kv_table(data.test_metrics, key="metric", value="value"), "</div>"]
+        first = [data.primary_metric] if data.primary_metric in data.test_metrics else []
+        ordered = {_metric_label(k): data.test_metrics[k] for k in first + [k for k in data.test_metrics
+                                                                           if k not in first]}
+        parts += ['<div><h3>Test metrics</h3>', kv_table(ordered, key="metric", value="value"), "</div>"]
     if data.counts:
         order = [k for k in TRIAL_STATES if k in data.counts] + sorted(
             k for k in data.counts if k not in TRIAL_STATES)
@@ -96,7 +104,91 @@ def summary(data: ReportData) -> Section:
         parts += [f'<div class="wide"><h3>{title}</h3>',
                   kv_table(data.best_params, key="parameter", value="value"), "</div>"]
     parts.append("</div>")
+    if data.warnings:
+        items = "".join(f"<li>{escape(w)}</li>" for w in data.warnings)
+        parts.insert(0, f'<div class="warnings"><b>Read this first</b><ul>{items}</ul></div>')
     return "summary", "Summary", "".join(parts)
+
+
+def _metric_label(key: str) -> str:
+    """Macro averages say so (a reader must not take them for accuracy)."""
+    labels = {"f1_macro": "f1_macro (macro average over classes)",
+              "precision_macro": "precision_macro (macro average)", "recall_macro": "recall_macro (macro average)",
+              "balanced_accuracy": "balanced_accuracy (mean recall per class)"}
+    return labels.get(key, key)
+
+
+_DROP_WORDS = {"duplicates": "duplicate rows (drop_duplicates)", "missing_target": "rows without a target",
+               "empty_text": "rows with empty text", "other_classes": "rows of other labels"}
+
+
+def data_section(data: ReportData) -> Section | None:
+    """Source, target, rows per split, rows dropped, columns by kind, values imputed, class balance."""
+    d = data.data_summary
+    if not d:
+        return None
+    read = d.get("rows_read") or 0
+    facts: dict[str, Any] = {"source": d.get("source"), "target": ", ".join(map(str, d.get("target") or [])),
+                             "target chosen by": d.get("target_from"), "rows read": read}
+    for key, n in (d.get("dropped") or {}).items():
+        facts[f"dropped: {_DROP_WORDS.get(key, key)}"] = f"{n} ({100 * n / read:.1f}%)" if read else n
+    rows = d.get("rows") or {}
+    facts["rows per split"] = ", ".join(f"{k} {v}" for k, v in rows.items())
+    if d.get("test_rows_from"):
+        facts["test rows"] = d["test_rows_from"]
+    if d.get("columns"):
+        facts["columns"] = f"{d['columns']['numeric']} numeric, {d['columns']['categorical']} categorical"
+    imputed = d.get("imputed")
+    if imputed is not None:
+        cols = imputed.get("columns") or {}
+        facts["values imputed"] = (f"{imputed.get('values', 0)}" + (
+            " (" + ", ".join(f"{c}: {n}" for c, n in list(cols.items())[:8]) + (", ..." if len(cols) > 8 else "")
+            + f"; numeric with the {imputed.get('numeric_with')}, categorical with the most frequent)" if cols else ""))
+    parts = ['<div class="grid"><div class="wide">', kv_table(facts, key="", value=""), "</div></div>"]
+    classes = d.get("classes")
+    if classes:
+        splits = list(next(iter(classes.values())).keys())
+        totals = {sp: sum(c[sp] for c in classes.values()) or 1 for sp in splits}
+        top = max(c.get("train", 0) for c in classes.values()) or 1
+        body = []
+        for name, counts in list(classes.items())[:50]:
+            share = counts.get("train", 0) / top
+            bar = (f'<span class="balance" style="width:{max(1, round(160 * share))}px"></span>')
+            cells = "".join(f"<td>{counts[sp]} ({100 * counts[sp] / totals[sp]:.1f}%)</td>" for sp in splits)
+            body.append(f"<tr><th>{escape(str(name))}</th>{cells}<td>{bar}</td></tr>")
+        head = "".join(f"<th>{escape(sp)}</th>" for sp in splits)
+        more = f"<p class=\"note\">{len(classes) - 50} more classes in results.json.</p>" if len(classes) > 50 else ""
+        parts.append(f'<h3>Class balance</h3><table class="balance-table"><thead><tr><th>class</th>{head}'
+                     f'<th>training rows</th></tr></thead><tbody>{"".join(body)}</tbody></table>{more}')
+    return "data", "Data", "".join(parts)
+
+
+def baselines_section(data: ReportData) -> Section | None:
+    """The model beside quick baselines on the same test rows."""
+    if not data.baselines or not data.test_metrics:
+        return None
+    first = [data.primary_metric] if data.primary_metric in data.test_metrics else []
+    keys = first + [k for k in data.test_metrics if k not in first and k != "loss"]
+    head = "".join(f"<th>{escape(_metric_label(k))}</th>" for k in keys)
+    rows = [f'<tr class="ours"><th>honing (this model)</th>'
+            + "".join(f"<td>{cell(data.test_metrics[k])}</td>" for k in keys) + "<td>the chosen model</td></tr>"]
+    for name, entry in data.baselines.items():
+        if "metrics" not in entry:
+            rows.append(f"<tr><th>{escape(name)}</th><td colspan=\"{len(keys)}\">skipped: "
+                        f"{escape(str(entry.get('error', '')))}</td><td>{escape(str(entry.get('what', '')))}</td></tr>")
+            continue
+        rows.append(f"<tr><th>{escape(name)}</th>" + "".join(f"<td>{cell(entry['metrics'].get(k))}</td>" for k in keys)
+                    + f"<td>{escape(str(entry.get('what', '')))}</td></tr>")
+    vs = data.vs_baseline
+    verdict = ""
+    if vs:
+        word = "better than" if vs["better"] else "<b>not better than</b>"
+        verdict = (f"<p>On {escape(str(vs['metric']))}, honing's model ({s.fmt(vs['model'])}) is {word} the best "
+                   f"baseline, {escape(str(vs['best_baseline']))} ({s.fmt(vs['baseline'])}).</p>")
+    note = ('<p class="note">Baselines learn from the same training and validation rows, with the same '
+            "preprocessing, and are scored on the same test rows with the same metrics.</p>")
+    return ("baselines", "Baselines", verdict + f'<table class="baselines"><thead><tr><th>model</th>{head}'
+            f"<th>what</th></tr></thead><tbody>{''.join(rows)}</tbody></table>" + note)
 
 
 def history(data: ReportData) -> Section | None:
@@ -132,6 +224,12 @@ def importances(data: ReportData) -> Section | None:
     imp = {k: v for k, v in data.param_importances.items() if s.is_number(v)}
     if not imp:
         return None
+    values = {c.trial_value(t) for t in data.trials if t.get("state") == "COMPLETE"} - {None}
+    if len(values) == 1 and len(data.trials) > 1:
+        return ("importances", "Parameter importances",
+                f'<p class="note">Every complete trial scored the same ({s.fmt(next(iter(values)))}): the '
+                "search could not tell the parameters apart, so no importances are shown. A larger validation "
+                "split or tune.cv would separate the trials.</p>")
     return ("importances", "Parameter importances",
             figure(c.importance_chart(imp), "How much each parameter explains the objective "
                    "(relative; larger matters more)."))

@@ -226,6 +226,12 @@ class Plot:
         if x_integer:
             xt = [t for t in xt if float(t).is_integer()]
         yt = list(y_ticks) if y_ticks is not None else self.y.ticks(5)
+        shown = [fmt(t, 3) for t in yt if self.top - 0.5 <= self.y(t) <= self.bottom + 0.5]
+        need = 6 + 6.2 * max((len(label) for label in shown), default=0) + (22 if y_label else 4)
+        if need > self.left:  # room for the tick labels and the axis title beside them (no overlap)
+            self.left = need
+            self.x = Scale(self.x.lo, self.x.hi, self.left, self.right, log=self.x.log)
+        title_x = max(12.0, self.left - 6 - 6.2 * max((len(label) for label in shown), default=0) - 10)
         for t in yt:
             y = self.y(t)
             if self.top - 0.5 <= y <= self.bottom + 0.5:
@@ -244,8 +250,8 @@ class Plot:
                           cls="axis-title"))
         if y_label:
             cy = (self.top + self.bottom) / 2
-            p.append(text(14, cy, y_label, anchor="middle", cls="axis-title",
-                          extra=f' transform="rotate(-90 14 {num(cy)})"'))
+            p.append(text(title_x, cy, y_label, anchor="middle", cls="axis-title",
+                          extra=f' transform="rotate(-90 {num(title_x)} {num(cy)})"'))
 
     def point(self, x: float, y: float) -> tuple[float, float]:
         return self.x(x), self.y(y)
