@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup demo test bench clean system
+.PHONY: setup demo test bench clean system docs lock
 
 setup: $(VENV)/.installed system
 
@@ -55,6 +55,10 @@ bench: setup
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/pip install --quiet --no-deps "yahpo-gym==1.0.2"   # its numpy<2 pin would downgrade numpy
 	bench/run.sh bench/run_all.py
+
+# docs/recipe-fields.md is generated from the recipe schema (a test fails when they differ)
+docs: setup
+	$(BIN)/python -c "from honing.recipe import field_reference; open('docs/recipe-fields.md', 'w').write(field_reference())"
 
 clean:
 	rm -rf $(VENV) runs bench/out .pytest_cache

@@ -16,6 +16,7 @@ from __future__ import annotations
 from honing.recipe._errors import Problem, RecipeError
 from honing.recipe._example import example_recipe, list_examples
 from honing.recipe._load import field_line, load_recipe, parse_recipe, validate_recipe
+from honing.recipe._reference import field_reference
 from honing.recipe._schema import (
     EvaluateSection,
     ObjectiveSection,
@@ -50,6 +51,7 @@ __all__ = [
     "TuneSection",
     "example_recipe",
     "field_line",
+    "field_reference",
     "list_examples",
     "load_recipe",
     "parse_recipe",

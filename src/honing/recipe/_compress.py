@@ -38,26 +38,42 @@ class DistillStep(Section):
     """Train a smaller student (``model``, same keys as the recipe's model section) from the current model."""
 
     model: ModelSection
+    """the student architecture (same keys as model:)"""
     # defaults measured on Fashion-MNIST students of a twentieth of the teacher (bench/README.md):
     # T 4 and 8 did worse than 2; a small student learns best from soft targets that stay sharp
     temperature: PositiveFloat = 2.0
+    """softmax temperature of the teacher's soft targets"""
     alpha: Annotated[float, Field(ge=0, le=1)] = 0.9
+    """weight of the soft-target loss (1 - alpha: the labels)"""
     feature_weight: NonNegativeFloat = 0.0
+    """weight of a loss matching the student's features to the teacher's"""
     epochs: PositiveInt | None = None  # null: training.epochs
+    """training epochs of the student; null: training.epochs"""
     lr: PositiveFloat | None = None  # null: training.optimizer.lr
+    """learning rate; null: training.optimizer.lr"""
 
 
 class PruneStep(Section):
     method: Literal["magnitude", "structured", "admm"] = "magnitude"
+    """magnitude (zero the smallest weights), structured (remove neurons/channels), admm"""
     sparsity: Fraction | None = None  # magnitude, admm: fraction of weights set to zero (default 0.5)
+    """magnitude, admm: fraction of weights set to zero (default 0.5)"""
     amount: OpenFraction | None = None  # structured: fraction of neurons/channels removed (default 0.5)
+    """structured: fraction of neurons/channels removed (default 0.5)"""
     scope: Literal["layer", "global"] = "global"  # magnitude
+    """magnitude: rank weights per layer or globally"""
     steps: PositiveInt = 1  # rounds of prune-then-fine-tune, sparsity rising to the target
+    """rounds of prune-then-fine-tune, sparsity rising to the target"""
     schedule: Literal["cubic", "linear"] = "cubic"
+    """how sparsity rises over the rounds: cubic or linear"""
     finetune_epochs: NonNegativeInt = 0  # after each round (pruned weights stay zero)
+    """fine-tuning epochs after each round (pruned weights stay zero)"""
     admm_epochs: PositiveInt = 5  # admm: epochs trained under the sparsity constraint
+    """admm: epochs trained under the sparsity constraint"""
     rho: PositiveFloat = 1e-3  # admm: penalty weight
+    """admm: penalty weight"""
     lr: PositiveFloat | None = None
+    """learning rate; null: training.optimizer.lr"""
 
     @model_validator(mode="after")
     def _target(self) -> PruneStep:
@@ -78,15 +94,22 @@ class PruneStep(Section):
 
 class FinetuneStep(Section):
     epochs: PositiveInt = 3
+    """fine-tuning epochs on the training rows"""
     lr: PositiveFloat | None = None
+    """learning rate; null: training.optimizer.lr"""
 
 
 class QuantizeStep(Section):
     mode: Literal["dynamic", "static", "qat", "fp16", "bf16"] = "dynamic"
+    """dynamic, static (calibrated), qat (quantization-aware training), fp16, bf16"""
     runtime: Literal["torch", "onnx"] | None = None  # null: torch for dynamic/fp16/bf16, onnx for static/qat
+    """torch or onnx; null: torch for dynamic/fp16/bf16, onnx for static/qat"""
     calibration_batches: PositiveInt = 8  # static, qat: training batches of 64 rows
+    """static, qat: training batches of 64 rows for the activation ranges"""
     epochs: PositiveInt = 2  # qat: fine-tuning epochs with int8-simulated weights
+    """qat: fine-tuning epochs with int8-simulated weights"""
     lr: PositiveFloat | None = None
+    """qat: learning rate; null: training.optimizer.lr"""
 
     @model_validator(mode="after")
     def _runtime(self) -> QuantizeStep:
@@ -107,9 +130,13 @@ class QuantizeStep(Section):
 
 class ExportStep(Section):
     format: Literal["onnx", "onnx-int8", "torch-export"] = "onnx"
+    """onnx, onnx-int8 or torch-export"""
     quantization: Literal["static", "dynamic"] = "static"  # onnx-int8
+    """onnx-int8: static (calibrated) or dynamic"""
     tolerance: PositiveFloat = 1e-4  # onnx: largest allowed |ONNX Runtime - PyTorch| on test rows, times the output scale (largest |output|, at least 1)
+    """onnx: largest allowed |ONNX Runtime - PyTorch| on test rows, times the output scale (largest |output|, at least 1)"""
     calibration_batches: PositiveInt = 8
+    """onnx-int8 static: training batches for the activation ranges"""
 
 
 STEPS: dict[str, type[Section]] = {
@@ -125,14 +152,20 @@ class LatencySection(Section):
     latency is the median over rounds of its median."""
 
     batch_sizes: list[PositiveInt] = [1, 256]
+    """batch sizes timed per stage"""
     repeats: PositiveInt = 20
+    """forward passes timed per round"""
     rounds: PositiveInt = 3
+    """passes over all stages, in turn"""
     threads: PositiveInt = 1
+    """torch threads while timing"""
 
 
 class CompressSection(Section):
     steps: list[Any]
+    """the steps, in order: distill, prune, finetune, quantize, export (each {step: {options}})"""
     latency: LatencySection = Field(default_factory=LatencySection)
+    """how the stages are timed"""
 
     @model_validator(mode="before")
     @classmethod

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 
 class ObjectiveSection(Section):
     metric: str
+    """val_<metric>, val_loss, params or latency_ms"""
     direction: Literal["maximize", "minimize"]
+    """maximize or minimize; null: from the metric"""
 
     @model_validator(mode="before")
     @classmethod
@@ -52,7 +54,9 @@ class ObjectiveSection(Section):
 
 class SelectSection(Section):
     rule: Literal["best", "knee"] = "best"
+    """best: the best trial on select.metric; knee: the Pareto trial with the best trade-off"""
     metric: str | None = None
+    """the objective that rule best ranks by; null: the first"""
 
 
 def _tune_names(kind: str) -> list[str]:
@@ -92,18 +96,30 @@ def _check_options(kind: str, value: dict[str, Any]) -> None:
 
 class TuneSection(Section):
     n_trials: Annotated[int, Field(ge=1, le=1_000_000)] | None = 20
+    """trials to run (a re-run extends the same study); null: until timeout"""
     timeout: PositiveFloat | None = None
+    """stop starting trials after this many seconds"""
     sampler: Any = "tpe"
+    """how trials are proposed: grid, random, qmc, tpe, gp, cmaes, nsga2, auto (or {name, ...options})"""
     pruner: Any = "asha"
+    """early stopping of weak trials: none, median, percentile, asha, hyperband, auto (or {name, ...options})"""
     metric: str | None = None
+    """the validation value to optimize; null: val_accuracy (classification) or val_loss (regression)"""
     direction: Literal["maximize", "minimize"] | None = None
+    """maximize or minimize; null: from the metric"""
     objectives: list[ObjectiveSection] | None = None
+    """two or more {metric, direction} for a multi-objective search (metrics, params, latency_ms)"""
     select: SelectSection = Field(default_factory=SelectSection)
+    """how the final trial is picked from a Pareto front"""
     cv: Any = "auto"
+    """auto: 5-fold cross-validation below 1000 train+validation rows, else the validation split; k (2..100): k-fold; null: the validation split"""
     final: Literal["retrain", "best_trial"] = "retrain"
+    """retrain: train the chosen configuration on train+validation; best_trial: keep that trial's weights"""
     space: dict[str, Any] = Field(description="a mapping of dotted path -> distribution, e.g. "
                                   "{training.optimizer.lr: {float: [1.0e-4, 1.0e-1], log: true}}")
+    """dotted recipe path -> distribution ({float: [lo, hi], log: true}, {int: ...}, {choice: [...]}, when: conditions)"""
     storage: str | None = None
+    """the study's storage: a .journal file, sqlite:///file.db or postgresql://...; null: study.journal in the run folder"""
 
     @model_validator(mode="before")
     @classmethod
@@ -225,7 +241,9 @@ def _grid_size(spec: dict[str, Any]) -> int | None:
 
 class EvaluateSection(Section):
     metrics: list[str] | None = None
+    """metrics computed on validation and test rows; null: the task's defaults (accuracy, balanced_accuracy, f1_macro, precision_macro / mse, mae, r2)"""
     baselines: bool = True
+    """fit quick standard baselines on the same split and show them beside the model (majority/mean, linear, gradient boosting, TF-IDF)"""
 
     @field_validator("metrics")
     @classmethod
@@ -244,8 +262,11 @@ class EvaluateSection(Section):
 
 class OutputSection(Section):
     dir: str | None = None
+    """the run folder; null: runs/<name>"""
     report: bool = True
+    """write report.html"""
     save_model: bool = True
+    """write model/ (weights, preprocessing, recipe)"""
 
 
 # ----------------------------------------------------------------------------------- recipe
@@ -254,15 +275,25 @@ class Recipe(Section):
     """A validated recipe. Build one with ``load_recipe`` / ``parse_recipe``."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "honing-run"
+    """names the run and the default output folder runs/<name> (letters, digits, _ . -)"""
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+    """seeds data splits, weights and the search; trial k trains with seed + k"""
     data: DataSection
+    """where the rows come from and how they are prepared"""
     model: ModelSection | None = None
+    """the architecture to build: a registry name and its arguments (or use transfer)"""
     transfer: TransferSection | None = None
+    """fine-tune a pretrained network instead of building model (docs/transfer.md)"""
     training: TrainingSection = Field(default_factory=TrainingSection)
+    """how one configuration trains"""
     tune: TuneSection | None = None
+    """the hyperparameter search; null trains the recipe once (honing train)"""
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
+    """metrics and baselines on the held-out test rows"""
     compress: CompressSection | None = None
+    """compression steps run on the final model (docs/compress.md)"""
     output: OutputSection = Field(default_factory=OutputSection)
+    """what the run folder gets"""
 
     @model_validator(mode="after")
     def _across(self) -> Recipe:

@@ -31,7 +31,8 @@ _FILE_SOURCES = {"csv": "file", "npz": "file", "idx": "folder", "text-csv": "fil
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False,
+                              use_attribute_docstrings=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -48,7 +49,8 @@ class Section(BaseModel):
 class Bag(BaseModel):
     """A section whose other keys are the keyword arguments of the object it names."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, strict=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True, allow_inf_nan=False,
+                              use_attribute_docstrings=True)
 
 
 def _check_name(kind: str, name: str) -> str:
@@ -101,27 +103,49 @@ def direction_for(metric: str) -> str:
 
 class DataSection(Section):
     source: str = Field(description=f"a data source: {', '.join(list_sources())}")
+    """the data: sklearn:<digits|iris|wine|breast_cancer|diabetes>, fashion-mnist, idx:<folder>, csv:<path>, npz:<path>, text-csv:<path>, rotten-tomatoes"""
     val_size: Fraction = 0.15
+    """fraction of the rows kept for validation (of the training rows when the source has a fixed test set)"""
     test_size: Fraction = 0.15
+    """fraction of the rows held out for the one final test (ignored with a fixed test set or data.test; 0: no test rows, no test score)"""
     scale: Literal["standard", "minmax"] | None = "standard"
+    """feature scaling fitted on the training rows: standard (mean 0, std 1), minmax, or null"""
     categorical: Literal["onehot", "index"] = "onehot"
+    """encoding of categorical CSV columns: onehot (unknown category: all zeros) or index (1..K, 0 unknown)"""
     impute: Literal["mean", "median", "most_frequent"] | None = None
+    """missing numeric values filled with the training mean (null), median or most_frequent; categorical ones with the most frequent category"""
     drop_duplicates: bool = True
+    """drop rows whose features and target repeat an earlier row, before splitting (counted in the output)"""
     stratify: bool = True
+    """keep class proportions in every split (classification)"""
     task: Literal["classification", "regression"] | None = None
+    """classification or regression; null infers it (text or few integer values: classification) and states it"""
     target: Any = None
+    """csv: the target column (a list: multi-output regression); text-csv: the label column; null: the one column named target, label, class or y"""
     image: bool | None = None
+    """sklearn:digits as 1x8x8 images (true); idx sets as flat vectors (false); null: the source's default"""
     folder: str | None = None
+    """fashion-mnist: a folder with its four IDX files instead of the Debian package's"""
     limit: Annotated[int, Field(ge=2)] | None = None
+    """keep at most this many rows (a seeded, stratified sample), e.g. for a quick look"""
     drop_columns: list[str] = []
+    """csv: columns that are not features (ids, leaks)"""
     delimiter: str | None = None
+    """csv: the field separator; null: comma, or tab for .tsv/.tab"""
     scale_target: bool = False
+    """regression: standardize the targets for training; metrics and predictions stay in the target's units"""
     text_column: str | None = None
+    """text-csv: the column holding the text (default text)"""
     max_length: Annotated[int, Field(ge=2, le=4096)] | None = None
+    """text: tokens kept per row (2..4096; default 128)"""
     classes: list[Any] | None = None  # class labels (integers) or names (strings); see _classes
+    """classification: keep only these classes (labels or names), re-indexed in this order"""
     train_fraction: Annotated[float, Field(gt=0, le=1)] | None = None
+    """keep this fraction of the training rows (seeded, stratified) to simulate few labels"""
     test: str | None = None
+    """an external test file of the source's form (csv:/npz:/text-csv:), matched by column name; replaces test_size"""
     augment: Any = None
+    """training-time augmentation, e.g. {rotation: 10, translate: [0.1, 0.1], mixup: 0.2} (images)"""
 
     @property
     def is_text(self) -> bool:
@@ -252,8 +276,11 @@ class DataSection(Section):
 
 class ModelSection(Bag):
     name: str
+    """the architecture: mlp, cnn, rnn, transformer, ...; other keys are its arguments (e.g. hidden, dropout)"""
     init: Any = "default"
+    """weight initialization: default (the layer's own) or a registry name such as kaiming_normal, xavier_uniform, orthogonal"""
     gain: Any = None
+    """initialization gain: null (the activation's), adaptive, or a number"""
 
     @field_validator("name")
     @classmethod
@@ -272,9 +299,13 @@ class ModelSection(Bag):
 
 class OptimizerSection(Bag):
     name: str = "adam"
+    """optimizer: sgd, adam, adamw, rmsprop, lbfgs, ...; other keys are its arguments (momentum, betas, ...)"""
     lr: PositiveFloat | None = None
+    """learning rate; null: the optimizer's default"""
     weight_decay: NonNegativeFloat = 0.0
+    """L2 / decoupled weight decay (not applied to biases and norms)"""
     layer_decay: Annotated[float, Field(gt=0, le=1)] | None = None
+    """layer-wise learning-rate decay towards the input (0 < d <= 1)"""
 
     @field_validator("name")
     @classmethod
@@ -291,9 +322,13 @@ class OptimizerSection(Bag):
 
 class ScheduleSection(Bag):
     name: str
+    """learning-rate schedule: cosine, step, exponential, onecycle, plateau, ...; other keys are its arguments"""
     warmup_steps: Annotated[int, Field(ge=0)] = 0
+    """linear warm-up over this many optimizer steps"""
     warmup_epochs: NonNegativeFloat | None = None
+    """linear warm-up over this many epochs (instead of warmup_steps)"""
     warmup_start_factor: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """warm-up starts at this fraction of the learning rate"""
 
     @field_validator("name")
     @classmethod
@@ -303,9 +338,13 @@ class ScheduleSection(Bag):
 
 class EarlyStoppingSection(Section):
     monitor: str = "val_loss"
+    """the logged value watched: loss, val_loss or val_<metric>"""
     mode: Literal["auto", "min", "max"] = "auto"
+    """min or max; auto: max for accuracy-like metrics, min for losses"""
     patience: PositiveInt = 10
+    """epochs without improvement before training stops"""
     min_delta: NonNegativeFloat = 0.0
+    """smallest change that counts as an improvement"""
 
     @field_validator("monitor")
     @classmethod
@@ -318,21 +357,37 @@ class EarlyStoppingSection(Section):
 
 class TrainingSection(Section):
     epochs: Annotated[int, Field(ge=1, le=MAX_EPOCHS)] = 20
+    """most epochs per training (early stopping may end it sooner)"""
     batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH)] | None = 32
+    """rows per optimizer step; null: the whole training set (full batch)"""
     eval_batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH)] = 256
+    """rows per forward pass when evaluating"""
     optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
+    """the optimizer: a name or {name, lr, weight_decay, ...}"""
     schedule: ScheduleSection | None = None
+    """the learning-rate schedule: a name or {name, ...}; null: constant"""
     loss: Any = None
+    """a loss name or {name, ...}: cross_entropy, focal, mse, mae, huber, ...; null: cross_entropy or mse; {weight: balanced} weights classes"""
     class_weight: Literal["balanced"] | None = None
+    """balanced: weight each class by n / (K * its training rows) in the loss (rare classes count more); null: equal"""
     early_stopping: EarlyStoppingSection | None = None
+    """stop when a monitored value stops improving; null: train every epoch"""
     grad_clip_norm: PositiveFloat | None = None
+    """clip the gradients' global norm to this value"""
     grad_clip_value: PositiveFloat | None = None
+    """clip each gradient element to [-v, v]"""
     accumulate: PositiveInt = 1
+    """optimizer step every this many batches (gradient accumulation)"""
     threads: PositiveInt | None = 1
+    """torch threads per process (1 is safest on shared cores; workers use 1 each)"""
     keep_best: bool = True
+    """restore the weights of the best monitored epoch at the end"""
     precision: Any = "32"
+    """arithmetic: 32, bf16 or 16 (16 needs CUDA)"""
     device: str = "cpu"
+    """cpu, cuda, cuda:N or mps"""
     monitor: str | None = None
+    """the value that picks the best epoch; null: the search metric"""
 
     @field_validator("loss")
     @classmethod

@@ -40,39 +40,59 @@ STRATEGY = Literal["probe", "full", "freeze", "gradual", "lora", "few_shot"]
 
 class HeadSection(Section):
     hidden: list[PositiveInt] = []
+    """widths of hidden layers of the head ([]: a linear head)"""
     dropout: Fraction = 0.0
+    """dropout before each head layer"""
 
 
 class LoraSection(Section):
     r: PositiveInt = 8
+    """rank of the adapters"""
     alpha: PositiveFloat = 16.0
+    """scaling of the adapters (alpha / r)"""
     dropout: Fraction = 0.0
+    """dropout on the adapters' input"""
     targets: list[str] | None = None
+    """module names to adapt; null: the attention projections"""
 
 
 class ContinualSection(Section):
     """Keep the old task (a ``honing:`` source's own head and data) while learning the new one."""
 
     replay: PositiveInt | None = None
+    """old-task rows mixed into each batch (rehearsal)"""
     replay_weight: NonNegativeFloat = 1.0
+    """weight of the replayed rows' loss"""
     ewc: NonNegativeFloat | None = None
+    """elastic weight consolidation strength (penalty on moving important weights)"""
 
 
 class TransferSection(Section):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False,
-                              populate_by_name=True, serialize_by_alias=True)
+                              populate_by_name=True, serialize_by_alias=True, use_attribute_docstrings=True)
 
     from_: str = Field(alias="from", description="honing:<model folder> | minilm | hf:<folder> | efficientnet-lite0")
+    """the pretrained network: honing:<model folder>, minilm, hf:<folder>, efficientnet-lite0"""
     strategy: STRATEGY = "full"
+    """probe (train the head), full, freeze (first freeze_blocks), gradual (unfreeze over epochs), lora, few_shot"""
     freeze_blocks: Annotated[int, Field(ge=0)] | None = None
+    """freeze: blocks kept frozen, from the input"""
     unfreeze: PositiveInt = 1
+    """gradual: epochs between unfreezing one more block"""
     layer_decay: Annotated[float, Field(gt=0, le=1)] | None = None
+    """learning-rate decay per block towards the input (0 < d <= 1)"""
     head: HeadSection = Field(default_factory=HeadSection)
+    """the new head on top of the encoder"""
     lora: LoraSection = Field(default_factory=LoraSection)
+    """LoRA adapters (strategy lora)"""
     shots: PositiveInt = 5
+    """few_shot: training examples per class for the prototypes"""
     image_size: Annotated[int, Field(ge=32)] | None = None
+    """efficientnet-lite0: images resized to this size (>= 32)"""
     preprocessing: Literal["source", "refit"] = "source"
+    """honing: sources: source (use the pretrained model's scaling) or refit"""
     continual: ContinualSection | None = None
+    """keep the old task of a honing: model while learning the new one"""
 
     @field_validator("from_")
     @classmethod
