@@ -12,8 +12,9 @@ CHROMIUM ?= /usr/bin/chromium
 
 setup: $(VENV)/.installed system
 
-# requirements.lock: the exact versions the tests ran on, as constraints, so a machine next month
-# installs the same (regenerate after a dependency change: pip freeze --exclude-editable)
+# requirements.lock: every transitive dependency at the exact version the tests ran on (made by
+# pip-compile from pyproject.toml, for Python 3.11 and the CPU torch), used as constraints so a
+# machine next month installs the same; `make lock` refreshes it after a dependency change
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	# torch first and pinned: the local CPU wheel (an unpinned torch pulls several GB of CUDA packages)
@@ -60,5 +61,14 @@ bench: setup
 docs: setup
 	$(BIN)/python -c "from honing.recipe import field_reference; open('docs/recipe-fields.md', 'w').write(field_reference())"
 
+# refresh requirements.lock (pip-tools in its own venv; existing pins are kept unless they conflict:
+# `make lock UPGRADE=1` moves every package to its newest allowed version)
+LOCKENV := .venv-lock
+lock:
+	[ -x $(LOCKENV)/bin/pip-compile ] || { $(PYTHON) -m venv $(LOCKENV) && $(LOCKENV)/bin/pip install --quiet "pip-tools==7.7.0"; }
+	$(LOCKENV)/bin/pip-compile pyproject.toml --extra test --extra transfer --extra compress --strip-extras \
+		--no-emit-index-url --no-emit-find-links --no-emit-trusted-host $(if $(UPGRADE),--upgrade,) \
+		--output-file requirements.lock --quiet
+
 clean:
-	rm -rf $(VENV) runs bench/out .pytest_cache
+	rm -rf $(VENV) $(LOCKENV) runs bench/out .pytest_cache
