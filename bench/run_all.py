@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "transfer_images": ("transfer_images.py", ["--quick"]),
     "minilm_rotten_tomatoes": ("minilm_rotten_tomatoes.py", ["--quick"]),
     "compress_fashion": ("compress_fashion.py", ["--quick"]),
+    "baselines": ("baselines.py", ["--only", "wine-cv", "--n-trials", "2"]),
 }
 
 
