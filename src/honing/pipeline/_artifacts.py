@@ -45,8 +45,7 @@ def versions() -> dict[str, str]:
 def split_record(data: Any) -> dict[str, Any]:
     """What a model folder keeps of its data set: the source, the target column(s), the rows per
     split and a digest of the test split (``honing evaluate`` re-creates it and checks)."""
-    info = getattr(data, "info", {}) or {}
-    record: dict[str, Any] = {"source": getattr(data, "source", None), "target": info.get("target"),
+    record: dict[str, Any] = {"source": data.source, "target": data.info.get("target"),
                               "rows": {s: len(getattr(data, s)) for s in ("train", "val", "test")
                                        if getattr(data, s) is not None}}
     if data.test is not None:
@@ -219,16 +218,14 @@ class LoadedModel:
 
         data_opts = self.recipe.get("data", {})
         trained_on = data_opts.get("source")
-        if split != "all" and same_source(source, trained_on):
+        own = same_source(source, trained_on)
+        if split != "all" and own:
             return self._recreated_test(source)
-        keep = ("target", "folder", "image", "drop_columns", "delimiter")
-        if not str(source).strip().lower().startswith(("csv:", "text-csv:")):
-            keep = ("folder", "image")
+        prefix = str(source).strip().partition(":")[0].lower()
+        keep = _EVAL_OPTIONS.get(prefix, ("folder", "image"))
         opts = {k: data_opts[k] for k in keep if data_opts.get(k) not in (None, [], ())}
-        if not str(source).strip().lower().startswith("csv:") and "target" in opts:
-            opts.pop("target")
         raw = read_source(source, **opts)
-        if str(source).strip().lower().startswith("csv:") and self.columns is not None:  # a header names them
+        if prefix == "csv" and self.columns is not None:  # a header names them
             order = match_columns(list(raw.layout["columns"]), self.columns, ignore=set(), where=f"source {source!r}")
             raw.x = raw.x[:, order]
             if raw.x_test is not None:
@@ -242,7 +239,7 @@ class LoadedModel:
         x, y = raw.x, raw.y
         if raw.x_test is not None:
             x, y = np.concatenate([raw.x, raw.x_test]), np.concatenate([raw.y, raw.y_test])
-        if split == "all" and same_source(source, trained_on):
+        if split == "all" and own:
             return x, y, None, {"split": "all", "scored": f"every row of {source!r}, the model's TRAINING ROWS included "
                                                           "(optimistic: use --split unseen for a fair score)"}
         return x, y, None, {"split": "all", "scored": f"every row of {source!r} (not the source the model trained on)"}
@@ -299,6 +296,8 @@ class LoadedModel:
 
 
 EVAL_SPLITS = ("unseen", "test", "all")
+# the recipe's data options a source of this form takes when evaluate reads it (others: folder, image)
+_EVAL_OPTIONS = {"csv": ("target", "drop_columns", "delimiter"), "text-csv": ("target", "text_column", "delimiter")}
 
 
 def same_source(source: Any, other: Any) -> bool:

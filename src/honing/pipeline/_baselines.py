@@ -80,11 +80,10 @@ def fit_baselines(data: Dataset, metric_names: Any, *, seed: int = 0) -> dict[st
     return out
 
 
-def compare(task: str, test_metrics: dict[str, float], baselines: dict[str, dict[str, Any]],
-            imbalanced: bool) -> dict[str, Any] | None:
-    """honing's model against the best baseline on the primary test metric."""
+def compare(metric: str | None, test_metrics: dict[str, float],
+            baselines: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """honing's model against the best baseline on ``metric`` (the primary test metric)."""
     scored = {k: v for k, v in baselines.items() if "metrics" in v}
-    metric = primary_metric(task, test_metrics, imbalanced)
     if metric is None or not scored:
         return None
     higher = resolve_mode(metric, "auto") == "max"

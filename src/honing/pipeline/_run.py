@@ -307,17 +307,10 @@ def _select(study: Any, directions: list[str], tune: dict[str, Any]) -> dict[str
                f"{len(tied)} trials tied at the best value {best['values'][0]:.6g}; the first was kept "
                "(no validation loss recorded)")
         return {**chosen, "tie_break": how}
-    return select_from_pareto(study.pareto, directions, rule=_sel_rule(tune), metric_index=_metric_index(tune))
-
-
-def _sel_rule(tune: dict[str, Any]) -> str:
-    return (tune.get("select") or {}).get("rule", "best")
-
-
-def _metric_index(tune: dict[str, Any]) -> int:
     sel = tune.get("select") or {}
     names = [o["metric"] for o in tune["objectives"]]
-    return names.index(sel["metric"]) if sel.get("metric") in names else 0
+    index = names.index(sel["metric"]) if sel.get("metric") in names else 0
+    return select_from_pareto(study.pareto, directions, rule=sel.get("rule", "best"), metric_index=index)
 
 
 def _retrain(recipe: dict[str, Any], data: Dataset, *, epochs: int, threads: int | None,
@@ -380,9 +373,10 @@ def _finish(out_dir: Path, rec: Any, best_recipe: dict[str, Any], data: Dataset,
     summary = data.summary()
     final_val = _final_validation(model, best_recipe, data, final_how, metric)
     balance = imbalance(data)
+    primary = primary_metric(data.task, test_metrics, bool(balance and balance["imbalanced"]))
     baselines = (fit_baselines(data, (r.get("evaluate") or {}).get("metrics"), seed=r["seed"])
                  if (r.get("evaluate") or {}).get("baselines", True) else {})
-    versus = compare(data.task, test_metrics, baselines, bool(balance and balance["imbalanced"]))
+    versus = compare(primary, test_metrics, baselines)
     transfer = transfer_results(best_recipe, model) if is_transfer(best_recipe) else None
     output = r.get("output") or {}
     model_dir = out_dir / "model" if output.get("save_model", True) else out_dir / "compress" / "00-uncompressed"
@@ -422,7 +416,7 @@ def _finish(out_dir: Path, rec: Any, best_recipe: dict[str, Any], data: Dataset,
         "versions": versions(),
         "data": summary,
         "imbalance": balance,
-        "primary_metric": primary_metric(data.task, test_metrics, bool(balance and balance["imbalanced"])),
+        "primary_metric": primary,
         "baselines": baselines,
         "vs_baseline": versus,
         "study": {"name": study.study_name, "storage": mask_password(study.storage_url)} if study else None,

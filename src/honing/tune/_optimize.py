@@ -212,6 +212,7 @@ class _Progress:
         self.seen: set[int] = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
         self.epochs = int(((job.base or {}).get("training") or {}).get("epochs") or 0)
         self.running: dict[int, int] = {}  # trial number -> last epoch reported (this process)
+        self.drawn = 0.0  # when the bar was last redrawn for an epoch
         if mode == "bar":
             from tqdm.auto import tqdm
 
@@ -223,8 +224,8 @@ class _Progress:
         """A trial of this process reported epoch ``step`` (the bar is redrawn at most 5 times a second)."""
         self.running[number] = step
         now = time.time()
-        if self.bar is not None and now - getattr(self, "_drawn", 0.0) >= 0.2:
-            self._drawn = now
+        if self.bar is not None and now - self.drawn >= 0.2:
+            self.drawn = now
             self.refresh()
 
     def refresh(self, *_: Any) -> None:
