@@ -195,23 +195,23 @@ class _Timed:
 
 def run_honing(wl: dict[str, Any], strategy: str, seed: int) -> dict[str, Any]:
     """A or C: the search half of honing.pipeline.run, made the way run() makes it."""
-    from honing.pipeline._build import direction_of, metric_of
-    from honing.pipeline._objective import RecipeObjective, cached_data
+    from honing.pipeline import RecipeObjective
+    from honing.pipeline._build import load_data
     from honing.recipe import parse_recipe
     from honing.tune import create_pruner, create_sampler, optimize
 
     rec = parse_recipe(honing_recipe(wl, strategy=strategy, seed=seed))
     r = rec.to_dict()
     tune = r["tune"]
-    data = cached_data(r)  # loaded before the clock starts, as run() does before the search
-    directions = [direction_of(r, metric_of(r, data.task))]
+    data = load_data(rec)  # loaded before the clock starts, as run() does before the search
+    directions = rec.directions(data.task)
     with tempfile.TemporaryDirectory(prefix="honing-ttt-") as run_dir:
         t0 = time.perf_counter()
         sampler = create_sampler(tune["sampler"], seed=r["seed"], space=rec.space, directions=directions,
                                  n_trials=tune.get("n_trials"))
         pruner = create_pruner(tune["pruner"], max_epochs=r["training"]["epochs"], n_trials=tune.get("n_trials"),
                                directions=directions)
-        objective = _Timed(RecipeObjective(r, run_dir, threads=1, save_weights=False),
+        objective = _Timed(RecipeObjective(rec, run_dir, threads=1, save_weights=False, data=data),
                            t0=t0, cap_s=wl["cap_s"], target=max(wl["targets"]))
         try:
             optimize(objective, study_name=r["name"], storage=None, space=rec.space, directions=directions,
@@ -253,9 +253,10 @@ def run_optuna(wl: dict[str, Any], seed: int) -> dict[str, Any]:
     import torch.nn.functional as F
 
     from honing.pipeline._build import load_data
+    from honing.recipe import parse_recipe
 
     r = honing_recipe(wl, strategy="optuna", seed=seed)
-    data = load_data(r)  # the same call (and tensors) as honing's
+    data = load_data(parse_recipe(r))  # the same call (and tensors) as honing's
     x, y, xv, yv = data.train.x, data.train.y, data.val.x, data.val.y
     n, k, shape = x.shape[0], data.num_outputs, tuple(data.input_shape)
     epochs, cap_s, target = wl["epochs"], wl["cap_s"], max(wl["targets"])

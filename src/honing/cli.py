@@ -111,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.formatwarning = lambda message, category, *_a, **_k: f"honing: warning: {message}\n"
 
     try:
+        from honing._core import load_plugins
+
+        load_plugins()  # installed plugins' stages, steps and recipe sections, before any recipe is read
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("\nhoning: interrupted; re-run the same command to resume", file=sys.stderr)

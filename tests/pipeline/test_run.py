@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 
 import honing
 from honing import ConfigError
+from honing._core import RunFailedError
 from honing.pipeline import run, train_once
 
 SGD = {"training.optimizer": {"name": "sgd", "lr": 0.01}, "training.early_stopping": None, "tune.sampler": "grid",
@@ -36,9 +37,15 @@ def test_a_diverging_trial_is_recorded_failed_with_its_reason_and_the_study_comp
 
 def test_a_search_whose_every_trial_fails_says_so(tmp_path):
     recipe = tiny({**SGD, "tune.space": {"training.optimizer.lr": {"choice": [1.0e8, 1.0e9]}}})
-    with pytest.raises(ConfigError, match="finished no trial"):
+    with pytest.raises(RunFailedError, match="finished no trial"):
         run(recipe, out=tmp_path, progress=False)
     assert journal_of(tmp_path).counts["fail"] == 2 and not (tmp_path / "results.json").exists()
+    # the CLI: a failure of the work (exit 1), not bad input (exit 2)
+    from honing.cli import main as cli
+    from _run_helpers import write_recipe
+
+    path = write_recipe(tmp_path / "r.yaml", recipe)
+    assert cli(["run", str(path), "--out", str(tmp_path / "cli"), "--quiet"]) == 1
 
 
 def test_final_best_trial_keeps_that_trials_weights(tmp_path):
@@ -124,18 +131,29 @@ def test_a_folder_whose_last_process_died_writing_the_journal_resumes_at_once(tm
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_the_parent_of_a_multi_worker_search_holds_no_data_while_workers_train(tmp_path, monkeypatch, workers):
+    import gc
+
     import honing.tune
-    from honing.pipeline import _objective
+    from honing.data import Dataset
 
     real, seen = honing.tune.optimize, []
 
+    def alive() -> int:
+        import warnings
+
+        gc.collect()
+        with warnings.catch_warnings():  # isinstance on a lazy torch module warns of its deprecated names
+            warnings.simplefilter("ignore")
+            return sum(isinstance(o, Dataset) for o in gc.get_objects())
+
     def optimize(objective, **kw):
-        seen.append(len(_objective._DATA_CACHE))  # the parent's cached data sets when the search starts
+        seen.append(alive() - before)  # data sets the parent holds when the search starts (the objective's own)
         if kw["workers"] > 1:  # the trials themselves run here, in-process, to keep the test fast
             kw["workers"] = 1
         return real(objective, **kw)
 
     monkeypatch.setattr(honing.tune, "optimize", optimize)
+    before = alive()
     result = run(tiny({"tune.n_trials": 2}), out=tmp_path, workers=workers, progress=False)
     assert seen == [0 if workers > 1 else 1]  # one process (workers=1) keeps it for its own trials
     assert result.results["test_metrics"]["accuracy"] > 0  # reloaded for the final model and the test

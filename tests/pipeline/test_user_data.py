@@ -191,7 +191,7 @@ def test_dropped_and_imputed_rows_are_counted(tmp_path, capsys):
 def test_tied_trials_are_broken_by_the_validation_loss():
     from types import SimpleNamespace
 
-    from honing.pipeline._run import _select
+    from honing.pipeline._stage_search import select as _select
 
     def trial(n: int, value: float, loss: float) -> dict:
         return {"number": n, "state": "complete", "values": [value], "params": {"x": n},
@@ -209,7 +209,7 @@ def test_tied_trials_are_broken_by_the_validation_loss():
 
 def test_cv_auto_cross_validates_small_sets_and_says_so(tmp_path, capsys):
     import honing
-    from honing.pipeline._run import resolve_cv
+    from honing.pipeline._stage_search import resolve_cv
 
     small, large = honing.load("sklearn:iris"), honing.load("sklearn:digits")
     assert resolve_cv({"cv": "auto"}, small)[0] == 5 and resolve_cv({"cv": "auto"}, large)[0] is None
@@ -242,8 +242,10 @@ def test_an_external_test_file_and_balanced_class_weights(tmp_path):
     r = tiny({"data.source": f"csv:{data}", "data.target": "kind", "data.test": f"csv:{test}", "tune": None,
               "training.class_weight": "balanced", "training.epochs": 20, "training.early_stopping": None})
     from honing.pipeline._build import build_model, build_trainer
+    from honing.recipe import parse_recipe
 
-    trainer = build_trainer(r, build_model(r, ds, seed=0), ds, seed=0, num_train=len(ds.train))
+    rec = parse_recipe(r)
+    trainer = build_trainer(rec, build_model(rec, ds, seed=0), ds, seed=0, num_train=len(ds.train))
     weights = trainer.loss_fn.weight
     assert weights is not None and weights[ds.class_names.index("very_rare")] > 10 * weights[
         ds.class_names.index("common")]

@@ -96,7 +96,7 @@ def test_changing_only_compress_keeps_the_study_folder(tmp_path) -> None:
     """Adding compression steps to a finished run's recipe is not 'a different recipe'."""
     import json
 
-    from honing.pipeline._run import _check_same_study
+    from honing.pipeline._stage_search import check_same_study as _check_same_study
 
     r = parse_recipe(BASE).to_dict()
     _check_same_study(tmp_path, r)

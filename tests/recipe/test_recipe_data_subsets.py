@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from _recipe_helpers import BASE, errors_of, line_of
 
-from honing.pipeline._build import load_args, load_data
-from honing.recipe import parse_recipe
+from honing.pipeline._build import load_data
+from honing.recipe import load_args, parse_recipe
 
 ANCHOR = "  test_size: 0.2\n"
 
@@ -33,7 +33,7 @@ def test_round_trip_and_load_arguments() -> None:
     assert parse_recipe(d) == recipe
     args = load_args(d)
     assert args["classes"] == ["virginica", 0] and args["train_fraction"] == 0.5
-    data = load_data(d)
+    data = load_data(recipe)
     assert data.class_names == ["virginica", "setosa"] and data.num_outputs == 2
     assert data.info["train_fraction"]["rows_after"] == round(data.info["train_fraction"]["rows_before"] / 2)
 

@@ -75,7 +75,7 @@ def test_a_folder_where_every_trial_failed_does_not_bind_the_recipe(tmp_path, ca
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(recipe))
     out = tmp_path / "out"
-    assert main(["run", str(bad), "--out", str(out), "--quiet"]) == 2
+    assert main(["run", str(bad), "--out", str(out), "--quiet"]) == 1  # the work failed (exit 1), the input was valid
     recipe["tune"]["space"] = {"training.optimizer.lr": {"float": [1.0e-3, 1.0e-2]}}
     good = tmp_path / "good.yaml"
     good.write_text(yaml.safe_dump(recipe))
@@ -115,7 +115,7 @@ def test_results_json_stores_a_storage_url_without_its_password():
 
     assert mask_password("postgresql://user:s3cret@db.local:5432/h") == "postgresql://user:***@db.local:5432/h"
     assert mask_password("sqlite:///runs/x.db") == "sqlite:///runs/x.db"
-    from honing.pipeline._run import _masked_recipe
+    from honing.pipeline._stage_output import masked_recipe as _masked_recipe
 
     masked = _masked_recipe({"tune": {"storage": "postgresql://u:pw@h/db", "n_trials": 3}})
     assert masked["tune"] == {"storage": "postgresql://u:***@h/db", "n_trials": 3}

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
 from safetensors.torch import load_file
 
@@ -92,15 +93,15 @@ def test_a_honing_source_scales_new_rows_with_its_own_preprocessing(source_run: 
     from honing.pipeline._build import load_data
 
     src = json.loads((source_run / "model" / "preprocessor.json").read_text())
-    data = load_data(parse_recipe(_ft(source_run, strategy="probe")).to_dict())
+    data = load_data(parse_recipe(_ft(source_run, strategy="probe")))
     assert data.info["preprocessor"] == "given"
     assert data.preprocessor.state_dict() == src
-    refit = load_data(parse_recipe(_ft(source_run, strategy="probe", preprocessing="refit")).to_dict())
+    refit = load_data(parse_recipe(_ft(source_run, strategy="probe", preprocessing="refit")))
     assert "preprocessor" not in refit.info
     # another split of the same rows: refit statistics differ from the source's
     other = _ft(source_run, strategy="probe", preprocessing="refit")
     other["seed"] = 3
-    assert load_data(parse_recipe(other).to_dict()).preprocessor.state_dict() != src
+    assert load_data(parse_recipe(other)).preprocessor.state_dict() != src
 
 
 def test_few_shot_recipe_trains_nothing_and_beats_chance(source_run: Path, tmp_path: Path) -> None:
@@ -194,3 +195,26 @@ def test_efficientnet_probe_on_small_images_through_a_recipe(tmp_path: Path) -> 
     import torch
 
     assert loaded.forward_prepared(torch.rand(3, 1, 8, 8)).shape == (3, 10)
+
+
+def test_saving_a_lora_model_leaves_the_callers_model_unmerged(source_run: Path, tmp_path: Path) -> None:
+    """save_model writes merged weights from a copy: the model still trains (or compresses) with
+    its adapters afterwards, and the saved folder loads to the same outputs."""
+    from honing.artifacts import load_model, save_model
+    from honing.pipeline._build import build_model, load_data
+    from honing.transfer import has_lora
+
+    rec = parse_recipe(_ft(source_run, strategy="lora", lora={"r": 4}))
+    data = load_data(rec)
+    model = build_model(rec, data, seed=0).model
+    assert has_lora(model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    save_model(tmp_path / "m", model, recipe=rec.to_dict(), preprocessor=data.preprocessor, task=data.task,
+               input_shape=data.input_shape, num_outputs=data.num_outputs, class_names=data.class_names)
+    assert has_lora(model) and set(model.state_dict()) == set(before)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    loaded = load_model(tmp_path / "m")
+    assert not has_lora(loaded.model)
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(loaded.model(data.test.x[:16]), model(data.test.x[:16]), atol=1e-5)

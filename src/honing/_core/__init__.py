@@ -7,9 +7,11 @@ from honing._core._errors import (
     DataError,
     DivergedError,
     HoningError,
+    RunFailedError,
     UnknownNameError,
 )
 from honing._core._io import atomic_write_bytes, atomic_write_text, atomic_save_file
+from honing._core._plugins import load_plugins
 from honing._core._registry import Registry
 from honing._core._seed import capture_rng_state, restore_rng_state, seed_everything, set_threads
 from honing._core._validate import (
@@ -25,6 +27,7 @@ __all__ = [
     "DivergedError",
     "HoningError",
     "Registry",
+    "RunFailedError",
     "UnknownNameError",
     "atomic_save_file",
     "atomic_write_bytes",
@@ -34,6 +37,7 @@ __all__ = [
     "check_int",
     "check_number",
     "check_probability",
+    "load_plugins",
     "restore_rng_state",
     "seed_everything",
     "set_threads",

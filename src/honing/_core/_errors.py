@@ -25,6 +25,10 @@ class DataError(HoningError, ValueError):
     """A data source is missing, unreadable or malformed."""
 
 
+class RunFailedError(HoningError):
+    """The work ran and produced nothing usable (every trial of a search failed): exit 1, not 2."""
+
+
 class DivergedError(HoningError, ArithmeticError):
     """Training produced a NaN or infinite loss."""
 

@@ -1,54 +1,53 @@
-"""Build engine components from a resolved recipe (the plain dict of ``Recipe.to_dict()``)."""
+"""Build engine components from a typed ``Recipe``: the data, the model plan, the Trainer."""
 
 from __future__ import annotations
 
-import math
+import json
+from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
+from honing._core import ConfigError
 from honing.data import Dataset, create_augment, load
 from honing.models import create_model
 from honing.optim import create_optimizer, create_schedule
-from honing.pipeline._transfer import build_transfer_model, continual_loss, is_few_shot, transfer_load_args
-from honing.train import EarlyStopping, TrainConfig, Trainer, resolve_mode
-
-# data-section keys that are not arguments of honing.data.load
-_NOT_LOAD_ARGS = {"source", "augment"}
+from honing.pipeline._transfer import DataMemo, ModelPlan, transfer_plan
+from honing.train import EarlyStopping, Trainer, create_loss, default_loss
 
 
-def load_args(recipe: dict[str, Any]) -> dict[str, Any]:
-    """The keyword arguments of ``honing.data.load`` from the data section (unset ones left out)."""
-    data = recipe["data"]
-    args = {k: v for k, v in data.items() if k not in _NOT_LOAD_ARGS and v is not None and v != [] and v != ()}
-    args["seed"] = recipe.get("seed", 0)
-    args.update(transfer_load_args(recipe))
-    return args
+def load_data(recipe: Any, memo: DataMemo | None = None) -> Dataset:
+    """The recipe's data set (loaded once per ``memo``: a run context's, or a worker's)."""
+    if memo is None:
+        return load(recipe.data.source, **recipe.load_args())
+    return memo.get(data_key(recipe), lambda: load(recipe.data.source, **recipe.load_args()))
 
 
-def load_data(recipe: dict[str, Any]) -> Dataset:
-    return load(recipe["data"]["source"], **load_args(recipe))
+def data_key(recipe: Any) -> str:
+    """Two recipes with the same key load the same data set."""
+    return "data:" + json.dumps([recipe.data.source, recipe.load_args()], sort_keys=True, default=str)
 
 
 def _bag(spec: Any) -> tuple[str, dict[str, Any]]:
-    """A {name, **kwargs} spec (or a bare name) -> (name, kwargs without unset values)."""
+    """A registry-name section (name + its keyword arguments) -> (name, kwargs without unset values)."""
     if isinstance(spec, str):
         return spec, {}
-    kw = {k: v for k, v in dict(spec).items() if k != "name" and v is not None}
-    return spec["name"], kw
+    kw = {k: v for k, v in spec.model_dump(mode="json").items() if k != "name" and v is not None}
+    return spec.name, kw
 
 
-def build_model(recipe: dict[str, Any], data: Any, *, seed: int) -> nn.Module:
-    if recipe.get("transfer"):
-        return build_transfer_model(recipe, data, seed=seed)
-    kw = dict(recipe["model"])
+def build_model(recipe: Any, data: Any, *, seed: int, memo: DataMemo | None = None) -> ModelPlan:
+    """The model and what its training needs (a transfer strategy's callbacks and loss wrapper)."""
+    if recipe.transfer is not None:
+        return transfer_plan(recipe, data, seed=seed, memo=memo)
+    kw = recipe.model.model_dump(mode="json")
     name = kw.pop("name")
-    return create_model(name, data=data, seed=seed, **kw)
+    return ModelPlan(create_model(name, data=data, seed=seed, **kw))
 
 
 def build_trainer(
-    recipe: dict[str, Any],
-    model: nn.Module,
+    recipe: Any,
+    plan: ModelPlan | nn.Module,
     data: Dataset,
     *,
     seed: int,
@@ -60,77 +59,69 @@ def build_trainer(
     early_stopping: bool = True,
     for_training: bool = True,
     optimizer: Any = None,
+    wrap_loss: Callable[[Any], Any] | None = None,
+    lr: float | None = None,
 ) -> Trainer:
-    """The optimizer, schedule, loss, augmentation, callbacks and config the training section asks for
-    (``optimizer``: one built by the caller instead, e.g. ADMM for pruning)."""
-    t = recipe["training"]
-    epochs = int(epochs or t["epochs"])
-    monitor = monitor_of(recipe, data.task) if with_val else "loss"
-    config = TrainConfig(
-        epochs=epochs,
-        batch_size=t.get("batch_size"),
-        eval_batch_size=t.get("eval_batch_size") or 1024,
-        grad_clip_norm=t.get("grad_clip_norm"),
-        grad_clip_value=t.get("grad_clip_value"),
-        accumulate=t.get("accumulate") or 1,
-        seed=seed,
-        threads=threads if threads is not None else t.get("threads"),
-        progress=False,
-        monitor=monitor,
-        keep_best=bool(t.get("keep_best", True)) and with_val,
-        device=t.get("device") or "cpu",
-        precision=str(t.get("precision") or "32"),
-    )
-    name, kw = _bag(t["optimizer"])
-    transfer = recipe.get("transfer") or {}
-    if transfer.get("layer_decay") is not None and kw.get("layer_decay") is None:
-        kw["layer_decay"] = transfer["layer_decay"]
-    if optimizer is not None:
-        pass
-    elif is_few_shot(recipe):  # prototypes, no gradient step: the Trainer only evaluates
-        import torch
+    """The optimizer, schedule, loss, augmentation, callbacks and config the training section asks
+    for. ``plan``: a ``build_model`` plan (or a bare module); ``optimizer``: one built by the caller
+    instead (e.g. ADMM for pruning); ``wrap_loss``: base loss -> the loss minimized (distillation);
+    ``lr``: replaces the optimizer section's learning rate."""
+    if isinstance(plan, nn.Module):
+        plan = ModelPlan(plan)
+    t = recipe.training
+    config = t.to_train_config(seed=seed, monitor=recipe.monitor(data.task), epochs=epochs, with_val=with_val,
+                               threads=threads)
+    name, kw = _bag(t.optimizer)
+    if lr is not None:
+        kw["lr"] = lr
+    if plan.layer_decay is not None and kw.get("layer_decay") is None:
+        kw["layer_decay"] = plan.layer_decay
+    if optimizer is None:
+        if plan.trains and for_training:
+            optimizer = create_optimizer(plan.model, name, **kw)
+        else:  # prototypes, or an evaluation: no gradient step
+            import torch
 
-        optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.0)
-    else:
-        optimizer = create_optimizer(model, name, **kw)
+            optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.0)
     schedule = None
-    if t.get("schedule"):
-        sname, skw = _bag(t["schedule"])
+    if t.schedule is not None:
+        sname, skw = _bag(t.schedule)
         if sname == "plateau" and not with_val:
             skw["monitor"] = "loss"
-        schedule = create_schedule(optimizer, sname, epochs=epochs,
+        schedule = create_schedule(optimizer, sname, epochs=config.epochs,
                                    steps_per_epoch=config.steps_per_epoch(num_train), **skw)
-    loss = None
-    if t.get("class_weight") == "balanced" and data.task != "classification":
-        from honing._core import ConfigError
+    loss = _loss(t, data)
+    for wrap in (plan.wrap_loss if for_training else None, wrap_loss):
+        if wrap is not None:
+            loss = wrap(loss if loss is not None else default_loss(data.task))
+    augment = None
+    if data_augment := recipe.data.augment:
+        classes = data.num_outputs if data.task == "classification" else None
+        augment = create_augment(data_augment, num_classes=classes, seed=seed)
+    callbacks = list(plan.callbacks)
+    es = t.early_stopping
+    if es is not None and early_stopping and with_val:
+        callbacks.append(EarlyStopping(**es.model_dump()))
+    trainer = Trainer(plan.model, optimizer, loss=loss, task=data.task, schedule=schedule,
+                      metrics=recipe.evaluate.metrics, callbacks=callbacks, augment=augment, reporter=reporter,
+                      config=config)
+    _metrics_in_target_units(trainer, data)
+    return trainer
 
+
+def _loss(t: Any, data: Dataset) -> Any:
+    """The training section's loss (None: the task's default), class-weighted when asked."""
+    if t.class_weight == "balanced" and data.task != "classification":
         raise ConfigError(f"invalid training.class_weight: got 'balanced' for a {data.task} data set; allowed: "
                           "null (class weights apply to classification)")
-    if t.get("loss") or t.get("class_weight"):
-        lname, lkw = _bag(t.get("loss") or "cross_entropy")
-        if lkw.get("weight") == "balanced" or (t.get("class_weight") == "balanced" and lkw.get("weight") is None):
-            lkw["weight"] = data.class_weights()  # n / (K * rows of the class), from the training rows
-        from honing.train import create_loss
-
-        loss = create_loss(lname, **lkw)
-    augment = None
-    spec = recipe["data"].get("augment")
-    if spec:
-        classes = data.num_outputs if data.task == "classification" else None
-        augment = create_augment(spec, num_classes=classes, seed=seed)
-    callbacks = list(getattr(model, "transfer_callbacks", []))
-    es = t.get("early_stopping")
-    if es and early_stopping and with_val:
-        callbacks.append(EarlyStopping(**{k: v for k, v in es.items() if v is not None}))
-    metrics = (recipe.get("evaluate") or {}).get("metrics")
-    trainer = Trainer(model, optimizer, loss=loss, task=data.task, schedule=schedule, metrics=metrics,
-                      callbacks=callbacks, augment=augment, reporter=reporter, config=config)
-    _metrics_in_target_units(trainer, data)
-    if transfer.get("continual") and for_training:  # replay / EWC terms on the Trainer's own loss
-        wrapped = continual_loss(recipe, model, trainer.loss_fn, seed=seed)
-        if wrapped is not None:
-            trainer.loss_fn = wrapped
-    return trainer
+    if not t.loss and not t.class_weight:
+        return None
+    spec = t.loss or "cross_entropy"
+    lname, lkw = (spec, {}) if isinstance(spec, str) else (
+        spec["name"], {k: v for k, v in spec.items() if k != "name" and v is not None})
+    if lkw.get("weight") == "balanced" or (t.class_weight == "balanced" and lkw.get("weight") is None):
+        lkw["weight"] = data.class_weights()  # n / (K * rows of the class), from the training rows
+    return create_loss(lname, **lkw)
 
 
 def _metrics_in_target_units(trainer: Trainer, data: Dataset) -> None:
@@ -146,31 +137,3 @@ def _metrics_in_target_units(trainer: Trainer, data: Dataset) -> None:
         return lambda pred, y: fn(inverse(pred), inverse(y))
 
     trainer.metrics = {name: in_units(fn) for name, fn in trainer.metrics.items()}
-
-
-def metric_of(recipe: dict[str, Any], task: str) -> str:
-    """The validation metric a search optimizes: tune.metric, else the first validation
-    metric among tune.objectives, else the task's default."""
-    tune = recipe.get("tune") or {}
-    if tune.get("metric"):
-        return tune["metric"]
-    for obj in tune.get("objectives") or []:
-        if str(obj["metric"]).startswith("val_"):
-            return obj["metric"]
-    return "val_accuracy" if task == "classification" else "val_loss"
-
-
-def direction_of(recipe: dict[str, Any], metric: str) -> str:
-    tune = recipe.get("tune") or {}
-    if tune.get("direction"):
-        return tune["direction"]
-    return "maximize" if resolve_mode(metric, "auto") == "max" else "minimize"
-
-
-def monitor_of(recipe: dict[str, Any], task: str) -> str:
-    """The metric that picks the best epoch: training.monitor, else the search metric."""
-    return recipe["training"].get("monitor") or metric_of(recipe, task)
-
-
-def steps(num_rows: int, batch_size: int | None) -> int:
-    return 1 if not batch_size else math.ceil(num_rows / batch_size)

@@ -1,11 +1,12 @@
 """The ``compress`` stage: the recipe's compression steps on the final model, each result saved,
 read back from disk, tested on the same test rows and timed against the uncompressed model.
 
-``distill``, ``prune`` and ``finetune`` change the *trunk* (the latest trained float model), in
-order; each ``quantize`` / ``export`` step turns the trunk into one deployable variant. Every
-stage is a model folder under ``<run>/compress/NN-<step>/`` that ``honing.load_model`` reads;
-what the table reports is measured on what was read back, so a format that loses something on
-the way to disk shows it.
+Steps come from a registry (``COMPRESS_STEPS``; ``register_compress_step`` adds one). A step
+that *trains* (``distill``, ``prune``, ``finetune``) changes the trunk (the latest trained float
+model), in order; any other step (``quantize``, ``export``) turns the trunk into one deployable
+variant. Every stage is a model folder under ``<run>/compress/NN-<step>/`` that
+``honing.load_model`` reads; what the table reports is measured on what was read back, so a
+format that loses something on the way to disk shows it.
 """
 
 from __future__ import annotations
@@ -15,31 +16,122 @@ import json
 import sys
 import time
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-from honing._core import ConfigError, atomic_write_text, set_threads
+from honing._core import ConfigError, Registry, atomic_write_text, set_threads
+from honing.artifacts import ONNX_FILE, PT2_FILE, WEIGHTS, load_model, save_model, write_state
 from honing.data import Dataset
 from honing.models import count_parameters
-from honing.pipeline._artifacts import load_model, save_model
 from honing.pipeline._build import build_model, build_trainer
-from honing.pipeline._compress_io import ONNX_FILE, PT2_FILE, write_state
 from honing.pipeline._compress_table import Lazy, compare, main_metric, measure, summary, time_all
 
 COMPRESS_DIR, COMPRESS_RESULTS = "compress", "compress.json"
-TRAINING_STEPS = ("distill", "prune", "finetune")
 _CALIBRATION_ROWS = 64
 
 
-def compress(out_dir: Path, recipe: dict[str, Any], data: Dataset, model: nn.Module, *, baseline: Path,
+@dataclass
+class CompressWork:
+    """What the steps share: the trunk (the latest trained float model), the recipe that builds
+    and trains it, the data, and what happened to it so far."""
+
+    trunk: nn.Module
+    recipe: Any
+    data: Dataset
+    structured: bool = False
+    history: list[str] = field(default_factory=list)
+
+    def fit(self, model: nn.Module, *, epochs: int | None, lr: float | None, optimizer: Any = None,
+            wrap_loss: Callable[[Any], Any] | None = None, recipe: Any = None) -> None:
+        """Train ``model`` with the recipe's training section (``lr`` replacing its learning rate)
+        on the training rows, keeping the best validation epoch."""
+        recipe = recipe or self.recipe
+        data = self.data
+        trainer = build_trainer(recipe, model, data, seed=recipe.seed, num_train=len(data.train), epochs=epochs,
+                                with_val=data.val is not None, optimizer=optimizer, wrap_loss=wrap_loss, lr=lr)
+        trainer.fit(data.train, data.val)
+        model.cpu().eval()
+
+    @property
+    def lr(self) -> float:
+        return float(self.recipe.training.optimizer.lr or 1e-3)
+
+    def example(self) -> torch.Tensor:
+        data = self.data
+        rows = data.test if data.test is not None else (data.val if data.val is not None else data.train)
+        return rows.x[:8]
+
+    def calibration(self, batches: int) -> list[torch.Tensor]:
+        g = torch.Generator().manual_seed(0)
+        idx = torch.randperm(len(self.data.train), generator=g)[: batches * _CALIBRATION_ROWS]
+        return list(self.data.train.x[idx].split(_CALIBRATION_ROWS))
+
+    def info(self, plain: nn.Module) -> dict[str, Any]:
+        """``meta.json["compression"]`` of a folder holding ``plain`` (the trunk without masks)."""
+        info: dict[str, Any] = {
+            "format": "torch",
+            "steps": list(self.history),
+            "parameters": count_parameters(plain, trainable_only=False),
+            "nonzero_parameters": int(sum(int(torch.count_nonzero(p)) for p in plain.parameters())),
+            "structured": self.structured,
+        }
+        if self.structured:
+            info["shapes"] = {k: list(v.shape) for k, v in plain.state_dict().items()}
+        return info
+
+
+@dataclass
+class StepOutput:
+    """What a step hands back. A training step: ``notes`` (and per-layer ``layers``); it set
+    ``work.trunk``. A variant: also ``info`` (meta.json["compression"]) and ``writer`` (writes
+    the weights into a folder)."""
+
+    notes: Any = ""
+    layers: list[dict[str, Any]] | None = None
+    info: dict[str, Any] | None = None
+    writer: Callable[[Path], None] | None = None
+
+
+class CompressStep(Protocol):
+    """A compression step: ``trains`` says whether it changes the trunk or makes a variant."""
+
+    trains: bool
+
+    def label(self, options: Any) -> str: ...
+
+    def run(self, work: CompressWork, options: Any) -> StepOutput: ...
+
+
+COMPRESS_STEPS: Registry[CompressStep] = Registry("compression step")
+
+
+def register_compress_step(name: str, step: CompressStep, *, options: type) -> CompressStep:
+    """Add a compression step: ``step`` (``trains``, ``label(options)``, ``run(work, options)``)
+    and ``options``, the recipe section (a ``honing.recipe`` Section subclass) that checks its
+    options in ``compress: [{name: {...}}]``."""
+    from honing.recipe import register_step_options
+
+    register_step_options(name, options, trains=bool(step.trains))
+    COMPRESS_STEPS.register(name, lambda: step)
+    return step
+
+
+def list_compress_steps() -> list[str]:
+    return COMPRESS_STEPS.names()
+
+
+def compress(out_dir: Path, recipe: Any, section: Any, data: Dataset, model: nn.Module, *, baseline: Path,
              progress: bool = True) -> dict[str, Any]:
-    """Run ``recipe["compress"]`` on ``model`` (whose saved folder is ``baseline``); returns the
-    results entry: ``{"stages": [...rows...], "failed": [...], "metric": ..., "latency": ...}``."""
-    section = recipe["compress"]
-    latency = section["latency"]
+    """Run the compression ``section``'s steps on ``model`` (whose saved folder is ``baseline``;
+    ``recipe``: the typed recipe that built it); returns the results entry:
+    ``{"stages": [...rows...], "failed": [...], "metric": ..., "latency": ...}``."""
+    from honing.recipe import compress_step_options
+
     folder = Path(out_dir) / COMPRESS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     metric = main_metric(recipe, data)
@@ -47,46 +139,38 @@ def compress(out_dir: Path, recipe: dict[str, Any], data: Dataset, model: nn.Mod
 
     row, runnable = measure("uncompressed", baseline, data, recipe, extra={"step": 0})
     rows, models = [row], [runnable]
-    trunk = copy.deepcopy(model).cpu().eval()
-    trunk_recipe, structured, failed = recipe, False, []
-    history: list[str] = []
-    steps = section["steps"]
-    for i, step in enumerate(steps, 1):
-        (name, opts), = step.items()
-        label = _label(name, opts)
+    work = CompressWork(copy.deepcopy(model).cpu().eval(), recipe, data)
+    failed: list[dict[str, Any]] = []
+    steps = [(name, compress_step_options(name, opts)) for spec in section.steps for name, opts in spec.items()]
+    for i, (name, opts) in enumerate(steps, 1):
+        step = COMPRESS_STEPS.create(name)
+        label = step.label(opts)
         stage_dir = folder / f"{i:02d}-{label.replace(' ', '-')}"
         say(f"compress {i}/{len(steps)}: {label} ...")
         t0 = time.perf_counter()
         try:
-            layers: list[dict[str, Any]] | None = None
-            if name in TRAINING_STEPS:
-                widths = _widths(trunk) if name == "prune" else {}
-                trunk, trunk_recipe, structured = _train_step(name, opts, trunk, trunk_recipe, data, structured)
-                history.append(label)
-                plain = _permanent(trunk)  # one copy without masks: described, written and saved
-                info = _trunk_info(plain, structured, history)
-                writer = write_state(plain.state_dict())
-                notes = ""
-                if name == "prune":  # per layer: the widths structured pruning changed, else the sparsity
-                    layers = _layer_report(trunk, widths, opts["method"])
-                    notes = _width_note(layers) if opts["method"] == "structured" else _sparsity_note(trunk)
+            out = step.run(work, opts)
+            plain = _permanent(work.trunk).eval()  # one copy without masks: described, written and saved
+            if step.trains:
+                work.history.append(label)
+                info, writer = work.info(plain), write_state(plain.state_dict())
             else:
-                plain = _permanent(trunk).eval()
-                info, writer, notes = _variant(name, opts, plain, trunk_recipe, data, structured, history)
-            _save(stage_dir, plain, trunk_recipe, data, info, writer)
-            row, runnable = measure(label, stage_dir, data, trunk_recipe,
-                                     extra={"step": i, "seconds": round(time.perf_counter() - t0, 2), "notes": notes})
-            if layers is not None:
-                row["layers"] = layers
+                info, writer = out.info or work.info(plain), out.writer or write_state(plain.state_dict())
+            _save(stage_dir, plain, work.recipe, data, info, writer)
+            row, runnable = measure(label, stage_dir, data, work.recipe,
+                                     extra={"step": i, "seconds": round(time.perf_counter() - t0, 2),
+                                            "notes": out.notes})
+            if out.layers is not None:
+                row["layers"] = out.layers
         except Exception as err:  # the run's model and earlier stages stay; later variants still run
             message = f"{type(err).__name__}: {err}" if not isinstance(err, ConfigError) else str(err)
             failed.append({"step": i, "stage": label, "error": message})
             say(f"compress {i}/{len(steps)}: {label} failed: {message}")
             if not isinstance(err, ConfigError):
                 say(traceback.format_exc(limit=4))
-            if name in TRAINING_STEPS:  # the steps after it would work on the wrong model
-                failed.extend({"step": j, "stage": _label(*next(iter(s.items()))), "error": "skipped: an earlier "
-                               "training step failed"} for j, s in enumerate(steps[i:], i + 1))
+            if step.trains:  # the steps after it would work on the wrong model
+                failed.extend({"step": j, "stage": COMPRESS_STEPS.create(n).label(o), "error": "skipped: an earlier "
+                               "training step failed"} for j, (n, o) in enumerate(steps[i:], i + 1))
                 break
             continue
         rows.append(row)
@@ -94,130 +178,189 @@ def compress(out_dir: Path, recipe: dict[str, Any], data: Dataset, model: nn.Mod
         say(f"compress {i}/{len(steps)}: {label}: " + (f"{metric} {row['metrics'][metric]:.4f}"
                                                         if metric in row["metrics"] else "done"))
     say(f"compress: timing {len(rows)} stages side by side ...")
-    time_all(rows, models, data, latency)
+    time_all(rows, models, data, section.latency)
     for row in rows[1:]:
         compare(row, rows[0], metric)
         say(f"  {row['stage']}: {summary(row, metric)}")
-    out = {"metric": metric, "latency": latency, "stages": rows, "failed": failed}
+    out = {"metric": metric, "latency": section.latency.model_dump(mode="json"), "stages": rows, "failed": failed}
     atomic_write_text(folder / COMPRESS_RESULTS, json.dumps(out, indent=2))
     return out
 
 
-# --- the steps ---------------------------------------------------------------------------------
+# --- the built-in steps --------------------------------------------------------------------------
 
 
-def _label(name: str, opts: dict[str, Any]) -> str:
-    if name == "prune":
-        target = opts["amount"] if opts["method"] == "structured" else opts["sparsity"]
-        return f"prune {opts['method']} {0.5 if target is None else target:g}"
-    if name == "quantize":
-        return f"quantize {opts['mode']}"
-    if name == "export":
-        return f"export {opts['format']}"
-    return name
+class FinetuneStep:
+    """Train the trunk a few epochs more (weights pruned earlier stay zero)."""
+
+    trains = True
+
+    def label(self, options: Any) -> str:
+        return "finetune"
+
+    def run(self, work: CompressWork, options: Any) -> StepOutput:
+        from honing import compress as hc
+
+        hc.keep_sparsity(work.trunk)
+        work.fit(work.trunk, epochs=options.epochs, lr=options.lr)
+        return StepOutput()
 
 
-def _train_step(name: str, opts: dict[str, Any], trunk: nn.Module, recipe: dict[str, Any], data: Dataset,
-                structured: bool) -> tuple[nn.Module, dict[str, Any], bool]:
-    from honing import compress as hc
+class DistillStep:
+    """A smaller student (its own model section) trained on the trunk's soft targets."""
 
-    if name == "finetune":
-        hc.keep_sparsity(trunk)  # weights pruned earlier stay zero
-        _fit(trunk, recipe, data, epochs=opts["epochs"], lr=opts["lr"])
-        return trunk, recipe, structured
-    if name == "distill":
-        student_recipe = {**recipe, "model": opts["model"], "transfer": None}
-        student = build_model(student_recipe, data, seed=recipe["seed"])
-        distiller = hc.Distiller(student, _permanent(trunk).eval(), temperature=opts["temperature"],
-                                 alpha=opts["alpha"], feature_weight=opts["feature_weight"],
-                                 example_inputs=data.train.x[:2], task=data.task)
-        _fit(distiller, student_recipe, data, epochs=opts["epochs"], lr=opts["lr"], wrap=distiller.loss)
-        return distiller.student.eval(), student_recipe, False
-    # prune
-    method, target = opts["method"], opts["amount"] if opts["method"] == "structured" else opts["sparsity"]
-    target = 0.5 if target is None else target
-    finetune = (lambda m: _fit(m, recipe, data, epochs=opts["finetune_epochs"], lr=opts["lr"])
-                if opts["finetune_epochs"] else None)
-    if method == "admm":
+    trains = True
+
+    def label(self, options: Any) -> str:
+        return "distill"
+
+    def run(self, work: CompressWork, options: Any) -> StepOutput:
+        from honing import compress as hc
+
+        student_recipe = work.recipe.model_copy(update={"model": options.model, "transfer": None})
+        student = build_model(student_recipe, work.data, seed=work.recipe.seed).model
+        distiller = hc.Distiller(student, _permanent(work.trunk).eval(), temperature=options.temperature,
+                                 alpha=options.alpha, feature_weight=options.feature_weight,
+                                 example_inputs=work.data.train.x[:2], task=work.data.task)
+        work.fit(distiller, epochs=options.epochs, lr=options.lr, wrap_loss=distiller.loss, recipe=student_recipe)
+        work.trunk, work.recipe, work.structured = distiller.student.eval(), student_recipe, False
+        return StepOutput()
+
+
+class PruneStep:
+    """Magnitude (zeros), structured (narrower layers) or ADMM pruning, in one or more rounds."""
+
+    trains = True
+
+    def label(self, options: Any) -> str:
+        return f"prune {options.method} {options.target:g}"
+
+    def run(self, work: CompressWork, options: Any) -> StepOutput:
+        from honing import compress as hc
+
+        widths = hc.layer_widths(work.trunk)
+        getattr(self, f"_{options.method}")(work, options, options.target)
+        if options.method == "structured":
+            layers = hc.width_changes(widths, work.trunk)
+            changed = [f"{r['layer']} {r['out_before']}->{r['out_after']}" for r in layers
+                       if r["out_before"] != r["out_after"]]
+            return StepOutput("narrowed: " + ", ".join(changed) if changed else "no layer narrowed", layers)
+        report = hc.sparsity_report(work.trunk)
+        layers = [{k: r[k] for k in ("layer", "parameters", "zeros", "sparsity")} for r in report]
+        return StepOutput(f"weight sparsity {hc.total_sparsity(report):.1%} over {len(report)} layers", layers)
+
+    @staticmethod
+    def _finetune(work: CompressWork, options: Any) -> Callable[[nn.Module], None] | None:
+        if not options.finetune_epochs:
+            return None
+        return lambda m: work.fit(m, epochs=options.finetune_epochs, lr=options.lr)
+
+    def _admm(self, work: CompressWork, options: Any, target: float) -> None:
+        from honing import compress as hc
+
         def fit(m: nn.Module, optimizer: Any) -> None:
-            _fit(m, recipe, data, epochs=opts["admm_epochs"], lr=opts["lr"], optimizer=optimizer)
+            work.fit(m, epochs=options.admm_epochs, lr=options.lr, optimizer=optimizer)
 
-        trunk = hc.admm_prune(_permanent(trunk), target, fit=fit, rho=opts["rho"], lr=opts["lr"] or _lr(recipe))
-        if finetune is not None:
-            finetune(trunk)
-        return trunk, recipe, structured
-    if method == "structured":
-        trunk = _permanent(trunk)
-        example = data.train.x[:2]
-        if opts["steps"] == 1:
+        work.trunk = hc.admm_prune(_permanent(work.trunk), target, fit=fit, rho=options.rho, lr=options.lr or work.lr)
+        if (finetune := self._finetune(work, options)) is not None:
+            finetune(work.trunk)
+
+    def _structured(self, work: CompressWork, options: Any, target: float) -> None:
+        from honing import compress as hc
+
+        finetune = self._finetune(work, options)
+        trunk, example = _permanent(work.trunk), work.data.train.x[:2]
+        if options.steps == 1:
             trunk = hc.structured_prune(trunk, target, example_inputs=example)
             if finetune is not None:
                 finetune(trunk)
         else:
-            trunk = hc.iterative_prune(trunk, target=target, steps=opts["steps"], finetune=finetune or (lambda m: None),
-                                       method="structured", kind=opts["schedule"], example_inputs=example)
-        return trunk, recipe, True
-    if opts["steps"] == 1:
-        hc.magnitude_prune(trunk, target, scope=opts["scope"])
-        if finetune is not None:
-            finetune(trunk)
-    else:
-        trunk = hc.iterative_prune(trunk, target=target, steps=opts["steps"], finetune=finetune or (lambda m: None),
-                                   method="magnitude", scope=opts["scope"], kind=opts["schedule"])
-    return trunk, recipe, structured
+            trunk = hc.iterative_prune(trunk, target=target, steps=options.steps, finetune=finetune or (lambda m: None),
+                                       method="structured", kind=options.schedule, example_inputs=example)
+        work.trunk, work.structured = trunk, True
+
+    def _magnitude(self, work: CompressWork, options: Any, target: float) -> None:
+        from honing import compress as hc
+
+        finetune = self._finetune(work, options)
+        if options.steps == 1:
+            hc.magnitude_prune(work.trunk, target, scope=options.scope)
+            if finetune is not None:
+                finetune(work.trunk)
+        else:
+            work.trunk = hc.iterative_prune(work.trunk, target=target, steps=options.steps,
+                                            finetune=finetune or (lambda m: None), method="magnitude",
+                                            scope=options.scope, kind=options.schedule)
 
 
-def _variant(name: str, opts: dict[str, Any], plain: nn.Module, recipe: dict[str, Any], data: Dataset,
-             structured: bool, history: list[str]) -> tuple[dict[str, Any], Any, str]:
-    """A deployable form of the trunk (``plain``: without pruning masks, in eval mode):
-    (meta["compression"], weights writer, notes)."""
-    from honing import compress as hc
-    from honing import export as hx
+class QuantizeStep:
+    """int8 (dynamic, static, quantization-aware) in PyTorch or ONNX Runtime, or fp16/bf16."""
 
-    info = _trunk_info(plain, structured, history)
-    example = _example(data)
-    if name == "quantize":
-        mode, runtime = opts["mode"], opts["runtime"] or ("onnx" if opts["mode"] in ("static", "qat") else "torch")
+    trains = False
+
+    def label(self, options: Any) -> str:
+        return f"quantize {options.mode}"
+
+    def run(self, work: CompressWork, options: Any) -> StepOutput:
+        from honing import compress as hc
+        from honing import export as hx
+
+        plain = _permanent(work.trunk).eval()
+        info = work.info(plain)
+        mode, runtime = options.mode, options.resolved_runtime
         info["quantization"] = mode
         if mode == "dynamic" and runtime == "torch":
             q = hc.quantize_dynamic(plain)
             info.update(format="dynamic-int8", layers=["linear", "lstm", "gru"])
-            return info, write_state(hc.quantized_state_dict(q)), "PyTorch dynamic int8 (weights int8, activations at run time)"
+            return StepOutput("PyTorch dynamic int8 (weights int8, activations at run time)", None, info,
+                              write_state(hc.quantized_state_dict(q)))
         if mode in ("fp16", "bf16"):
             info["format"] = mode
-            return info, write_state(hc.to_half(plain, mode).state_dict()), f"weights and arithmetic in {mode}"
+            return StepOutput(f"weights and arithmetic in {mode}", None, info,
+                              write_state(hc.to_half(plain, mode).state_dict()))
         source = plain
         if mode == "qat":
             source = hc.prepare_qat(copy.deepcopy(plain))
-            _fit(source, recipe, data, epochs=opts["epochs"], lr=opts["lr"])
+            work.fit(source, epochs=options.epochs, lr=options.lr)
             source = hc.finish_qat(source).eval()
-        calib = _calibration(data, opts["calibration_batches"]) if mode in ("static", "qat") else None
-        info.update(format="onnx", runtime="onnxruntime",
-                    int8=hx.int8_settings("dynamic" if mode == "dynamic" else "static"))
-        return info, _onnx_writer(source, example, int8="dynamic" if mode == "dynamic" else "static",
-                                  calibration=calib), "ONNX Runtime int8 (" + (
-            "dynamic" if mode == "dynamic" else "static, calibrated on training rows") + ")"
-    fmt = opts["format"]
-    if fmt == "torch-export":
-        info["format"] = "torch-export"
+        int8 = "dynamic" if mode == "dynamic" else "static"
+        calib = work.calibration(options.calibration_batches) if mode in ("static", "qat") else None
+        info.update(format="onnx", runtime="onnxruntime", int8=hx.int8_settings(int8))
+        notes = "ONNX Runtime int8 (" + ("dynamic" if mode == "dynamic" else "static, calibrated on training rows") + ")"
+        return StepOutput(notes, None, info, _onnx_writer(source, work.example(), int8=int8, calibration=calib))
 
-        def write_pt2(folder: Path) -> None:
-            hx.to_torch_export(plain, folder / PT2_FILE, example)
 
-        return info, write_pt2, "torch.export program"
-    info.update(format="onnx", runtime="onnxruntime")
-    if fmt == "onnx":
-        checked: dict[str, float] = {}
+class ExportStep:
+    """An ONNX graph (float or int8) or a torch.export program."""
 
-        def write_onnx(folder: Path) -> None:
-            result = hx.to_onnx(plain, folder / ONNX_FILE, example, atol=opts["tolerance"], rtol=0.0)
-            checked["diff"] = result.max_abs_diff
+    trains = False
 
-        return info, write_onnx, Lazy(lambda: f"max |ONNX Runtime - PyTorch| {checked.get('diff', float('nan')):.2g}")
-    calib = _calibration(data, opts["calibration_batches"]) if opts["quantization"] == "static" else None
-    info["int8"] = hx.int8_settings(opts["quantization"])
-    return info, _onnx_writer(plain, example, int8=opts["quantization"], calibration=calib), \
-        f"ONNX Runtime int8 ({opts['quantization']})"
+    def label(self, options: Any) -> str:
+        return f"export {options.format}"
+
+    def run(self, work: CompressWork, options: Any) -> StepOutput:
+        from honing import export as hx
+
+        plain = _permanent(work.trunk).eval()
+        info, example = work.info(plain), work.example()
+        if options.format == "torch-export":
+            info["format"] = "torch-export"
+            return StepOutput("torch.export program", None, info,
+                              lambda folder: hx.to_torch_export(plain, folder / PT2_FILE, example))
+        info.update(format="onnx", runtime="onnxruntime")
+        if options.format == "onnx":
+            checked: dict[str, float] = {}
+
+            def write_onnx(folder: Path) -> None:
+                result = hx.to_onnx(plain, folder / ONNX_FILE, example, atol=options.tolerance, rtol=0.0)
+                checked["diff"] = result.max_abs_diff
+
+            notes = Lazy(lambda: f"max |ONNX Runtime - PyTorch| {checked.get('diff', float('nan')):.2g}")
+            return StepOutput(notes, None, info, write_onnx)
+        calib = work.calibration(options.calibration_batches) if options.quantization == "static" else None
+        info["int8"] = hx.int8_settings(options.quantization)
+        return StepOutput(f"ONNX Runtime int8 ({options.quantization})", None, info,
+                          _onnx_writer(plain, example, int8=options.quantization, calibration=calib))
 
 
 def _onnx_writer(model: nn.Module, example: torch.Tensor, *, int8: str | None, calibration: Any) -> Any:
@@ -234,29 +377,12 @@ def _onnx_writer(model: nn.Module, example: torch.Tensor, *, int8: str | None, c
     return write
 
 
-def _fit(model: nn.Module, recipe: dict[str, Any], data: Dataset, *, epochs: int | None, lr: float | None,
-         optimizer: Any = None, wrap: Any = None) -> None:
-    """Train ``model`` with the recipe's training section (its lr replaced by ``lr``) on the
-    training rows, keeping the best validation epoch."""
-    if lr is not None:
-        training = copy.deepcopy(recipe["training"])
-        opt = training["optimizer"]
-        training["optimizer"] = {**opt, "lr": lr} if isinstance(opt, dict) else {"name": opt, "lr": lr}
-        recipe = {**recipe, "training": training}
-    trainer = build_trainer(recipe, model, data, seed=recipe["seed"], num_train=len(data.train), epochs=epochs,
-                            with_val=data.val is not None, optimizer=optimizer)
-    if wrap is not None:
-        trainer.loss_fn = wrap(trainer.loss_fn)
-    trainer.fit(data.train, data.val)
-    model.cpu().eval()
+for _name, _step in (("distill", DistillStep()), ("prune", PruneStep()), ("finetune", FinetuneStep()),
+                     ("quantize", QuantizeStep()), ("export", ExportStep())):
+    COMPRESS_STEPS.register(_name, lambda s=_step: s)  # their options: honing.recipe's built-in step sections
 
 
-def _lr(recipe: dict[str, Any]) -> float:
-    opt = recipe["training"]["optimizer"]
-    return float(opt.get("lr") or 1e-3) if isinstance(opt, dict) else 1e-3
-
-
-# --- helpers -----------------------------------------------------------------------------------
+# --- helpers -------------------------------------------------------------------------------------
 
 
 def _permanent(model: nn.Module) -> nn.Module:
@@ -268,65 +394,13 @@ def _permanent(model: nn.Module) -> nn.Module:
     return hc.make_permanent(hc.clone(model))
 
 
-def _trunk_info(plain: nn.Module, structured: bool, history: list[str]) -> dict[str, Any]:
-    weights = [p for p in plain.parameters()]
-    info: dict[str, Any] = {
-        "format": "torch",
-        "steps": list(history),
-        "parameters": count_parameters(plain, trainable_only=False),
-        "nonzero_parameters": int(sum(int(torch.count_nonzero(p)) for p in weights)),
-        "structured": structured,
-    }
-    if structured:
-        info["shapes"] = {k: list(v.shape) for k, v in plain.state_dict().items()}
-    return info
-
-
-def _widths(model: nn.Module) -> dict[str, tuple[int, int]]:
-    from honing import compress as hc
-
-    return hc.layer_widths(model)
-
-
-def _layer_report(model: nn.Module, widths: dict[str, tuple[int, int]], method: str) -> list[dict[str, Any]]:
-    from honing import compress as hc
-
-    if method == "structured":
-        return hc.width_changes(widths, model)
-    return [{k: r[k] for k in ("layer", "parameters", "zeros", "sparsity")} for r in hc.sparsity_report(model)]
-
-
-def _width_note(rows: list[dict[str, Any]]) -> str:
-    changed = [f"{r['layer']} {r['out_before']}->{r['out_after']}" for r in rows if r["out_before"] != r["out_after"]]
-    return "narrowed: " + ", ".join(changed) if changed else "no layer narrowed"
-
-
-def _sparsity_note(model: nn.Module) -> str:
-    from honing import compress as hc
-
-    report = hc.sparsity_report(model)
-    return f"weight sparsity {hc.total_sparsity(report):.1%} over {len(report)} layers"
-
-
-def _save(folder: Path, plain: nn.Module, recipe: dict[str, Any], data: Dataset, info: dict[str, Any],
-          writer: Any) -> None:
+def _save(folder: Path, plain: nn.Module, recipe: Any, data: Dataset, info: dict[str, Any], writer: Any) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in (folder / "meta.json", folder / ONNX_FILE, folder / PT2_FILE, folder / "model.safetensors"):
+    for stale in (folder / "meta.json", folder / ONNX_FILE, folder / PT2_FILE, folder / WEIGHTS):
         stale.unlink(missing_ok=True)  # meta.json last written marks a complete folder
-    save_model(folder, plain, recipe=recipe, preprocessor=data.preprocessor, task=data.task,
+    save_model(folder, plain, recipe=recipe.to_dict(), preprocessor=data.preprocessor, task=data.task,
                input_shape=data.input_shape, num_outputs=data.num_outputs, class_names=data.class_names,
                extra={"compression": info}, weights=writer, data=data)
-
-
-def _example(data: Dataset) -> torch.Tensor:
-    rows = data.test if data.test is not None else (data.val if data.val is not None else data.train)
-    return rows.x[:8]
-
-
-def _calibration(data: Dataset, batches: int) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    idx = torch.randperm(len(data.train), generator=g)[: batches * _CALIBRATION_ROWS]
-    return list(data.train.x[idx].split(_CALIBRATION_ROWS))
 
 
 class _Say:
@@ -349,12 +423,13 @@ def compress_folder(model_dir: str | Path, recipe: Any, *, out: str | Path | Non
     beside the model folder).
     """
     from honing.data import load
-    from honing.pipeline._build import load_args
-    from honing.pipeline._run import _as_recipe
+    from honing._core import load_plugins
+    from honing.pipeline._run import as_recipe
+    from honing.recipe import parse_recipe
 
-    rec = _as_recipe(recipe)
-    r = rec.to_dict()
-    if not r.get("compress"):
+    load_plugins()
+    rec = as_recipe(recipe)
+    if rec.compress is None:
         raise ConfigError("invalid recipe for honing compress: it has no compress section; allowed: a recipe with "
                           "compress: {steps: [...]} (e.g. - quantize: {mode: dynamic})")
     loaded = load_model(model_dir)
@@ -365,15 +440,17 @@ def compress_folder(model_dir: str | Path, recipe: Any, *, out: str | Path | Non
         raise ConfigError(f"invalid model folder {str(model_dir)!r}: it holds a "
                           f"{loaded.meta['compression']['format']} model; allowed: a trained float model "
                           "(compress the folder it came from)")
-    args = load_args(r)
+    args = rec.load_args()
     args.pop("preprocessor", None)
-    data = load(r["data"]["source"], **args, preprocessor=loaded.preprocessor)
+    data = load(rec.data.source, **args, preprocessor=loaded.preprocessor)
     if data.input_shape != tuple(loaded.input_shape) or data.num_outputs != loaded.num_outputs:
         raise ConfigError(f"invalid data for model {str(model_dir)!r}: the recipe's data give inputs "
                           f"{tuple(data.input_shape)} and {data.num_outputs} outputs, the model takes "
                           f"{tuple(loaded.input_shape)} and {loaded.num_outputs}")
-    trunk_recipe = {**loaded.recipe, "seed": r["seed"], "data": r["data"], "training": r["training"],
-                    "evaluate": r["evaluate"], "compress": r["compress"]}
+    r = rec.to_dict()
+    trunk_recipe = parse_recipe({**{k: v for k, v in loaded.recipe.items() if k not in ("tune", "compress")},
+                                 "seed": r["seed"], "data": r["data"], "training": r["training"],
+                                 "evaluate": r["evaluate"]})
     out_dir = Path(out) if out is not None else folder.parent
-    set_threads(threads or r["training"].get("threads"))
-    return compress(out_dir, trunk_recipe, data, loaded.model, baseline=folder, progress=progress)
+    set_threads(threads or rec.training.threads)
+    return compress(out_dir, trunk_recipe, rec.compress, data, loaded.model, baseline=folder, progress=progress)

@@ -13,8 +13,7 @@ import torch
 from honing._core import set_threads
 from honing.data import Dataset
 from honing.models import count_parameters
-from honing.pipeline._artifacts import load_model
-from honing.pipeline._compress_io import ONNX_FILE, weights_file
+from honing.artifacts import ONNX_FILE, load_model, model_format, weights_file
 from honing.pipeline._objective import median_forward_ms
 
 
@@ -28,14 +27,14 @@ class Lazy:
         return self.fn()
 
 
-def main_metric(recipe: dict[str, Any], data: Dataset) -> str:
-    metrics = (recipe.get("evaluate") or {}).get("metrics")
+def main_metric(recipe: Any, data: Dataset) -> str:
+    metrics = recipe.evaluate.metrics
     if metrics:
         return metrics[0]
     return "accuracy" if data.task == "classification" else "mse"
 
 
-def measure(label: str, folder: Path, data: Dataset, recipe: dict[str, Any], *,
+def measure(label: str, folder: Path, data: Dataset, recipe: Any, *,
              extra: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """Read the stage back and test it: (its row of the table, the model read back)."""
     from honing.train import resolve_metrics
@@ -44,7 +43,7 @@ def measure(label: str, folder: Path, data: Dataset, recipe: dict[str, Any], *,
     info = loaded.meta.get("compression") or {}
     row: dict[str, Any] = {"stage": label, **extra, "folder": str(folder),
                            "format": info.get("format", "torch"),
-                           "runtime": "onnxruntime" if info.get("format") == "onnx" else "pytorch",
+                           "runtime": model_format(loaded.meta).runtime,
                            "size_bytes": weights_file(folder, loaded.meta).stat().st_size}
     if info:
         row["parameters"], row["nonzero_parameters"] = info["parameters"], info["nonzero_parameters"]
@@ -55,7 +54,7 @@ def measure(label: str, folder: Path, data: Dataset, recipe: dict[str, Any], *,
     row["metrics"] = {}
     if test is not None:
         pred = loaded.forward_prepared(test.x).float()
-        fns = resolve_metrics((recipe.get("evaluate") or {}).get("metrics"), data.task)
+        fns = resolve_metrics(recipe.evaluate.metrics, data.task)
         row["metrics"] = {k: float(fn(pred, test.y)) for k, fn in fns.items()}
         row["metrics_split"] = "test" if data.test is not None else "val"
     if isinstance(row.get("notes"), Lazy):
@@ -63,24 +62,24 @@ def measure(label: str, folder: Path, data: Dataset, recipe: dict[str, Any], *,
     return row, loaded.model
 
 
-def time_all(rows: list[dict[str, Any]], models: list[Any], data: Dataset, latency: dict[str, Any]) -> None:
+def time_all(rows: list[dict[str, Any]], models: list[Any], data: Dataset, latency: Any) -> None:
     """Set every row's ``latency_ms``: all stages timed in turn, ``rounds`` times, on test rows."""
-    threads = int(latency["threads"])
+    threads = int(latency.threads)
     for row, i in zip(rows, range(len(models))):
         if row["format"] == "onnx" and threads != 1:
             from honing.export import OnnxModel
 
             models[i] = OnnxModel(Path(row["folder"]) / ONNX_FILE, threads=threads)
     rows_x = next(s for s in (data.test, data.val, data.train) if s is not None).x
-    batches = {str(b): _batch(rows_x, b) for b in latency["batch_sizes"]}
+    batches = {str(b): _batch(rows_x, b) for b in latency.batch_sizes}
     samples: list[dict[str, list[float]]] = [{b: [] for b in batches} for _ in models]
     previous = torch.get_num_threads()
     set_threads(threads)
     try:
-        for _ in range(latency.get("rounds", 3)):
+        for _ in range(latency.rounds):
             for model, sample in zip(models, samples):
                 for b, x in batches.items():
-                    sample[b].append(median_forward_ms(model, x, repeats=latency["repeats"]))
+                    sample[b].append(median_forward_ms(model, x, repeats=latency.repeats))
     finally:
         torch.set_num_threads(previous)
     for row, sample in zip(rows, samples):

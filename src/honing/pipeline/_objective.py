@@ -8,7 +8,6 @@ of training watches the averaged curve.
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from pathlib import Path
@@ -20,24 +19,9 @@ from safetensors.torch import save_file
 from honing._core import atomic_save_file
 from honing.data import Dataset
 from honing.models import count_parameters
-from honing.pipeline._build import build_model, build_trainer, load_args, load_data, metric_of
-from honing.pipeline._transfer import is_few_shot
+from honing.pipeline._build import build_model, build_trainer, data_key, load_data
+from honing.pipeline._transfer import DataMemo
 from honing.train import EarlyStopping, resolve_mode
-
-_DATA_CACHE: dict[str, Dataset] = {}  # per process: workers load the data once
-
-
-def cached_data(recipe: dict[str, Any]) -> Dataset:
-    key = json.dumps([recipe["data"]["source"], load_args(recipe)], sort_keys=True, default=str)
-    if key not in _DATA_CACHE:
-        _DATA_CACHE.clear()
-        _DATA_CACHE[key] = load_data(recipe)
-    return _DATA_CACHE[key]
-
-
-def release_data() -> None:
-    """Drop this process's cached data set (the parent of a multi-worker search does not train)."""
-    _DATA_CACHE.clear()
 
 
 def median_forward_ms(model: Any, x: torch.Tensor, *, repeats: int, warmup: int = 5) -> float:
@@ -61,25 +45,38 @@ def measure_latency_ms(model: torch.nn.Module, input_shape: tuple[int, ...], *, 
 
 
 class RecipeObjective:
-    """``objective(params, reporter)`` for ``honing.tune.optimize``; picklable (crosses to workers)."""
+    """``objective(params, reporter)`` for ``honing.tune.optimize``; picklable (crosses to workers).
 
-    def __init__(self, recipe: dict[str, Any], run_dir: str, *, threads: int | None = 1,
-                 save_weights: bool = False) -> None:
-        self.recipe = recipe
+    ``recipe``: a ``Recipe`` (or its ``to_dict()``, parsed once here). Each trial is
+    ``recipe.with_params(params)``, typed; the data set is loaded once per process (a worker
+    loads its own; the run passes its data with ``data=`` so a one-process search loads none)."""
+
+    def __init__(self, recipe: Any, run_dir: str, *, threads: int | None = 1, save_weights: bool = False,
+                 data: Dataset | None = None) -> None:
+        from honing.recipe import Recipe, parse_recipe
+
+        self.recipe = recipe if isinstance(recipe, Recipe) else parse_recipe(recipe)
         self.run_dir = str(run_dir)
         self.threads = threads
         self.save_weights = save_weights
+        self.memo = DataMemo()
+        if data is not None:
+            self.memo.put(data_key(self.recipe), data)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "memo": DataMemo()}  # a worker loads its own copy of the data
+
+    def data(self, recipe: Any) -> Dataset:
+        return load_data(recipe, self.memo)
 
     def __call__(self, params: dict[str, Any], reporter: Any) -> float | list[float]:
-        from honing.recipe import parse_recipe
         from honing.tune import Pruned
 
-        recipe = parse_recipe(self.recipe).with_params(params).to_dict()
-        data = cached_data(recipe)
-        metric = metric_of(recipe, data.task)
-        seed = int(getattr(reporter, "seed", recipe.get("seed", 0)))
-        k = (recipe.get("tune") or {}).get("cv")
-        run = self._cross_validate if k else self._holdout
+        recipe = self.recipe.with_params(params) if params else self.recipe
+        data = self.data(recipe)
+        metric = recipe.search_metric(data.task)
+        seed = int(getattr(reporter, "seed", recipe.seed))
+        run = self._cross_validate if isinstance(recipe.tune.cv, int) else self._holdout
         self._losses: list[float] = []  # validation loss per epoch (fold-averaged): breaks ties between trials
         curve, best_epoch, model, pruned, reason = run(recipe, data, metric, seed, reporter)
         reporter.set("curve", [round(v, 6) for v in curve])
@@ -96,29 +93,20 @@ class RecipeObjective:
             state = {name: t.detach().contiguous() for name, t in model.state_dict().items()}
             atomic_save_file(path, lambda tmp: save_file(state, tmp))
         best = curve[best_epoch - 1]
-        objectives = (recipe.get("tune") or {}).get("objectives")
+        objectives = recipe.tune.objectives
         if not objectives:
             return best
-        values = []
-        for obj in objectives:
-            name = obj["metric"]
-            if name == "params":
-                values.append(float(count_parameters(model)))
-            elif name == "latency_ms":
-                values.append(measure_latency_ms(model, data.input_shape))
-            elif name == metric:
-                values.append(best)
-            else:
-                raise ValueError(f"objective {name!r}: only the search metric {metric!r}, 'params' and "
-                                 "'latency_ms' can be objectives")
-        return values
+        measures = {"params": lambda: float(count_parameters(model)),
+                    "latency_ms": lambda: measure_latency_ms(model, data.input_shape), metric: lambda: best}
+        return [measures[obj.metric]() for obj in objectives]  # the recipe allows only these
 
     # --- holdout and k-fold --------------------------------------------------------------------
 
     def _holdout(self, recipe, data, metric, seed, reporter):
-        model = build_model(recipe, data, seed=seed)
-        trainer = build_trainer(recipe, model, data, seed=seed, num_train=len(data.train), threads=self.threads)
-        if is_few_shot(recipe):  # prototypes: nothing to train, one evaluation
+        plan = build_model(recipe, data, seed=seed, memo=self.memo)
+        model = plan.model
+        trainer = build_trainer(recipe, plan, data, seed=seed, num_train=len(data.train), threads=self.threads)
+        if not plan.trains:  # few-shot prototypes: nothing to train, one evaluation
             value = float(trainer.evaluate(data.val, prefix="val_")[metric])
             reporter.report(value, 1)
             return [value], 1, model, False, "few-shot prototypes (no training)"
@@ -136,19 +124,17 @@ class RecipeObjective:
         return curve, best_epoch, model, pruned, result.stop_reason
 
     def _cross_validate(self, recipe, data, metric, seed, reporter):
-        k = int(recipe["tune"]["cv"])
-        folds = data.folds(k, seed=int(recipe.get("seed", 0)))
+        k = int(recipe.tune.cv)
+        folds = data.folds(k, seed=recipe.seed)
         trainers, runs = [], []
         for train, val in folds:
-            model = build_model(recipe, data, seed=seed)
-            trainer = build_trainer(recipe, model, data, seed=seed, num_train=len(train), threads=self.threads,
+            plan = build_model(recipe, data, seed=seed, memo=self.memo)
+            trainer = build_trainer(recipe, plan, data, seed=seed, num_train=len(train), threads=self.threads,
                                     early_stopping=False)
             trainers.append(trainer)
             runs.append(trainer.iter_fit(train, val))
-        es_spec = recipe["training"].get("early_stopping")
-        stopper = EarlyStopping(**{k_: v for k_, v in es_spec.items() if v is not None}) if es_spec else None
-        if stopper is not None and stopper.monitor != metric:
-            stopper = EarlyStopping(**{**{k_: v for k_, v in es_spec.items() if v is not None}, "monitor": metric})
+        es = recipe.training.early_stopping
+        stopper = EarlyStopping(**{**es.model_dump(), "monitor": metric}) if es is not None else None
         curve: list[float] = []
         pruned, reason = False, None
         for logs in zip(*runs):

@@ -13,6 +13,8 @@ validate_recipe("recipe.yaml")               # ["recipe.yaml:12: training.optimi
 
 from __future__ import annotations
 
+from honing.recipe._compress import CompressSection, compress_step_options, register_step_options
+from honing.recipe._engine import load_args
 from honing.recipe._errors import Problem, RecipeError
 from honing.recipe._example import example_recipe, list_examples
 from honing.recipe._load import field_line, load_recipe, parse_recipe, validate_recipe
@@ -24,9 +26,11 @@ from honing.recipe._schema import (
     Recipe,
     SelectSection,
     TuneSection,
+    register_section,
 )
 from honing.recipe._sections import (
     DataSection,
+    Section,
     EarlyStoppingSection,
     ModelSection,
     OptimizerSection,
@@ -35,6 +39,7 @@ from honing.recipe._sections import (
 )
 
 __all__ = [
+    "CompressSection",
     "DataSection",
     "EarlyStoppingSection",
     "EvaluateSection",
@@ -46,14 +51,19 @@ __all__ = [
     "Recipe",
     "RecipeError",
     "ScheduleSection",
+    "Section",
     "SelectSection",
     "TrainingSection",
     "TuneSection",
+    "compress_step_options",
     "example_recipe",
     "field_line",
     "field_reference",
     "list_examples",
+    "load_args",
     "load_recipe",
     "parse_recipe",
+    "register_section",
+    "register_step_options",
     "validate_recipe",
 ]

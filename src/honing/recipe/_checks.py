@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from honing.recipe import _paths
+from honing.recipe._engine import search_metric
 from honing.recipe._errors import Loc, show
 
 if TYPE_CHECKING:
@@ -160,9 +161,7 @@ def _check_tune(recipe: Recipe) -> Problems:
         out.append((("tune", "n_trials"), f"got null with sampler {tune.sampler_name!r} and no timeout; allowed: "
                                           "an integer >= 1 (null only with sampler grid or a timeout)"))
     searched_loss = [p for p in tune.space if p == "training.loss" or p.startswith("training.loss.")]
-    metric = tune.metric or (objectives[0].metric if objectives else None)
-    if metric is None and recipe.data.task == "regression":
-        metric = "val_loss"  # the regression default
+    metric = search_metric(recipe, recipe.data.task)
     if searched_loss and metric == "val_loss":
         out.append((("tune", "metric"), f"got 'val_loss' while tune.space searches {searched_loss[0]}: each trial's "
                                         "val_loss is its own loss, so trials with different losses cannot be "

@@ -139,11 +139,37 @@ class ExportStep(Section):
     """onnx-int8 static: training batches for the activation ranges"""
 
 
-STEPS: dict[str, type[Section]] = {
-    "distill": DistillStep, "prune": PruneStep, "finetune": FinetuneStep,
-    "quantize": QuantizeStep, "export": ExportStep,
-}
-TRAINING_STEPS = ("distill", "prune", "finetune")
+# name -> the options model of a compression step, and whether the step trains (changes the
+# model the later steps work on) or makes a deployable variant of it
+STEPS: dict[str, type[Section]] = {}
+_TRAINS: dict[str, bool] = {}
+
+
+def register_step_options(name: str, options: type[Section], *, trains: bool) -> None:
+    """Make ``name`` a compression step of the recipe, its options checked by ``options`` (a
+    Section subclass). ``honing.pipeline.register_compress_step`` calls this with the step."""
+    from honing._core import ConfigError
+
+    if name in STEPS:
+        raise ConfigError(f"compression step {name!r} is already registered")
+    STEPS[name] = options
+    _TRAINS[name] = trains
+
+
+def compress_step_options(name: str, options: Any) -> Section:
+    """A step's options (as the resolved recipe stores them) as its typed section."""
+    return STEPS[name].model_validate(options or {})
+
+
+def training_steps() -> list[str]:
+    """The steps that change the model (they come before any variant)."""
+    return [n for n, t in _TRAINS.items() if t]
+
+
+for _name, _options, _trains in (("distill", DistillStep, True), ("prune", PruneStep, True),
+                                 ("finetune", FinetuneStep, True), ("quantize", QuantizeStep, False),
+                                 ("export", ExportStep, False)):
+    register_step_options(_name, _options, trains=_trains)
 
 
 class LatencySection(Section):
@@ -175,7 +201,7 @@ class CompressSection(Section):
     @model_validator(mode="after")
     def _steps(self) -> CompressSection:
         if not self.steps:
-            raise Invalid([(("steps",), "got []; allowed: a list of steps (distill, prune, finetune, quantize, export)")])
+            raise Invalid([(("steps",), f"got []; allowed: a list of steps ({', '.join(STEPS)})")])
         problems: list[tuple[tuple[str | int, ...], str]] = []
         parsed: list[dict[str, Any]] = []
         for i, item in enumerate(self.steps):
@@ -189,13 +215,15 @@ class CompressSection(Section):
                 continue
             parsed.append({name: step.model_dump(mode="json")})
         names = [next(iter(p)) for p in parsed]
-        final = [j for j, n in enumerate(names) if n not in TRAINING_STEPS]
+        trains = training_steps()
+        final = [j for j, n in enumerate(names) if n not in trains]
         if final and not problems:
-            late = [j for j in range(final[0], len(names)) if names[j] in TRAINING_STEPS]
+            late = [j for j in range(final[0], len(names)) if names[j] in trains]
             for j in late:
                 problems.append((("steps", j), f"got {names[j]!r} after {names[final[0]]!r} (step {final[0]}); "
-                                               "allowed: distill, prune and finetune before any quantize or export "
-                                               "(a quantized or exported model is not trained further)"))
+                                               f"allowed: {', '.join(trains)} before any "
+                                               f"{', '.join(n for n in STEPS if n not in trains)} (a quantized or "
+                                               "exported model is not trained further)"))
         if problems:
             raise Invalid(problems)
         object.__setattr__(self, "steps", parsed)

@@ -30,7 +30,7 @@ def field_reference() -> str:
 
     out = [_HEADER]
     sections: list[tuple[str, type[BaseModel]]] = []
-    top = [(name, f) for name, f in Recipe.model_fields.items()]
+    top = [(name, f) for name, f in Recipe.model_fields.items() if name != "extensions"]  # plugins' own
     out.append("\n## Top level\n")
     out.append(_table("", [(f.alias or n, f) for n, f in top]))
     for name, f in top:

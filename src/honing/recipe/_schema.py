@@ -6,8 +6,9 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from honing.recipe._convert import translate
 from honing.recipe._errors import Invalid, show, unknown_name
 from honing.recipe._sections import (
     EXTRA_OBJECTIVES,
@@ -271,6 +272,22 @@ class OutputSection(Section):
 
 # ----------------------------------------------------------------------------------- recipe
 
+# top-level sections plugins add: name -> their Section subclass (register_section)
+PLUGIN_SECTIONS: dict[str, type[Section]] = {}
+
+
+def register_section(name: str, section: type[Section]) -> None:
+    """Add a top-level recipe section ``name`` checked by ``section`` (a ``honing.recipe.Section``
+    subclass); a stage reads it as ``ctx.recipe.extensions[name]``."""
+    from honing._core import ConfigError
+
+    if name in Recipe.model_fields or name in PLUGIN_SECTIONS:
+        raise ConfigError(f"invalid recipe section name {name!r}: it exists already; allowed: a new name")
+    if not (isinstance(section, type) and issubclass(section, Section)):
+        raise ConfigError(f"invalid recipe section {name!r}: got {section!r}; allowed: a honing.recipe.Section subclass")
+    PLUGIN_SECTIONS[name] = section
+
+
 class Recipe(Section):
     """A validated recipe. Build one with ``load_recipe`` / ``parse_recipe``."""
 
@@ -294,20 +311,49 @@ class Recipe(Section):
     """compression steps run on the final model (docs/compress.md)"""
     output: OutputSection = Field(default_factory=OutputSection)
     """what the run folder gets"""
+    extensions: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    """sections that plugins registered (honing.recipe.register_section), typed, by name; written at the top level"""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plugin_sections(cls, data: Any) -> Any:
+        """Top-level keys that name a registered plugin section move into ``extensions``."""
+        if not isinstance(data, dict) or not PLUGIN_SECTIONS:
+            return data
+        found = {k: v for k, v in data.items() if k in PLUGIN_SECTIONS}
+        if not found:
+            return data
+        return {**{k: v for k, v in data.items() if k not in found}, "extensions": found}
 
     @model_validator(mode="after")
     def _across(self) -> Recipe:
         from honing.recipe._checks import check_recipe
 
-        problems = check_recipe(self)
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        typed = {}
+        for name, raw in self.extensions.items():
+            if name not in PLUGIN_SECTIONS:
+                problems.append(((name,), f"unknown section {name!r}; allowed: the sections of the recipe, or one a "
+                                          "plugin registered"))
+                continue
+            model = PLUGIN_SECTIONS[name]
+            try:
+                typed[name] = raw if isinstance(raw, model) else model.model_validate({} if raw is None else raw)
+            except ValidationError as err:
+                problems.extend(((name, *loc), msg) for loc, msg in translate(err, model))
+        object.__setattr__(self, "extensions", typed)
+        problems += check_recipe(self)
         if problems:
             raise Invalid(problems)
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """The resolved recipe as plain JSON values, every default filled;
-        ``parse_recipe(r.to_dict()) == r``."""
-        return self.model_dump(mode="json", by_alias=True)
+        """The resolved recipe as plain JSON values, every default filled (plugin sections at the
+        top level); ``parse_recipe(r.to_dict()) == r``."""
+        out = self.model_dump(mode="json", by_alias=True)
+        for name, section in self.extensions.items():
+            out[name] = section.model_dump(mode="json", by_alias=True)
+        return out
 
     def with_params(self, params: dict[str, Any]) -> Recipe:
         """A copy with dotted ``params`` set (``{"model.hidden": [64], "training.optimizer.lr":
@@ -315,6 +361,30 @@ class Recipe(Section):
         from honing.recipe._load import apply_params
 
         return apply_params(self, params)
+
+    def search_metric(self, task: str | None) -> str | None:
+        """The validation metric the search optimizes (``honing.recipe`` decides it once)."""
+        from honing.recipe._engine import search_metric
+
+        return search_metric(self, task)
+
+    def directions(self, task: str) -> list[str]:
+        """maximize/minimize, one per objective."""
+        from honing.recipe._engine import search_directions
+
+        return search_directions(self, task)
+
+    def monitor(self, task: str) -> str:
+        """The logged value that picks the best epoch."""
+        from honing.recipe._engine import monitor
+
+        return monitor(self, task)
+
+    def load_args(self) -> dict[str, Any]:
+        """The keyword arguments of ``honing.data.load`` for this recipe's data."""
+        from honing.recipe._engine import load_args
+
+        return load_args(self)
 
     @functools.cached_property
     def space(self) -> SearchSpace | None:

@@ -389,6 +389,13 @@ class TrainingSection(Section):
     monitor: str | None = None
     """the value that picks the best epoch; null: the search metric"""
 
+    def to_train_config(self, *, seed: int, monitor: str, epochs: int | None = None, with_val: bool = True,
+                        threads: int | None = None) -> Any:
+        """The Trainer's ``TrainConfig`` for this section."""
+        from honing.recipe._engine import train_config
+
+        return train_config(self, seed=seed, monitor=monitor, epochs=epochs, with_val=with_val, threads=threads)
+
     @field_validator("loss")
     @classmethod
     def _loss(cls, value: Any) -> Any:
@@ -414,12 +421,11 @@ class TrainingSection(Section):
     @field_validator("precision", mode="before")
     @classmethod
     def _precision(cls, value: Any) -> str:
-        aliases = {32: "32", 16: "16", "fp32": "32", "float32": "32", "fp16": "16", "float16": "16",
-                   "bfloat16": "bf16"}
-        if isinstance(value, (int, str)) and not isinstance(value, bool):
-            value = aliases.get(value, value)
-        if value not in ("32", "bf16", "16"):
-            raise Invalid([((), f"got {show(value)}; allowed: '32', 'bf16', '16'")])
+        from honing.train import PRECISIONS, resolve_precision
+
+        value = resolve_precision(value)
+        if value not in PRECISIONS:
+            raise Invalid([((), f"got {show(value)}; allowed: {', '.join(map(repr, PRECISIONS))}")])
         return value
 
     @field_validator("device")

@@ -21,8 +21,8 @@ from honing.train._checkpoint import (
     load_checkpoint_weights,
     save_checkpoint,
 )
-from honing.train._config import FitResult, TrainConfig
-from honing.train._losses import LOSSES, create_loss, list_losses
+from honing.train._config import PRECISIONS, FitResult, TrainConfig, resolve_precision
+from honing.train._losses import LOSSES, create_loss, default_loss, list_losses
 from honing.train._metrics import METRICS, default_metrics, list_metrics, resolve_metrics, resolve_mode
 from honing.train._protocols import Augment, Reporter, Schedule, SplitLike
 from honing.train._trainer import Trainer
@@ -42,9 +42,11 @@ __all__ = [
     "Schedule",
     "SplitLike",
     "StoppingState",
+    "PRECISIONS",
     "TrainConfig",
     "Trainer",
     "create_loss",
+    "default_loss",
     "default_metrics",
     "has_checkpoint",
     "list_losses",
@@ -55,4 +57,5 @@ __all__ = [
     "resolve_mode",
     "save_checkpoint",
     "stopping_decision",
+    "resolve_precision",
 ]

@@ -15,6 +15,14 @@ _PRECISION_ALIASES = {32: "32", 16: "16", "fp32": "32", "float32": "32", "fp16":
                       "bfloat16": "bf16"}
 
 
+def resolve_precision(value: Any) -> Any:
+    """A precision spelled any accepted way (32, "fp16", "bfloat16", ...) -> "32", "16" or "bf16";
+    anything else is returned unchanged (the caller reports it)."""
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return _PRECISION_ALIASES.get(value, value)
+    return value
+
+
 def _check_bool(name: str, value: Any, *, allow_none: bool = False) -> None:
     if isinstance(value, bool) or (allow_none and value is None):
         return
@@ -87,9 +95,7 @@ class TrainConfig:
         if not isinstance(self.device, (str, torch.device)):
             raise ConfigError(f"invalid device in TrainConfig: got {self.device!r}; allowed: 'cpu', 'cuda', 'cuda:N', 'mps'")
         check_device(self.device)
-        precision = self.precision
-        if isinstance(precision, (str, int)) and not isinstance(precision, bool):
-            precision = _PRECISION_ALIASES.get(precision, precision)
+        precision = resolve_precision(self.precision)
         check_choice("precision", precision, PRECISIONS, where=where)
         object.__setattr__(self, "precision", precision)
         object.__setattr__(self, "device", str(self.device))

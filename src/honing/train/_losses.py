@@ -221,6 +221,14 @@ LOSSES.register("bce", BCELoss, description="binary cross-entropy on logits", ta
 LOSSES.register("focal", FocalLoss, description="focal loss (Lin et al. 2017)", task="classification")
 
 
+DEFAULT_LOSS = {"classification": "cross_entropy", "regression": "mse"}
+
+
+def default_loss(task: str) -> LossFn:
+    """The loss a task trains with when none is named: cross_entropy or mse."""
+    return create_loss(DEFAULT_LOSS[task])
+
+
 def create_loss(name_or_callable: str | LossFn, **kwargs: Any) -> LossFn:
     """A loss by registry name (with its options), or any callable ``(pred, target)`` unchanged."""
     if not isinstance(name_or_callable, str):

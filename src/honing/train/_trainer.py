@@ -39,13 +39,12 @@ from honing.train._checkpoint import (
     save_checkpoint,
 )
 from honing.train._config import FitResult, TrainConfig, check_device
-from honing.train._losses import LossFn, create_loss
+from honing.train._losses import LossFn, create_loss, default_loss
 from honing.train._metrics import TASKS, MetricFn, resolve_metrics, resolve_mode
 from honing.train._protocols import Reporter
 
 __all__ = ["FitResult", "TrainConfig", "Trainer"]
 
-_DEFAULT_LOSS = {"classification": "cross_entropy", "regression": "mse"}
 _HALF = {"bf16": torch.bfloat16, "16": torch.float16}
 
 
@@ -86,7 +85,7 @@ class Trainer:
             raise ConfigError(f"invalid reporter: got {reporter!r}; allowed: an object with report(value, step) and should_prune()")
         self.task = check_choice("task", task, TASKS)
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
-        self.loss_fn = create_loss(_DEFAULT_LOSS[task] if loss is None else loss)
+        self.loss_fn = default_loss(task) if loss is None else create_loss(loss)
         self.metrics: dict[str, MetricFn] = resolve_metrics(metrics, task)
         self.callbacks = list(callbacks)
         self.augment, self.reporter, self.config = augment, reporter, config

@@ -1,0 +1,64 @@
+"""The model folder: save a trained model with its preprocessing and recipe, load it back,
+predict and evaluate; compressed variants through a registry of weight formats.
+
+A server or a user imports this without the search code:
+
+```python
+from honing.artifacts import load_model
+model = load_model("runs/digits/model")      # every file checked (docs/security.md)
+model.predict(rows)                          # class names, or values in the target's units
+model.evaluate("csv:new.csv")                # metrics, and which rows were scored
+```
+"""
+
+from __future__ import annotations
+
+from honing.artifacts._folder import (
+    FOLDER_VERSION,
+    META,
+    PREPROCESSOR,
+    RECIPE,
+    load_model,
+    save_model,
+    split_record,
+    versions,
+)
+from honing.artifacts._formats import (
+    FORMATS,
+    ONNX_FILE,
+    PT2_FILE,
+    WEIGHTS,
+    ModelFormat,
+    list_formats,
+    model_format,
+    register_format,
+    weights_file,
+    write_state,
+)
+from honing.artifacts._loaded import EVAL_SPLITS, LoadedModel, match_columns, same_source, split_digest
+
+__all__ = [
+    "EVAL_SPLITS",
+    "FOLDER_VERSION",
+    "FORMATS",
+    "META",
+    "ONNX_FILE",
+    "PREPROCESSOR",
+    "PT2_FILE",
+    "RECIPE",
+    "WEIGHTS",
+    "LoadedModel",
+    "ModelFormat",
+    "list_formats",
+    "load_model",
+    "match_columns",
+    "model_format",
+    "register_format",
+    "same_source",
+    "save_model",
+    "split_digest",
+    "split_record",
+    "versions",
+    "weights_file",
+    "write_state",
+]

@@ -1,0 +1,162 @@
+"""The model stages: the final model of a search (``final_fit``), the one training of ``honing
+train`` (``fit``), and the one evaluation on the held-out test rows (``test``).
+
+``final_fit`` and ``test`` keep their output in the run folder, keyed on what made it: a re-run
+with the same chosen trial loads the final weights and the test scores instead of training
+and testing again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from honing._core import atomic_save_file, set_threads
+from honing.data import Dataset, Split
+from honing.pipeline._build import build_model, build_trainer
+from honing.pipeline._context import RunContext, digest
+from honing.pipeline._stage_search import RESULTS, check_same_study
+
+FINAL_WEIGHTS = "final_fit.safetensors"
+
+
+class FinalFitStage:
+    """The final model: retrained on train+validation, or the chosen trial's own weights."""
+
+    name = "final_fit"
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        rec, sel, data = ctx.recipe, ctx.selected, ctx.data
+        final = rec.with_params(sel["params"])
+        ctx.final_recipe = final
+        set_threads(ctx.options.threads or rec.training.threads)
+        if rec.tune.final == "best_trial":
+            plan = build_model(final, data, seed=rec.seed + sel["number"], memo=ctx.memo)
+            plan.model.load_state_dict(load_file(str(ctx.out_dir / "trials" / f"{sel['number']}.safetensors")))
+            ctx.model, ctx.history = plan.model, []
+            ctx.final_how = f"weights of trial {sel['number']}"
+            ctx.model_key = digest(["best_trial", sel["number"], sel["params"]])
+            return {"how": ctx.final_how}
+        epochs = int(sel["user_attrs"].get("best_epoch") or final.training.epochs)
+        # the budget, compression and output sections do not change the final model
+        recipe = {k: v for k, v in final.to_dict().items() if k not in ("tune", "compress", "output")}
+        key = {"trial": sel["number"], "params": sel["params"], "epochs": epochs, "recipe": recipe}
+        ctx.model_key = digest(key)
+        ctx.final_how = f"retrained on train+validation for {epochs} epochs"
+        weights = ctx.stage_file(FINAL_WEIGHTS)
+        stored = ctx.resume(key)
+        if stored is not None and weights.is_file():
+            plan = build_model(final, data, seed=final.seed, memo=ctx.memo)
+            plan.model.load_state_dict(load_file(str(weights)))
+            ctx.model, ctx.history = plan.model, stored.get("history") or []
+            ctx.say(f"final model: loaded from {weights} (trained by an earlier run of this folder)")
+            return {"how": ctx.final_how}
+        ctx.model, ctx.history = _retrain(ctx, final, data, epochs=epochs)
+        state = {k: v.detach().contiguous().cpu() for k, v in ctx.model.state_dict().items()}
+        atomic_save_file(weights, lambda tmp: save_file(state, tmp))
+        ctx.keep(key, {"history": ctx.history})
+        return {"how": ctx.final_how}
+
+
+class FitStage:
+    """One training of the recipe (``honing train``): validation, early stopping, best epoch;
+    it resumes from its checkpoint."""
+
+    name = "fit"
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        rec, data, out = ctx.recipe, ctx.data, ctx.out_dir
+        out.mkdir(parents=True, exist_ok=True)
+        check_same_study(out, rec.to_dict(), bound=(out / "checkpoint").is_dir() or (out / RESULTS).is_file())
+        set_threads(ctx.options.threads or rec.training.threads)
+        plan = build_model(rec, data, seed=rec.seed, memo=ctx.memo)
+        trainer = build_trainer(rec, plan, data, seed=rec.seed, num_train=len(data.train), threads=ctx.options.threads)
+        if not plan.trains:
+            logs = {"epoch": 1.0, **(trainer.evaluate(data.val, prefix="val_") if data.val is not None else {})}
+            history = [logs]
+            how = f"few-shot prototypes of {rec.transfer.shots} training examples per class"
+        else:
+            if ctx.options.progress:
+                from honing.pipeline._summary import EpochProgress
+
+                trainer.callbacks.append(EpochProgress("train"))
+            result = trainer.fit(data.train, data.val, checkpoint_dir=out / "checkpoint", resume=True)
+            history, how = result.history, f"trained once: {result.stop_reason}; best epoch {result.best_epoch}"
+        ctx.final_recipe, ctx.model, ctx.history, ctx.final_how = rec, plan.model, history, how
+        ctx.model_key = digest(["fit", rec.to_dict()])
+        return {"how": how}
+
+
+class TestStage:
+    """The one evaluation on the held-out test rows (confusion matrix or residuals), and the
+    final model's score on the validation rows beside the chosen trial's."""
+
+    name = "test"
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        key = [ctx.model_key, "test", ctx.final_recipe.evaluate.metrics]
+        stored = ctx.resume(key)
+        if stored is None:
+            metrics, extra = _test(ctx.model, ctx.final_recipe, ctx.data)
+            final_val = _final_validation(ctx.model, ctx.final_recipe, ctx.data, ctx.final_how, ctx.metric)
+            stored = {"metrics": metrics, "extra": extra, "final_validation": final_val}
+            ctx.keep(key, stored)
+        ctx.test_metrics, ctx.test_extra = stored["metrics"], stored["extra"]
+        ctx.results["final_validation"] = stored["final_validation"]
+        return {"rows": len(ctx.data.test) if ctx.data.test is not None else 0}
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _retrain(ctx: RunContext, recipe: Any, data: Dataset, *, epochs: int) -> tuple[Any, list]:
+    """Train the chosen configuration on train+validation for the best trial's number of epochs."""
+    train = data.train if data.val is None else Split(torch.cat([data.train.x, data.val.x]),
+                                                      torch.cat([data.train.y, data.val.y]))
+    plan = build_model(recipe, data, seed=recipe.seed, memo=ctx.memo)
+    if not plan.trains:
+        return plan.model, []
+    trainer = build_trainer(recipe, plan, data, seed=recipe.seed, num_train=len(train), epochs=epochs,
+                            with_val=False, threads=ctx.options.threads)
+    if ctx.options.progress:
+        from honing.pipeline._summary import EpochProgress
+
+        trainer.callbacks.append(EpochProgress("final model"))
+    result = trainer.fit(train)
+    return plan.model, result.history
+
+
+def _evaluator(model: Any, recipe: Any, data: Dataset) -> Any:
+    return build_trainer(recipe, model, data, seed=recipe.seed, num_train=len(data.train), with_val=False,
+                         for_training=False)
+
+
+def _test(model: Any, recipe: Any, data: Dataset) -> tuple[dict[str, float], dict[str, Any]]:
+    """The one evaluation on the held-out test set, with a confusion matrix or residuals."""
+    if data.test is None:
+        return {}, {}
+    trainer = _evaluator(model, recipe, data)
+    metrics = trainer.evaluate(data.test)
+    pred = trainer.predict(data.test.x)
+    if data.task == "classification":
+        k = data.num_outputs
+        idx = data.test.y * k + pred.argmax(1)
+        cm = torch.bincount(idx, minlength=k * k).reshape(k, k)
+        return metrics, {"confusion_matrix": cm.tolist()}
+    inverse = data.preprocessor.inverse_transform_target  # in the target's own units
+    y_true, y_pred = inverse(data.test.y), inverse(pred)
+    return metrics, {"residuals": {"y_true": y_true[:, 0].tolist(), "y_pred": y_pred[:, 0].tolist()}}
+
+
+def _final_validation(model: Any, recipe: Any, data: Dataset, final_how: str, metric: str) -> dict[str, Any] | None:
+    """The final model's score on the validation rows, beside the chosen trial's best validation
+    value, and whether it trained on them (retrained on train+validation)."""
+    if data.val is None or not metric.startswith("val_"):
+        return None
+    values = _evaluator(model, recipe, data).evaluate(data.val, prefix="val_")
+    seen = final_how.startswith("retrained")
+    note = ("the final model was retrained on train+validation: it has seen these rows (optimistic)" if seen
+            else "the final model did not train on these rows")
+    return {"value": values.get(metric), "metric": metric, "metrics": values, "trained_on_them": seen, "note": note}

@@ -1,0 +1,231 @@
+"""The first stages: the data, the search (Optuna through honing.tune) and the chosen trial.
+
+The run folder binds one study: a re-run may change the budget, not the recipe
+(``check_same_study``); the study itself resumes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from honing._core import ConfigError, DataError, RunFailedError, atomic_write_text
+from honing.data import Dataset
+from honing.pipeline._build import load_data
+from honing.pipeline._context import RunContext
+from honing.pipeline._objective import RecipeObjective
+
+RESULTS, REPORT, RECIPE_LOCK = "results.json", "report.html", "recipe.json"
+# fields a re-run may change without starting another study
+_BUDGET_FIELDS = ("n_trials", "timeout", "storage")
+AUTO_CV_ROWS = 1000  # tune.cv: auto -> k-fold inside the search below this many train+validation rows
+AUTO_CV_FOLDS = 5
+
+
+class DataStage:
+    """Load and check the data (before anything is written); print what was read."""
+
+    name = "data"
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        from honing.pipeline._summary import data_lines
+
+        ctx.data = named_data_errors(lambda: load_data(ctx.recipe, ctx.memo), ctx.options.source)
+        for line in data_lines(ctx.data.summary()):
+            ctx.say(line)
+        ctx.metric = ctx.recipe.search_metric(ctx.data.task) or "val_loss"
+        ctx.directions = ctx.recipe.directions(ctx.data.task)
+        return {"rows": {s: len(getattr(ctx.data, s)) for s in ("train", "val", "test") if getattr(ctx.data, s)}}
+
+
+class SearchStage:
+    """The hyperparameter search: trials of the recipe with the space's parameters (resumes)."""
+
+    name = "search"
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        from honing.tune import create_pruner, create_sampler, optimize, resolve_storage
+
+        rec, opts = ctx.recipe, ctx.options
+        tune = rec.tune
+        cv, rule = resolve_cv(tune, ctx.data)
+        ctx.say(f"search: {rule}")
+        ctx.search = {"validation": rule, "cv": cv}
+        searched = rec.with_params({"tune.cv": cv}) if cv != tune.cv else rec  # what each trial runs
+        base = searched.to_dict()
+        space = rec.space
+        sampler = create_sampler(tune.sampler, seed=rec.seed, space=space, directions=ctx.directions,
+                                 n_trials=tune.n_trials)
+        pruner = create_pruner(tune.pruner, max_epochs=rec.training.epochs, n_trials=tune.n_trials,
+                               directions=ctx.directions)
+        url = opts.storage or tune.storage
+        if url is not None:  # a server or file elsewhere opens before the run folder is written
+            store = resolve_storage(url, ctx.out_dir)
+        ctx.out_dir.mkdir(parents=True, exist_ok=True)
+        if url is None:
+            store = resolve_storage(None, ctx.out_dir)  # the study journal inside the run folder
+        if check_same_study(ctx.out_dir, base, bound=_has_finished_trial(store, rec.name)):
+            _drop_study(store, rec.name, ctx.out_dir)
+            ctx.forget()
+        n = tune.n_trials or (len(space.grid(base)) if space is not None and space.is_finite else None)
+        objective = RecipeObjective(searched, str(ctx.out_dir), threads=opts.threads or 1,
+                                    save_weights=tune.final == "best_trial",
+                                    data=ctx.data if opts.workers <= 1 else None)
+        if opts.workers > 1:  # the workers load their own copies: the parent holds none while they train
+            ctx.data = None
+            ctx.memo.clear()
+        study = optimize(
+            objective, study_name=rec.name, storage=store, space=space, directions=ctx.directions, sampler=sampler,
+            pruner=pruner, n_trials=n, timeout=tune.timeout, workers=opts.workers, seed=rec.seed,
+            base=base, progress=opts.progress, run_dir=ctx.out_dir,
+        )
+        if ctx.data is None:
+            ctx.data = load_data(rec, ctx.memo)
+        if study.counts.get("running"):  # another run shares the study (one SQLite/PostgreSQL storage)
+            ctx.note(f"{study.counts['running']} trial(s) of study {study.study_name!r} are still running in "
+                     "another process; the final model is chosen from the trials finished so far (re-run this "
+                     "command once they finish to include them)")
+        ctx.study = study
+        return {"trials": dict(study.counts)}
+
+
+class SelectStage:
+    """The chosen trial: the best value (ties: the lowest validation loss), or a Pareto rule."""
+
+    name = "select"
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        selected = select(ctx.study, ctx.directions, ctx.recipe.tune)
+        if selected is None:
+            raise RunFailedError(f"the search finished no trial ({ctx.study.counts}); see the failed trials' errors in "
+                                 f"{ctx.out_dir / REPORT} or with `honing show {ctx.out_dir}`")
+        ctx.selected = selected
+        return {"trial": selected["number"]}
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def named_data_errors(loader: Any, source: Any) -> Dataset:
+    """``loader()``; a DataError names the recipe's data section (and its line, from a file)."""
+    from honing.recipe import field_line
+
+    try:
+        return loader()
+    except DataError as err:
+        where = "data.source"
+        if isinstance(source, (str, Path)):
+            line = field_line(source, "data.source")
+            where = f"{source}:{line}: data.source" if line else f"{source}: data.source"
+        raise DataError(f"{where}: {err}") from None
+
+
+def output_dir(recipe: Any, out: str | Path | None) -> Path:
+    """``out``, else the recipe's ``output.dir``, else ``runs/<name>`` (a Recipe or its dict)."""
+    if out is not None:
+        return Path(out)
+    if isinstance(recipe, dict):
+        configured, name = (recipe.get("output") or {}).get("dir"), recipe["name"]
+    else:
+        configured, name = recipe.output.dir, recipe.name
+    return Path(configured) if configured else Path("runs") / name
+
+
+def check_same_study(out: Path, recipe: dict[str, Any], *, bound: bool = True) -> bool:
+    """A folder holds one study (or one training's checkpoint): a re-run may change the budget,
+    not the recipe. ``bound=False``: nothing finished in the folder yet (no finished trial, no
+    checkpoint), so a corrected recipe may take it over; returns True when it did (the caller
+    drops what the earlier recipe left)."""
+    lock = out / RECIPE_LOCK
+    taken_over = False
+    if lock.is_file() and not bound:
+        taken_over = json.loads(lock.read_text()) != recipe
+        lock.unlink()
+    # the budget may change, and the compression steps (they run on the final model, after the study)
+    strip = lambda r: {**{k: v for k, v in r.items() if k != "compress"},  # noqa: E731
+                       "tune": {k: v for k, v in (r.get("tune") or {}).items() if k not in _BUDGET_FIELDS}}
+    if lock.is_file():
+        before = json.loads(lock.read_text())
+        if strip(before) != strip(recipe):
+            changed = sorted(k for k in set(before) | set(recipe) if strip(before).get(k) != strip(recipe).get(k))
+            raise ConfigError(
+                f"invalid output folder {str(out)!r}: it holds a run of a different recipe (sections changed: "
+                f"{', '.join(changed)}); allowed: the same recipe (to resume or extend its study), or another --out"
+            )
+    atomic_write_text(lock, json.dumps(recipe, indent=2, sort_keys=True))
+    return taken_over
+
+
+def _has_finished_trial(store: Any, name: str) -> bool:
+    """Whether the study ``name`` in ``store`` has a complete or pruned trial (it binds its folder)."""
+    from honing._core import HoningError
+    from honing.tune import load_study_result
+
+    try:
+        counts = load_study_result(store, name).counts
+    except HoningError:  # no such study yet
+        return False
+    return bool(counts["complete"] or counts["pruned"])
+
+
+def _drop_study(store: Any, name: str, out_dir: Path) -> None:
+    """Delete the unfinished study an earlier recipe left in the folder (every trial failed)."""
+    import sys
+
+    from honing.tune import delete_study
+
+    if delete_study(store, name):
+        print(f"honing: note: {out_dir} held a study of another recipe with no finished trial; it was replaced",
+              file=sys.stderr)
+
+
+def resolve_cv(tune: Any, data: Dataset) -> tuple[int | None, str]:
+    """``tune.cv`` as the search uses it (k or None for the validation split) and the rule, stated.
+
+    ``auto``: 5-fold when the training and validation rows number fewer than 1000 (a validation
+    split of a small set cannot tell trials apart: one row moves accuracy by 1/n), else the
+    validation split; always the split with ``final: best_trial`` (it keeps one trial's weights)."""
+    cv = tune.cv if not isinstance(tune, dict) else tune.get("cv")
+    final = tune.final if not isinstance(tune, dict) else tune.get("final")
+    rows = len(data.train) + (len(data.val) if data.val is not None else 0)
+    if cv != "auto":
+        return cv, (f"{cv}-fold cross-validation over {rows} train+validation rows (tune.cv)" if cv else
+                    f"trials compared on the {len(data.val) if data.val is not None else 0} validation rows (tune.cv: null)")
+    if final == "best_trial":
+        return None, ("trials compared on the validation split (tune.cv: auto; final: best_trial keeps a trial's "
+                      "weights, so no cross-validation)")
+    if rows < AUTO_CV_ROWS or data.val is None:
+        return AUTO_CV_FOLDS, (f"{AUTO_CV_FOLDS}-fold cross-validation in each trial (tune.cv: auto: {rows} train+"
+                               f"validation rows < {AUTO_CV_ROWS}; set tune.cv: null for the validation split)")
+    return None, (f"trials compared on the {len(data.val)} validation rows (tune.cv: auto: {rows} train+validation "
+                  f"rows >= {AUTO_CV_ROWS}; set tune.cv: k for k-fold)")
+
+
+def select(study: Any, directions: list[str], tune: Any) -> dict[str, Any] | None:
+    """The chosen trial: the best value; among tied trials, the lowest validation loss."""
+    from honing.tune import select_from_pareto
+
+    complete = [t for t in study.trials if t["state"] == "complete"]
+    if not complete:
+        return None
+    if len(directions) == 1:
+        best = next(t for t in complete if t["number"] == study.best_trial)
+        tied = [t for t in complete if t["values"] and t["values"][0] == best["values"][0]]
+        if len(tied) < 2:
+            return best
+        loss = lambda t: t["user_attrs"].get("val_loss", float("inf"))  # noqa: E731
+        chosen = min(tied, key=lambda t: (loss(t), t["number"]))
+        how = (f"{len(tied)} trials tied at the best value {best['values'][0]:.6g}; trial {chosen['number']} chosen "
+               f"by the lowest validation loss ({loss(chosen):.4g})" if loss(chosen) != float("inf") else
+               f"{len(tied)} trials tied at the best value {best['values'][0]:.6g}; the first was kept "
+               "(no validation loss recorded)")
+        return {**chosen, "tie_break": how}
+    if isinstance(tune, dict):  # a resolved recipe's tune section
+        sel, names = tune.get("select") or {}, [o["metric"] for o in tune["objectives"]]
+        rule, metric = sel.get("rule", "best"), sel.get("metric")
+    else:
+        names = [o.metric for o in tune.objectives]
+        rule, metric = tune.select.rule, tune.select.metric
+    index = names.index(metric) if metric in names else 0
+    return select_from_pareto(study.pareto, directions, rule=rule, metric_index=index)
