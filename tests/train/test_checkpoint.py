@@ -181,3 +181,19 @@ def test_inconsistent_or_mismatched_checkpoints_are_refused(tmp_path):
         no_recorder.fit(TRAIN, VAL, checkpoint_dir=str(tmp_path), resume=True)
     with pytest.raises(DataError, match="no weights at"):
         load_checkpoint_weights(tmp_path / "missing", mlp())
+
+
+def test_trainer_state_dict_round_trips_and_continues_identically():
+    """Trainer.state_dict / load_state_dict: the public form of what a checkpoint holds besides
+    the weights; a second trainer given the state and the weights continues as the first would."""
+    first = build(epochs=4)
+    first.fit(TRAIN, VAL)
+    state = {**first.state_dict(), "epoch": first.epoch}
+    assert state["global_step"] == first.global_step and len(state["history"]) == 4
+    second = build(epochs=4)
+    second.model.load_state_dict(first.model.state_dict())
+    second.load_state_dict(state)
+    assert second.global_step == first.global_step and second.best_epoch == first.best_epoch
+    assert without_time(second.history) == without_time(first.history)
+    with pytest.raises(ConfigError, match="invalid callbacks for resuming"):  # states of other callbacks
+        build(epochs=4, extra=()).load_state_dict({**state, "callbacks": [{"name": "Ghost", "state": {"n": 1}}]})

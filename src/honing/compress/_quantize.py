@@ -79,7 +79,7 @@ def quantizable_layers(model: nn.Module, layers: Sequence[str] = ("linear", "lst
     Subclasses (e.g. the output projection of nn.MultiheadAttention) are left alone, and so is the
     cell of a honing RNN layer with a gain, whose forward reads the float weights itself.
     """
-    from honing.models._rnn import RecurrentLayer
+    from honing.models import RecurrentLayer
 
     types = tuple(LAYER_TYPES[name] for name in _check_layers(layers))
     modules = dict(model.named_modules())

@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from honing._core import ConfigError, check_choice, check_int, check_number
-from honing.models._activations import AdaptiveGain
+from honing.models import AdaptiveGain
 
 LINEAR_CONV = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm)

@@ -19,7 +19,7 @@ from honing.models._cnn import CNN
 from honing.models._factory import MODELS, count_parameters, create_model, list_models
 from honing.models._init import INIT_SCHEMES, initialize, list_init_schemes
 from honing.models._mlp import MLP
-from honing.models._rnn import RNN
+from honing.models._rnn import RNN, RecurrentLayer
 from honing.models._transformer import Transformer
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "MLP",
     "MODELS",
     "RNN",
+    "RecurrentLayer",
     "Transformer",
     "count_parameters",
     "create_activation",

@@ -16,6 +16,19 @@ from honing.pipeline._transfer import DataMemo, ModelPlan, transfer_plan
 from honing.train import EarlyStopping, Trainer, create_loss, default_loss
 
 
+def as_recipe(recipe: Any) -> Any:
+    """A Recipe from a Recipe, a YAML path or a mapping."""
+    from pathlib import Path
+
+    from honing.recipe import Recipe, load_recipe, parse_recipe
+
+    if isinstance(recipe, Recipe):
+        return recipe
+    if isinstance(recipe, (str, Path)):
+        return load_recipe(recipe)
+    return parse_recipe(recipe)
+
+
 def load_data(recipe: Any, memo: DataMemo | None = None) -> Dataset:
     """The recipe's data set (loaded once per ``memo``: a run context's, or a worker's)."""
     if memo is None:

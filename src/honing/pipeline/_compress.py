@@ -424,7 +424,7 @@ def compress_folder(model_dir: str | Path, recipe: Any, *, out: str | Path | Non
     """
     from honing.data import load
     from honing._core import load_plugins
-    from honing.pipeline._run import as_recipe
+    from honing.pipeline._build import as_recipe
     from honing.recipe import parse_recipe
 
     load_plugins()

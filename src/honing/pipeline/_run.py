@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from honing._core import load_plugins
+from honing.pipeline._build import as_recipe
 from honing.pipeline._context import RunContext, RunOptions
 from honing.pipeline._stage_model import FinalFitStage, FitStage, TestStage
 from honing.pipeline._stage_output import (
@@ -38,17 +39,6 @@ class RunResult:
     @property
     def test_metrics(self) -> dict[str, float]:
         return self.results["test_metrics"]
-
-
-def as_recipe(recipe: Any) -> Any:
-    """A Recipe from a Recipe, a YAML path or a mapping."""
-    from honing.recipe import Recipe, load_recipe, parse_recipe
-
-    if isinstance(recipe, Recipe):
-        return recipe
-    if isinstance(recipe, (str, Path)):
-        return load_recipe(recipe)
-    return parse_recipe(recipe)
 
 
 def _overrides(recipe: Any, *, n_trials: int | None, timeout: float | None, seed: int | None) -> Any:

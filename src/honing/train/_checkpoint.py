@@ -13,26 +13,15 @@ from different epochs, loading says so instead of resuming from a mix.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
-from honing._core import (
-    ConfigError,
-    DataError,
-    atomic_save_file,
-    atomic_write_text,
-    capture_rng_state,
-    restore_rng_state,
-)
-
-if TYPE_CHECKING:
-    from honing.train._trainer import Trainer
+from honing._core import ConfigError, DataError, atomic_save_file, atomic_write_text
 
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "trainer_state.pt"
@@ -118,60 +107,10 @@ def load_checkpoint_weights(directory: PathLike, model: nn.Module, *, strict: bo
     return model
 
 
-# --- what a Trainer saves besides the weights --------------------------------------------------
+# --- pairing saved callback states with a trainer's callbacks -------------------------------
 
 
-def capture_trainer_state(trainer: Trainer) -> dict[str, Any]:
-    """Everything but the weights, as plain containers of tensors/numbers/strings."""
-    augment = trainer.augment
-    cuda = trainer.device.type == "cuda"
-    return {
-        "global_step": trainer.global_step,
-        "history": [dict(logs) for logs in trainer.history],
-        "best": {"value": trainer.best_value, "epoch": trainer.best_epoch,
-                 "monitor": trainer.monitor, "mode": trainer.mode},
-        "best_weights": trainer._best_weights,
-        "optimizer": trainer.optimizer.state_dict(),
-        "schedule": None if trainer.schedule is None else trainer.schedule.state_dict(),
-        "callbacks": [{"name": type(cb).__name__, "state": cb.state_dict()} for cb in trainer.callbacks],
-        "augment": augment.state_dict() if hasattr(augment, "state_dict") else None,
-        "data_generator": trainer._generator.get_state(),
-        "rng": capture_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if cuda else None,
-        "scaler": None if trainer._scaler is None else trainer._scaler.state_dict(),
-        "stop_reason": trainer._stop_reason,
-        "pruned": trainer._pruned,
-        "config": dataclasses.asdict(trainer.config),
-    }
-
-
-def restore_trainer_state(trainer: Trainer, state: dict[str, Any]) -> None:
-    """The inverse of ``capture_trainer_state`` (the weights are loaded separately)."""
-    matched = _match_callbacks(trainer.callbacks, state["callbacks"])
-    trainer.epoch = int(state["epoch"])
-    trainer.global_step = int(state["global_step"])
-    trainer.history = [dict(logs) for logs in state["history"]]
-    trainer.best_value = state["best"]["value"]
-    trainer.best_epoch = state["best"]["epoch"]
-    trainer._best_weights = state["best_weights"]
-    trainer.optimizer.load_state_dict(state["optimizer"])
-    if trainer.schedule is not None and state["schedule"] is not None:
-        trainer.schedule.load_state_dict(state["schedule"])
-    for cb, saved in matched:
-        cb.load_state_dict(saved)
-    if state["augment"] is not None and hasattr(trainer.augment, "load_state_dict"):
-        trainer.augment.load_state_dict(state["augment"])
-    trainer._generator.set_state(state["data_generator"])
-    restore_rng_state(state["rng"])
-    if state["cuda_rng"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    if trainer._scaler is not None and state["scaler"] is not None:
-        trainer._scaler.load_state_dict(state["scaler"])
-    trainer._stop_reason = state["stop_reason"]
-    trainer._pruned = bool(state["pruned"])
-
-
-def _match_callbacks(callbacks: list[Any], saved: list[dict[str, Any]]) -> list[tuple[Any, dict[str, Any]]]:
+def match_callbacks(callbacks: list[Any], saved: list[dict[str, Any]]) -> list[tuple[Any, dict[str, Any]]]:
     """Pair callbacks with saved states by class name, in order. Callbacks without state (such as
     one that interrupted the first run) may come and go; a stateful one may not."""
     unused = list(range(len(saved)))

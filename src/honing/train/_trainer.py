@@ -17,6 +17,7 @@ finite check, no hooks unless a callback overrides ``on_batch_end``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import sys
@@ -28,16 +29,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from honing._core import ConfigError, DivergedError, check_choice, set_threads
+from honing._core import (
+    ConfigError,
+    DivergedError,
+    capture_rng_state,
+    check_choice,
+    restore_rng_state,
+    set_threads,
+)
 from honing.train._batching import Data, as_tensors, epoch_batches
 from honing.train._callbacks import HOOKS, overrides
-from honing.train._checkpoint import (
-    capture_trainer_state,
-    has_checkpoint,
-    load_checkpoint,
-    restore_trainer_state,
-    save_checkpoint,
-)
+from honing.train._checkpoint import has_checkpoint, load_checkpoint, match_callbacks, save_checkpoint
 from honing.train._config import FitResult, TrainConfig, check_device
 from honing.train._losses import LossFn, create_loss, default_loss
 from honing.train._metrics import TASKS, MetricFn, resolve_metrics, resolve_mode
@@ -167,7 +169,7 @@ class Trainer:
         for hook in self._hooks["on_fit_start"]:
             hook(self)
         if checkpoint_dir is not None and resume and has_checkpoint(checkpoint_dir):
-            restore_trainer_state(self, load_checkpoint(checkpoint_dir, self.model))
+            self.load_state_dict(load_checkpoint(checkpoint_dir, self.model))
         else:
             self._reset()
             torch.manual_seed(cfg.seed)  # dropout and other global-RNG draws start from the seed
@@ -206,9 +208,57 @@ class Trainer:
             raise ConfigError(f"invalid x for predict: got {type(x).__name__}; allowed: a torch.Tensor")
         return self._predict_on_device(x.to(self.device)).to(x.device)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything but the weights (optimizer, schedule, callbacks, augmentation, random
+        generators, best epoch, history), as plain containers of tensors/numbers/strings."""
+        augment = self.augment
+        cuda = self.device.type == "cuda"
+        return {
+            "global_step": self.global_step,
+            "history": [dict(logs) for logs in self.history],
+            "best": {"value": self.best_value, "epoch": self.best_epoch, "monitor": self.monitor, "mode": self.mode},
+            "best_weights": self._best_weights,
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": None if self.schedule is None else self.schedule.state_dict(),
+            "callbacks": [{"name": type(cb).__name__, "state": cb.state_dict()} for cb in self.callbacks],
+            "augment": augment.state_dict() if hasattr(augment, "state_dict") else None,
+            "data_generator": self._generator.get_state(),
+            "rng": capture_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if cuda else None,
+            "scaler": None if self._scaler is None else self._scaler.state_dict(),
+            "stop_reason": self._stop_reason,
+            "pruned": self._pruned,
+            "config": dataclasses.asdict(self.config),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The inverse of ``state_dict`` (with ``state["epoch"]``; the weights are loaded apart)."""
+        matched = match_callbacks(self.callbacks, state["callbacks"])
+        self.epoch = int(state["epoch"])
+        self.global_step = int(state["global_step"])
+        self.history = [dict(logs) for logs in state["history"]]
+        self.best_value = state["best"]["value"]
+        self.best_epoch = state["best"]["epoch"]
+        self._best_weights = state["best_weights"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.schedule is not None and state["schedule"] is not None:
+            self.schedule.load_state_dict(state["schedule"])
+        for cb, saved in matched:
+            cb.load_state_dict(saved)
+        if state["augment"] is not None and hasattr(self.augment, "load_state_dict"):
+            self.augment.load_state_dict(state["augment"])
+        self._generator.set_state(state["data_generator"])
+        restore_rng_state(state["rng"])
+        if state["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        if self._scaler is not None and state["scaler"] is not None:
+            self._scaler.load_state_dict(state["scaler"])
+        self._stop_reason = state["stop_reason"]
+        self._pruned = bool(state["pruned"])
+
     def save_checkpoint(self, directory: str | os.PathLike[str]) -> None:
         """Write the current state (what ``fit`` does every ``checkpoint_every`` epochs)."""
-        save_checkpoint(directory, self.model, capture_trainer_state(self), epoch=self.epoch)
+        save_checkpoint(directory, self.model, self.state_dict(), epoch=self.epoch)
 
     # --- one epoch -------------------------------------------------------------------------
 
