@@ -97,7 +97,7 @@ def build_trainer(
 
             optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.0)
     schedule = None
-    if t.schedule is not None:
+    if t.schedule is not None and plan.trains and for_training:  # an evaluation takes no step
         sname, skw = _bag(t.schedule)
         if sname == "plateau" and not with_val:
             skw["monitor"] = "loss"

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from honing._core import ConfigError, HoningError
+from honing.tune import _compat
 from honing.tune._space import SearchSpace
 from honing.tune._study import enqueue_retry
 
@@ -135,7 +136,7 @@ def point_key(params: Mapping[str, Any]) -> str:
 
 
 def _set_attr(study: optuna.Study, trial: optuna.trial.FrozenTrial, key: str, value: Any) -> None:
-    study._storage.set_trial_user_attr(trial._trial_id, key, value)  # no public API by trial number
+    _compat.set_user_attr(study, trial, key, value)  # no public API by trial number
 
 
 def fail_and_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> None:
@@ -188,9 +189,7 @@ def recover(study: optuna.Study, *, reason: str, owners: set[str] | None = None)
 
     if owners is None:
         from optuna.storages import fail_stale_trials
-        from optuna.storages._heartbeat import is_heartbeat_enabled
-
-        if is_heartbeat_enabled(study._storage):
+        if _compat.heartbeat_enabled(study):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 fail_stale_trials(study)
@@ -278,18 +277,17 @@ def _values(result: Any, n: int) -> list[float] | str:
 def run_trial(study: optuna.Study, trial: optuna.Trial, params: dict[str, Any], job: Job) -> str:
     """Run the objective on one claimed trial and tell the study; returns the state's name."""
     import optuna
-    from optuna.storages._heartbeat import get_heartbeat_thread
     from optuna.trial import TrialState
 
     reporter = Reporter(trial, seed=job.seed, multi_objective=len(job.directions) > 1)
     try:
-        with get_heartbeat_thread(trial._trial_id, study._storage):
+        with _compat.heartbeat(study, trial):
             result = job.objective(params, reporter)
     except (Pruned, optuna.TrialPruned):
         study.tell(trial, state=TrialState.PRUNED)
         return "pruned"
     except KeyboardInterrupt:
-        fail_and_retry(study, study._storage.get_trial(trial._trial_id), INTERRUPTED_BY_USER)
+        fail_and_retry(study, _compat.frozen(study, trial), INTERRUPTED_BY_USER)
         raise
     except Exception as e:
         return _fail(study, trial, _one_line(e))

@@ -36,6 +36,7 @@ from honing.tune._loop import (
 )
 from honing.tune._result import SPACE_ATTR, StudyResult, result_from_study
 from honing.tune._space import SearchSpace
+from honing.tune import _compat
 from honing.tune._study import StorageHandle, _directions, create_sampler, resolve_storage
 
 if TYPE_CHECKING:
@@ -148,8 +149,8 @@ def _close_spent_retries(study: optuna.Study, n_trials: int) -> None:
         return
     for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         if "retry_of" in t.user_attrs:
-            study._storage.set_trial_user_attr(t._trial_id, "error", "not retried: the trial budget was spent")
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            _compat.set_user_attr(study, t, "error", "not retried: the trial budget was spent")
+            _compat.set_state(study, t, TrialState.FAIL)
 
 
 def _has_history(study: optuna.Study) -> bool:

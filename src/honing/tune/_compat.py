@@ -1,0 +1,52 @@
+"""Every private Optuna API honing uses, in one place (tests/tune/test_compat.py tests each use),
+so that an Optuna upgrade that moves one breaks this file and its tests, nothing else.
+
+- ``study._storage`` and ``trial._trial_id``: the storage calls by trial id (a user attribute
+  on a finished or waiting trial, a state change), which Optuna's public API offers only for
+  the trial being run;
+- ``optuna.storages._heartbeat``: whether the storage records heartbeats, and the heartbeat
+  thread around a running trial (what ``study.optimize`` does internally).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any
+
+
+def storage_of(study: Any) -> Any:
+    """The study's storage object."""
+    return study._storage
+
+
+def trial_id(trial: Any) -> int:
+    """The storage's id of a trial (a FrozenTrial or a live Trial)."""
+    return trial._trial_id
+
+
+def set_user_attr(study: Any, trial: Any, key: str, value: Any) -> None:
+    """A user attribute on any trial of ``study`` (not only the one being run)."""
+    storage_of(study).set_trial_user_attr(trial_id(trial), key, value)
+
+
+def set_state(study: Any, trial: Any, state: Any, values: Any = None) -> None:
+    """Change a trial's state (e.g. WAITING -> FAIL) in the storage."""
+    storage_of(study).set_trial_state_values(trial_id(trial), state, values)
+
+
+def frozen(study: Any, trial: Any) -> Any:
+    """The stored FrozenTrial of a live trial."""
+    return storage_of(study).get_trial(trial_id(trial))
+
+
+def heartbeat_enabled(study: Any) -> bool:
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    return bool(is_heartbeat_enabled(storage_of(study)))
+
+
+def heartbeat(study: Any, trial: Any) -> AbstractContextManager[Any]:
+    """The heartbeat thread of a running trial (a no-op context without heartbeats)."""
+    from optuna.storages._heartbeat import get_heartbeat_thread
+
+    return get_heartbeat_thread(trial_id(trial), storage_of(study))
