@@ -128,3 +128,35 @@ def test_overrides_sees_subclass_methods_and_lambda_hooks():
     lam = LambdaCallback(on_epoch_end=lambda t, e, logs: None)
     assert overrides(lam, "on_epoch_end") and not overrides(lam, "on_batch_end")
     assert Callback().state_dict() == {} and Callback().on_batch_end(None, 0, torch.zeros(())) is None  # type: ignore[arg-type]
+
+
+def test_on_batch_start_may_replace_the_batch_with_the_model_at_hand():
+    """A callback sees each training batch before the forward pass, with the model, and may
+    return another batch (here: labels flipped, so the model learns the opposite)."""
+    import torch
+
+    from honing.train import Callback, TrainConfig, Trainer
+
+    torch.manual_seed(0)
+    x = torch.randn(256, 4)
+    y = (x[:, 0] > 0).long()
+
+    class Flip(Callback):
+        def __init__(self) -> None:
+            self.calls, self.saw_model = 0, False
+
+        def on_batch_start(self, trainer, xb, yb):
+            self.calls += 1
+            self.saw_model = self.saw_model or trainer.model.training
+            return xb, 1 - yb
+
+    def trained(callbacks):
+        model = torch.nn.Linear(4, 2)
+        trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.5), callbacks=callbacks,
+                          config=TrainConfig(epochs=5, batch_size=32, seed=0, progress=False))
+        trainer.fit((x, y))
+        return (model(x).argmax(1) == y).float().mean().item()
+
+    flip = Flip()
+    assert trained([]) > 0.9 and trained([flip]) < 0.1
+    assert flip.calls == 5 * 8 and flip.saw_model

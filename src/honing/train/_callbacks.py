@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from honing.train._config import FitResult
     from honing.train._trainer import Trainer
 
-HOOKS = ("on_fit_start", "on_epoch_start", "on_batch_end", "on_epoch_end", "on_fit_end")
+HOOKS = ("on_fit_start", "on_epoch_start", "on_batch_start", "on_batch_end", "on_epoch_end", "on_fit_end")
 
 
 class Callback:
@@ -35,6 +35,11 @@ class Callback:
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         """Before the epoch's first batch; ``epoch`` counts from 1."""
+
+    def on_batch_start(self, trainer: Trainer, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Before every training batch's forward pass (after augmentation), with the model at
+        hand (``trainer.model``): return ``(x, y)`` to train on another batch (adversarial
+        examples, a curriculum, ...), or None to keep it."""
 
     def on_batch_end(self, trainer: Trainer, step: int, loss: torch.Tensor) -> None:
         """After every training batch; ``step`` is ``trainer.global_step`` (optimizer steps so far)."""

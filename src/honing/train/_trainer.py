@@ -291,7 +291,7 @@ class Trainer:
         """One pass over the training data; returns the sample-weighted mean loss."""
         model, loss_fn, augment, scaler = self.model, self.loss_fn, self.augment, self._scaler
         accumulate, eager = self.config.accumulate, self._check_each_step
-        batch_hooks = self._hooks["on_batch_end"]
+        batch_hooks, start_hooks = self._hooks["on_batch_end"], self._hooks["on_batch_start"]
         model.train()
         batches, sizes = epoch_batches(x, y, self.config, self._generator)
         n, first_step = len(sizes), self.global_step
@@ -299,6 +299,10 @@ class Trainer:
         for i, (xb, yb) in enumerate(batches):
             if augment is not None:
                 xb, yb = augment(xb, yb)
+            for hook in start_hooks:  # may replace the batch (e.g. adversarial examples of this model)
+                changed = hook(self, xb, yb)
+                if changed is not None:
+                    xb, yb = changed
             if self.needs_closure:
                 loss = self._closure_step(xb, yb)
             else:
