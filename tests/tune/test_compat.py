@@ -9,6 +9,9 @@ from optuna.trial import TrialState
 
 from honing.tune import _compat
 
+pytestmark = [pytest.mark.filterwarnings("ignore:Heartbeat of storage"),
+              pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")]
+
 
 @pytest.fixture()
 def study(tmp_path):
@@ -33,7 +36,6 @@ def test_user_attr_and_state_on_another_trial(study) -> None:
     assert after.state == TrialState.FAIL and after.user_attrs["error"] == "not retried"
 
 
-@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
 def test_heartbeat(study, tmp_path) -> None:
     assert _compat.heartbeat_enabled(study)
     plain = optuna.create_study(storage=f"sqlite:///{tmp_path / 'plain.db'}")
@@ -41,3 +43,31 @@ def test_heartbeat(study, tmp_path) -> None:
     trial = study.ask()
     with _compat.heartbeat(study, trial):  # the thread starts and stops with the block
         assert _compat.frozen(study, trial).state == TrialState.RUNNING
+
+
+def test_optimize_runs_its_trials_through_an_executor(tmp_path) -> None:
+    """The executor seam: a custom one is handed the study and the job, and its trials count."""
+    from honing.tune import FloatParam, SearchSpace, list_executors, optimize
+    from honing.tune._loop import run_loop
+
+    class Counting:
+        def __init__(self) -> None:
+            self.calls = []
+
+        def run(self, study, job, workers, show):
+            self.calls.append((workers, job.n_trials))
+            run_loop(study, job)
+
+    space = SearchSpace([FloatParam("x", 0.0, 1.0)])
+    executor = Counting()
+    result = optimize(_square, study_name="e", storage=None, space=space, directions="minimize",
+                      sampler="random", n_trials=3, progress=False, run_dir=tmp_path, executor=executor)
+    assert executor.calls == [(1, 3)] and result.counts["complete"] == 3
+    assert list_executors() == ["inline", "processes"]
+    with pytest.raises(Exception, match="unknown executor 'ray'"):
+        optimize(_square, study_name="f", storage=None, space=space, sampler="random", n_trials=1,
+                 progress=False, run_dir=tmp_path, executor="ray")
+
+
+def _square(params, reporter):
+    return (params["x"] - 0.3) ** 2

@@ -7,7 +7,7 @@ Optuna is imported lazily (inside functions), so ``import honing.tune`` stays li
 from __future__ import annotations
 
 from honing.tune._loop import Pruned, Reporter
-from honing.tune._optimize import optimize
+from honing.tune._optimize import EXECUTORS, Executor, list_executors, optimize
 from honing.tune._result import StudyResult, load_study_result, param_importances, select_from_pareto
 from honing.tune._space import ChoiceParam, FloatParam, IntParam, Param, SearchSpace, SpaceError
 from honing.tune._study import (
@@ -38,6 +38,9 @@ __all__ = [
     "list_samplers",
     "load_study_result",
     "optimize",
+    "EXECUTORS",
+    "Executor",
+    "list_executors",
     "param_importances",
     "delete_study",
     "mask_password",

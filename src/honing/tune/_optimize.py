@@ -18,9 +18,9 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from honing._core import ConfigError, HoningError, check_int, check_number
+from honing._core import ConfigError, HoningError, Registry, check_int, check_number
 from honing.tune._loop import (
     INTERRUPTED_BY_USER,
     LEFT_RUNNING,
@@ -63,6 +63,7 @@ def optimize(
     base: Mapping[str, Any] | None = None,
     progress: bool = True,
     run_dir: str | os.PathLike[str],
+    executor: str | Executor | None = None,
 ) -> StudyResult:
     """Run ``objective(params, reporter)`` until the study holds ``n_trials`` trials (any state).
 
@@ -73,7 +74,9 @@ def optimize(
     are pickled to spawned processes (the objective's class must be importable there).
     Re-running continues toward the same budget. The budget lock (``run_dir/study.lock``) is
     local to this machine: processes on several machines sharing one RDB storage may
-    together overshoot ``n_trials`` by up to one trial per extra machine."""
+    together overshoot ``n_trials`` by up to one trial per extra machine. ``executor``: where the
+    trials run (``list_executors()``: ``inline`` in this process, ``processes`` in spawned local
+    workers); None picks ``inline`` for one worker, ``processes`` for more."""
     import optuna
 
     dirs = _directions(directions)
@@ -113,12 +116,54 @@ def optimize(
                   grid_keys=_grid_keys(sampler, space, base, n_trials))
         show = _progress_mode(progress)
         remaining = n_trials - _used(study)
-        if workers == 1:
-            _run_here(study, job, show)
-        elif remaining > 0:
-            _run_workers(study, job, min(workers, remaining), show)
+        run_trials = _executor(executor, workers)
+        if remaining > 0 or workers == 1:
+            run_trials.run(study, job, min(workers, max(remaining, 1)), show)
         _close_spent_retries(study, n_trials)
         return result_from_study(study, handle.url, elapsed_s=time.time() - start)
+
+
+class Executor(Protocol):
+    """Where a study's trials run: ``run(study, job, workers, show)`` returns when the budget is
+    spent (or the deadline passed). ``job`` (picklable) is everything a worker needs; each
+    worker claims trials under the study's budget and tells the study their results. The seam
+    for remote workers (Ray, a cluster): register another executor."""
+
+    def run(self, study: Any, job: Job, workers: int, show: str | None) -> None: ...
+
+
+class _Inline:
+    """The trials in this process, one after another."""
+
+    def run(self, study: Any, job: Job, workers: int, show: str | None) -> None:
+        _run_here(study, job, show)
+
+
+class _LocalProcesses:
+    """Spawned local worker processes (one torch thread each), watched for deaths and Ctrl-C."""
+
+    def run(self, study: Any, job: Job, workers: int, show: str | None) -> None:
+        _run_workers(study, job, workers, show)
+
+
+EXECUTORS: Registry[Executor] = Registry("executor")
+EXECUTORS.register("inline", _Inline, description="trials in this process, one after another")
+EXECUTORS.register("processes", _LocalProcesses, description="spawned local worker processes")
+
+
+def list_executors() -> list[str]:
+    return EXECUTORS.names()
+
+
+def _executor(executor: str | Executor | None, workers: int) -> Executor:
+    if executor is None:
+        return EXECUTORS.create("inline" if workers == 1 else "processes")
+    if isinstance(executor, str):
+        return EXECUTORS.create(executor)
+    if not callable(getattr(executor, "run", None)):
+        raise ConfigError(f"invalid executor: got {executor!r}; allowed: a name ({', '.join(list_executors())}) "
+                          "or an object with run(study, job, workers, show)")
+    return executor
 
 
 def _open_study(handle: StorageHandle, name: str, dirs: list[str], sampler: Any, pruner: Any) -> optuna.Study:
