@@ -212,9 +212,14 @@ def test_cv_auto_cross_validates_small_sets_and_says_so(tmp_path, capsys):
     from honing.pipeline._stage_search import resolve_cv
 
     small, large = honing.load("sklearn:iris"), honing.load("sklearn:digits")
-    assert resolve_cv({"cv": "auto"}, small)[0] == 5 and resolve_cv({"cv": "auto"}, large)[0] is None
-    assert resolve_cv({"cv": "auto", "final": "best_trial"}, small)[0] is None
-    assert resolve_cv({"cv": None}, small)[0] is None and resolve_cv({"cv": 3}, large)[0] == 3
+    from types import SimpleNamespace
+
+    def tune(cv, final="retrain"):  # the tune section's two fields resolve_cv reads
+        return SimpleNamespace(cv=cv, final=final)
+
+    assert resolve_cv(tune("auto"), small)[0] == 5 and resolve_cv(tune("auto"), large)[0] is None
+    assert resolve_cv(tune("auto", "best_trial"), small)[0] is None
+    assert resolve_cv(tune(None), small)[0] is None and resolve_cv(tune(3), large)[0] == 3
     r = tiny({"tune.cv": "auto", "tune.n_trials": 2, "training.epochs": 2})
     results = honing.run(r, out=tmp_path / "auto", progress=True).results
     assert results["search"]["cv"] == 5 and "5-fold" in results["search"]["validation"]

@@ -186,8 +186,7 @@ def resolve_cv(tune: Any, data: Dataset) -> tuple[int | None, str]:
     ``auto``: 5-fold when the training and validation rows number fewer than 1000 (a validation
     split of a small set cannot tell trials apart: one row moves accuracy by 1/n), else the
     validation split; always the split with ``final: best_trial`` (it keeps one trial's weights)."""
-    cv = tune.cv if not isinstance(tune, dict) else tune.get("cv")
-    final = tune.final if not isinstance(tune, dict) else tune.get("final")
+    cv, final = tune.cv, tune.final
     rows = len(data.train) + (len(data.val) if data.val is not None else 0)
     if cv != "auto":
         return cv, (f"{cv}-fold cross-validation over {rows} train+validation rows (tune.cv)" if cv else
@@ -221,11 +220,6 @@ def select(study: Any, directions: list[str], tune: Any) -> dict[str, Any] | Non
                f"{len(tied)} trials tied at the best value {best['values'][0]:.6g}; the first was kept "
                "(no validation loss recorded)")
         return {**chosen, "tie_break": how}
-    if isinstance(tune, dict):  # a resolved recipe's tune section
-        sel, names = tune.get("select") or {}, [o["metric"] for o in tune["objectives"]]
-        rule, metric = sel.get("rule", "best"), sel.get("metric")
-    else:
-        names = [o.metric for o in tune.objectives]
-        rule, metric = tune.select.rule, tune.select.metric
-    index = names.index(metric) if metric in names else 0
-    return select_from_pareto(study.pareto, directions, rule=rule, metric_index=index)
+    names = [o.metric for o in tune.objectives]
+    index = names.index(tune.select.metric) if tune.select.metric in names else 0
+    return select_from_pareto(study.pareto, directions, rule=tune.select.rule, metric_index=index)
