@@ -164,6 +164,15 @@ def test_a_reporter_that_prunes_stops_training():
     assert result.pruned and result.stop_reason == "pruned at epoch 3" and result.epochs_run == 3
     assert reporter.reports == [(h["val_accuracy"], h["epoch"]) for h in result.history]
 
+    # the reporter may watch another log key than the monitor (a search metric beside early stopping)
+    reporter = Reporter()
+    model = mlp()
+    result = Trainer(model, torch.optim.Adam(model.parameters(), lr=1e-2), reporter=reporter, report="val_loss",
+                     config=TrainConfig(epochs=10, monitor="val_accuracy")).fit(train, val)
+    assert reporter.reports == [(h["val_loss"], h["epoch"]) for h in result.history] and result.pruned
+    with pytest.raises(ConfigError, match="invalid report: got 'val_f1'"):
+        Trainer(model, torch.optim.Adam(model.parameters()), reporter=reporter, report="val_f1").fit(train, val)
+
 
 def test_lbfgs_trains_through_a_closure():
     train, val = linear_data()

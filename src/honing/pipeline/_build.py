@@ -74,11 +74,13 @@ def build_trainer(
     optimizer: Any = None,
     wrap_loss: Callable[[Any], Any] | None = None,
     lr: float | None = None,
+    report: str | None = None,
 ) -> Trainer:
     """The optimizer, schedule, loss, augmentation, callbacks and config the training section asks
     for. ``plan``: a ``build_model`` plan (or a bare module); ``optimizer``: one built by the caller
     instead (e.g. ADMM for pruning); ``wrap_loss``: base loss -> the loss minimized (distillation);
-    ``lr``: replaces the optimizer section's learning rate."""
+    ``lr``: replaces the optimizer section's learning rate; ``report``: the log key ``reporter``
+    receives each epoch (default: the monitor)."""
     if isinstance(plan, nn.Module):
         plan = ModelPlan(plan)
     t = recipe.training
@@ -117,7 +119,7 @@ def build_trainer(
         callbacks.append(EarlyStopping(**es.model_dump()))
     trainer = Trainer(plan.model, optimizer, loss=loss, task=data.task, schedule=schedule,
                       metrics=recipe.evaluate.metrics, callbacks=callbacks, augment=augment, reporter=reporter,
-                      config=config)
+                      config=config, report=report)
     _metrics_in_target_units(trainer, data)
     return trainer
 

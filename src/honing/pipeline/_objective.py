@@ -21,7 +21,7 @@ from honing.data import Dataset
 from honing.models import count_parameters
 from honing.pipeline._build import build_model, build_trainer, data_key, load_data
 from honing.pipeline._transfer import DataMemo
-from honing.train import EarlyStopping, resolve_mode
+from honing.train import EarlyStopping, report_epoch, resolve_mode
 
 
 def median_forward_ms(model: Any, x: torch.Tensor, *, repeats: int, warmup: int = 5) -> float:
@@ -105,23 +105,19 @@ class RecipeObjective:
     def _holdout(self, recipe, data, metric, seed, reporter):
         plan = build_model(recipe, data, seed=seed, memo=self.memo)
         model = plan.model
-        trainer = build_trainer(recipe, plan, data, seed=seed, num_train=len(data.train), threads=self.threads)
+        trainer = build_trainer(recipe, plan, data, seed=seed, num_train=len(data.train), threads=self.threads,
+                                reporter=reporter, report=metric)  # the Trainer reports and prunes
         if not plan.trains:  # few-shot prototypes: nothing to train, one evaluation
             value = float(trainer.evaluate(data.val, prefix="val_")[metric])
             reporter.report(value, 1)
             return [value], 1, model, False, "few-shot prototypes (no training)"
         curve: list[float] = []
-        pruned = False
         for logs in trainer.iter_fit(data.train, data.val):
             curve.append(float(logs[metric]))
             self._losses.append(float(logs.get("val_loss", float("nan"))))
-            reporter.report(curve[-1], int(logs["epoch"]))
-            if reporter.should_prune():
-                pruned = True
-                trainer.request_stop(f"pruned at epoch {logs['epoch']}")
         result = trainer.result
         best_epoch = _best_epoch(curve, resolve_mode(metric, "auto"))
-        return curve, best_epoch, model, pruned, result.stop_reason
+        return curve, best_epoch, model, result.pruned, result.stop_reason
 
     def _cross_validate(self, recipe, data, metric, seed, reporter):
         k = int(recipe.tune.cv)
@@ -141,10 +137,9 @@ class RecipeObjective:
             epoch = int(logs[0]["epoch"])
             curve.append(sum(float(entry[metric]) for entry in logs) / k)
             self._losses.append(sum(float(entry.get("val_loss", float("nan"))) for entry in logs) / k)
-            reporter.report(curve[-1], epoch)
-            if reporter.should_prune():
-                pruned, reason = True, f"pruned at epoch {epoch}"
-            elif stopper is not None:
+            reason = report_epoch(reporter, curve[-1], epoch)  # the Trainer's own pruning path
+            pruned = reason is not None
+            if not pruned and stopper is not None:
                 stop, why = stopper.check(curve[-1], epoch)
                 if stop:
                     reason = f"{why} (fold-averaged)"

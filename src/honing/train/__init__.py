@@ -24,7 +24,8 @@ from honing.train._checkpoint import (
 from honing.train._config import PRECISIONS, FitResult, TrainConfig, resolve_precision
 from honing.train._losses import LOSSES, create_loss, default_loss, list_losses
 from honing.train._metrics import METRICS, default_metrics, list_metrics, resolve_metrics, resolve_mode
-from honing.train._protocols import Augment, Reporter, Schedule, SplitLike
+from honing.train._protocols import Augment, Reporter, Schedule, SplitLike, report_epoch
+from honing.train._steps import AmpStep, ClosureStep, StandardStep, StepPolicy, default_step
 from honing.train._trainer import Trainer
 
 __all__ = [
@@ -33,20 +34,25 @@ __all__ = [
     "METRICS",
     "STATE_FILE",
     "WEIGHTS_FILE",
+    "AmpStep",
     "Augment",
     "Callback",
+    "ClosureStep",
     "EarlyStopping",
     "FitResult",
     "LambdaCallback",
     "Reporter",
     "Schedule",
     "SplitLike",
+    "StandardStep",
+    "StepPolicy",
     "StoppingState",
     "PRECISIONS",
     "TrainConfig",
     "Trainer",
     "create_loss",
     "default_loss",
+    "default_step",
     "default_metrics",
     "has_checkpoint",
     "list_losses",
@@ -57,5 +63,6 @@ __all__ = [
     "resolve_mode",
     "save_checkpoint",
     "stopping_decision",
+    "report_epoch",
     "resolve_precision",
 ]

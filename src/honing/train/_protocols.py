@@ -19,6 +19,14 @@ class Reporter(Protocol):
     def should_prune(self) -> bool: ...
 
 
+def report_epoch(reporter: Reporter, value: float, epoch: int) -> str | None:
+    """The one pruning path: report ``value`` for ``epoch`` and return why the run should stop
+    ("pruned at epoch N"), or None. The Trainer calls it after each epoch; code that runs
+    several Trainers in lockstep (k-fold) calls it on the averaged curve."""
+    reporter.report(value, epoch)
+    return f"pruned at epoch {epoch}" if reporter.should_prune() else None
+
+
 @runtime_checkable
 class Schedule(Protocol):
     """A learning-rate schedule as ``honing.optim.create_schedule`` returns it."""

@@ -3,8 +3,9 @@
 ``Trainer.fit`` runs epochs over pre-built tensors: each epoch draws a permutation from the
 Trainer's own ``torch.Generator`` (seeded with ``config.seed``; batch ``i`` of an epoch is
 ``perm[i * B:(i + 1) * B]`` with ``perm = torch.randperm(N, generator=g)``), slices the data
-(moved to the device once), and per batch: forward, loss, a finite check, backward, and every
-``accumulate`` batches clip / optimizer step / zero_grad / schedule step. After the epoch:
+(moved to the device once), and per batch: the step policy's forward and loss, a finite check,
+then its backward, which every ``accumulate`` batches clips / steps the optimizer / zero_grads /
+steps the schedule (``honing.train._steps``: plain, accumulate, AMP, closure). After the epoch:
 validation, logs, schedule ``epoch_end``, best-epoch tracking, the reporter, callbacks, the
 checkpoint. Everything else hangs off callbacks. A fresh run calls
 ``torch.manual_seed(config.seed)`` before the first epoch so dropout is reproducible; a
@@ -43,7 +44,8 @@ from honing.train._checkpoint import has_checkpoint, load_checkpoint, match_call
 from honing.train._config import FitResult, TrainConfig, check_device
 from honing.train._losses import LossFn, create_loss, default_loss
 from honing.train._metrics import TASKS, MetricFn, resolve_metrics, resolve_mode
-from honing.train._protocols import Reporter
+from honing.train._protocols import Reporter, report_epoch
+from honing.train._steps import StepPolicy, default_step
 
 __all__ = ["FitResult", "TrainConfig", "Trainer"]
 
@@ -56,8 +58,11 @@ class Trainer:
     ``loss``: a name from ``list_losses()`` or a callable ``(pred, target)``; None picks
     cross_entropy (classification) or mse (regression). ``metrics``: names/callables, or None
     for the task's defaults. ``schedule``, ``augment``, ``reporter``: duck-typed (see
-    ``honing.train._protocols``). Optimizers that need a closure (``torch.optim.LBFGS`` or
-    ``needs_closure = True``) get one that recomputes loss and gradients.
+    ``honing.train._protocols``). ``step``: a step policy (``honing.train.StepPolicy``); None
+    picks one from the config and optimizer: optimizers that need a closure
+    (``torch.optim.LBFGS`` or ``needs_closure = True``) get one that recomputes loss and
+    gradients, float16 on CUDA gets a gradient scaler. ``report``: the log key the reporter
+    receives after each epoch (default: the monitor).
     """
 
     def __init__(
@@ -73,6 +78,8 @@ class Trainer:
         augment: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
         reporter: Reporter | None = None,
         config: TrainConfig | None = None,
+        step: StepPolicy | None = None,
+        report: str | None = None,
     ) -> None:
         config = TrainConfig() if config is None else config
         if not isinstance(config, TrainConfig):
@@ -97,17 +104,12 @@ class Trainer:
             raise ConfigError(f"invalid device in TrainConfig: got {config.device!r} but CUDA is not available; allowed: 'cpu'")
         self.model.to(self.device)
         half = _HALF.get(config.precision)
-        self._autocast = contextlib.nullcontext() if half is None else torch.autocast(self.device.type, dtype=half)
-        use_scaler = config.precision == "16" and self.device.type == "cuda"
-        self._scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+        self.autocast: Any = contextlib.nullcontext() if half is None else torch.autocast(self.device.type, dtype=half)
+        if step is not None and not isinstance(step, StepPolicy):
+            raise ConfigError(f"invalid step: got {step!r}; allowed: an object with loss(trainer, x, y) and "
+                              "backward(trainer, loss, index, count), or None")
+        self.step: StepPolicy = default_step(optimizer, config, self.device) if step is None else step
         self._check_each_step = self.device.type == "cpu"  # .item() is cheap on CPU, a sync elsewhere
-        self.needs_closure = isinstance(optimizer, torch.optim.LBFGS) or bool(getattr(optimizer, "needs_closure", False))
-        if self.needs_closure and (config.accumulate > 1 or self._scaler is not None):
-            raise ConfigError(
-                f"invalid accumulate/precision for {type(optimizer).__name__}: an optimizer that needs a closure "
-                f"trains with accumulate=1 and precision '32' or 'bf16' (got accumulate={config.accumulate}, "
-                f"precision={config.precision!r})"
-            )
         params = [p for group in optimizer.param_groups for p in group["params"]]
         self._clip: Callable[[], Any] | None = None
         if config.grad_clip_norm is not None:
@@ -128,6 +130,8 @@ class Trainer:
         self._pruned = False
         self._generator = torch.Generator().manual_seed(config.seed)
         self.monitor, self.mode = config.monitor, resolve_mode(config.monitor, config.mode)
+        self._report_request = report
+        self._report_key = config.monitor
         self.log_keys: tuple[str, ...] | None = None  # known once fit starts
         self._schedule_monitor: str | None = None
 
@@ -225,7 +229,7 @@ class Trainer:
             "data_generator": self._generator.get_state(),
             "rng": capture_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if cuda else None,
-            "scaler": None if self._scaler is None else self._scaler.state_dict(),
+            "scaler": _policy_state(self.step),  # the key predates step policies: AMP's scaler
             "stop_reason": self._stop_reason,
             "pruned": self._pruned,
             "config": dataclasses.asdict(self.config),
@@ -251,8 +255,9 @@ class Trainer:
         restore_rng_state(state["rng"])
         if state["cuda_rng"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
-        if self._scaler is not None and state["scaler"] is not None:
-            self._scaler.load_state_dict(state["scaler"])
+        load = getattr(self.step, "load_state_dict", None)
+        if load is not None and state["scaler"] is not None:
+            load(state["scaler"])
         self._stop_reason = state["stop_reason"]
         self._pruned = bool(state["pruned"])
 
@@ -279,20 +284,20 @@ class Trainer:
             epoch_end(logs[self._schedule_monitor] if self._schedule_monitor else None)
         self._track_best(logs)
         if self.reporter is not None:
-            self.reporter.report(logs[self.monitor], epoch)
-            if self.reporter.should_prune():
+            reason = report_epoch(self.reporter, logs[self._report_key], epoch)
+            if reason is not None:
                 self._pruned = True
-                self._stop_reason = f"pruned at epoch {epoch}"
+                self._stop_reason = reason
         for hook in self._hooks["on_epoch_end"]:
             hook(self, epoch, logs)
         return logs
 
     def _train_epoch(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """One pass over the training data; returns the sample-weighted mean loss."""
-        model, loss_fn, augment, scaler = self.model, self.loss_fn, self.augment, self._scaler
+        augment, step = self.augment, self.step
         accumulate, eager = self.config.accumulate, self._check_each_step
         batch_hooks, start_hooks = self._hooks["on_batch_end"], self._hooks["on_batch_start"]
-        model.train()
+        self.model.train()
         batches, sizes = epoch_batches(x, y, self.config, self._generator)
         n, first_step = len(sizes), self.global_step
         total, seen, pending = 0.0, 0, []
@@ -303,11 +308,7 @@ class Trainer:
                 changed = hook(self, xb, yb)
                 if changed is not None:
                     xb, yb = changed
-            if self.needs_closure:
-                loss = self._closure_step(xb, yb)
-            else:
-                with self._autocast:
-                    loss = loss_fn(model(xb), yb)
+            loss = step.loss(self, xb, yb)
             if eager:  # on CPU .item() is cheap: check before backward, so weights stay finite
                 value = loss.item()
                 if not math.isfinite(value):
@@ -316,16 +317,7 @@ class Trainer:
             else:  # on accelerators avoid a sync per step: check once at the end of the epoch
                 pending.append(loss.detach())
             seen += sizes[i]
-            if not self.needs_closure:
-                if accumulate == 1:
-                    (loss if scaler is None else scaler.scale(loss)).backward()
-                    self._optimizer_step()
-                else:
-                    group_start = i - i % accumulate
-                    group = min(accumulate, n - group_start)  # the last group may be shorter
-                    (loss / group if scaler is None else scaler.scale(loss / group)).backward()
-                    if i - group_start == group - 1:
-                        self._optimizer_step()
+            step.backward(self, loss, i, n)
             if batch_hooks:
                 for hook in batch_hooks:
                     hook(self, self.global_step, loss)
@@ -341,42 +333,24 @@ class Trainer:
             total = float((losses * torch.tensor(sizes[: len(pending)], device=losses.device)).sum())
         return total / seen
 
-    def _optimizer_step(self) -> None:
-        opt, scaler = self.optimizer, self._scaler
+    # --- what step policies call -----------------------------------------------------------
+
+    @property
+    def clips(self) -> bool:
+        """Whether the config asks for gradient clipping."""
+        return self._clip is not None
+
+    def clip_gradients(self) -> None:
+        """Clip gradients as the config says (norm or value); nothing when it does not."""
         if self._clip is not None:
-            if scaler is not None:
-                scaler.unscale_(opt)
             self._clip()
-        if scaler is None:
-            opt.step()
-        else:
-            scaler.step(opt)
-            scaler.update()
-        opt.zero_grad(set_to_none=True)
+
+    def finish_step(self) -> None:
+        """After ``optimizer.step()``: zero the gradients, step the schedule, count the step."""
+        self.optimizer.zero_grad(set_to_none=True)
         if self.schedule is not None:
             self.schedule.step()
         self.global_step += 1
-
-    def _closure_step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        """One step of an optimizer that re-evaluates the loss (LBFGS); returns the first loss."""
-        first: list[torch.Tensor] = []
-
-        def closure() -> torch.Tensor:
-            self.optimizer.zero_grad(set_to_none=True)
-            with self._autocast:
-                loss = self.loss_fn(self.model(xb), yb)
-            loss.backward()
-            if self._clip is not None:
-                self._clip()
-            if not first:
-                first.append(loss.detach())
-            return loss
-
-        self.optimizer.step(closure)
-        if self.schedule is not None:
-            self.schedule.step()
-        self.global_step += 1
-        return first[0]
 
     # --- around the loop -------------------------------------------------------------------
 
@@ -395,6 +369,8 @@ class Trainer:
         self.log_keys = tuple(keys)
         self.monitor = self._log_key("monitor", cfg.monitor, has_val)
         self.mode = resolve_mode(self.monitor, cfg.mode)
+        report = self._report_request
+        self._report_key = self.monitor if report is None else self._log_key("report", report, has_val)
         monitor = getattr(self.schedule, "monitor", None)
         self._schedule_monitor = None if monitor is None else self._log_key("schedule monitor", monitor, has_val)
 
@@ -462,7 +438,7 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         try:
-            with self._autocast:
+            with self.autocast:
                 outs = [self.model(xb) for xb in x.split(self.config.eval_batch_size)]
         finally:
             self.model.train(was_training)
@@ -478,3 +454,8 @@ class Trainer:
         from tqdm.auto import tqdm
 
         return tqdm(total=self.config.epochs, initial=self.epoch, unit="epoch", file=sys.stderr, leave=False)
+
+
+def _policy_state(step: Any) -> Any:
+    state_dict = getattr(step, "state_dict", None)
+    return None if state_dict is None else state_dict()
