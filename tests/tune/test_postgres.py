@@ -108,3 +108,35 @@ def test_nothing_listening_is_a_clear_error_not_a_hang(tmp_path, capsys):
     with pytest.raises(HoningError) as info:  # a password in the URL is never printed
         resolve_storage(f"postgresql://honing:s3cret@127.0.0.1:{free_port()}/none", tmp_path)
     assert "s3cret" not in str(info.value) and "honing:***@127.0.0.1" in str(info.value)
+
+
+MACHINE = """\
+import sys
+from honing_tune_toys import Curve
+from honing.tune import FloatParam, SearchSpace, create_sampler, optimize
+space = SearchSpace([FloatParam("x", 0.0, 1.0)])
+url, run_dir, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+optimize(Curve(epochs=1), study_name="machines", storage=url, space=space, n_trials=12, run_dir=run_dir,
+         sampler=create_sampler("random", seed=seed, space=space, n_trials=12), progress=False, seed=seed)
+"""
+
+
+def test_workers_with_separate_run_folders_share_one_exact_budget_through_the_database(postgres_url, tmp_path):
+    """Three 'machines' (processes with their own run folders, so no shared file lock) claim
+    under PostgreSQL's advisory lock: the study ends with exactly the budget."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from honing.tune._claim import advisory_key, lock_kind
+
+    assert lock_kind(resolve_storage(postgres_url, tmp_path).url) == "postgres"
+    assert advisory_key("machines") == advisory_key("machines") != advisory_key("other")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen([sys.executable, "-c", MACHINE, postgres_url, str(tmp_path / f"m{i}"), str(i)], env=env)
+             for i in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    result = load_study_result(postgres_url, "machines")
+    assert len(result.trials) == 12 and result.counts["complete"] == 12
+    assert not any((tmp_path / f"m{i}" / "study.lock").exists() for i in range(3))  # the database held the lock

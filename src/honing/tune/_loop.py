@@ -1,8 +1,9 @@
-"""One process's trial loop: claim a trial under the study lock, run the objective, tell.
+"""One process's trial loop: claim a trial under the budget lock, run the objective, tell.
 
-Counting the study's trials and asking for a new one happen under an exclusive ``flock`` on
-``run_dir/study.lock``, so processes on this machine never overshoot ``n_trials``. The lock is
-local: several machines sharing one RDB storage may together overshoot by a few trials.
+Counting the study's trials and asking for a new one happen under the budget lock
+(``honing.tune._claim``): an ``flock`` on ``run_dir/study.lock`` for a journal or SQLite
+study, a PostgreSQL advisory lock for a study in PostgreSQL, so workers never overshoot
+``n_trials``, on one machine or (PostgreSQL) on several.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from honing._core import ConfigError, HoningError
 from honing.tune import _compat
+from honing.tune._claim import budget_lock
 from honing.tune._space import SearchSpace
 from honing.tune._study import enqueue_retry
 
@@ -112,23 +114,6 @@ def owner_tag() -> str:
 
 def say(message: str) -> None:
     print(f"[honing.tune] {message}", file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def study_lock(run_dir: str | os.PathLike[str]) -> Iterator[None]:
-    """An exclusive lock on ``run_dir/study.lock`` (local to this machine)."""
-    path = Path(run_dir) / "study.lock"
-    with open(path, "a") as f:
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no cross-process lock
-            yield
-            return
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def point_key(params: Mapping[str, Any]) -> str:
@@ -309,8 +294,9 @@ def _fail(study: optuna.Study, trial: optuna.Trial, error: str) -> str:
 
 def run_loop(study: optuna.Study, job: Job, *, on_trial: Callable[[str], None] | None = None) -> None:
     """Claim and run trials until the budget, the deadline or the grid is exhausted."""
+    lock = budget_lock(job.storage_url, job.study_name, job.run_dir)
     while True:
-        with _interrupts_deferred(), study_lock(job.run_dir):
+        with _interrupts_deferred(), lock():
             claimed = _claim(study, job)
         if claimed is None:
             return

@@ -72,9 +72,10 @@ def optimize(
     ``pruner``: an Optuna pruner or None (none). ``base``: the configuration that ``when``
     conditions on fixed fields look up. With ``workers > 1`` the objective, sampler and pruner
     are pickled to spawned processes (the objective's class must be importable there).
-    Re-running continues toward the same budget. The budget lock (``run_dir/study.lock``) is
-    local to this machine: processes on several machines sharing one RDB storage may
-    together overshoot ``n_trials`` by up to one trial per extra machine. ``executor``: where the
+    Re-running continues toward the same budget. The budget lock is held where the storage is:
+    ``run_dir/study.lock`` for a journal or SQLite file, an advisory lock in the database for
+    PostgreSQL, so processes on several machines sharing one PostgreSQL study stop at exactly
+    ``n_trials`` (see ``honing.tune._claim``). ``executor``: where the
     trials run (``list_executors()``: ``inline`` in this process, ``processes`` in spawned local
     workers); None picks ``inline`` for one worker, ``processes`` for more."""
     import optuna
