@@ -309,7 +309,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _print_summary(folder: Path, results: dict[str, Any]) -> None:
-    from honing.pipeline._summary import baseline_lines, data_lines
+    from honing.pipeline import baseline_lines, data_lines
 
     out = sys.stdout
     print(f"run {results['name']} ({results['task']}) -> {folder}", file=out)

@@ -61,10 +61,27 @@ def _numpy(raw: Any) -> np.ndarray:
     return arr.astype(object) if arr.dtype.kind in "US" else arr
 
 
+PREPROCESSOR_KINDS: dict[str, type[Preprocessor]] = {}  # kind -> class; subclasses add themselves
+
+
 class Preprocessor:
     """Base class: optional target standardization (regression) and state-dict dispatch."""
 
     kind: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass with a ``kind`` is what ``from_state_dict`` rebuilds for that kind."""
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            PREPROCESSOR_KINDS[cls.kind] = cls
+
+    @classmethod
+    def _options_from_state(cls, options: dict[str, Any], state: dict[str, Any],
+                            base_dir: str | os.PathLike[str] | None) -> dict[str, Any]:
+        """The constructor's keyword arguments from a saved state's options."""
+        if "sample_shape" in options:
+            options["sample_shape"] = tuple(options["sample_shape"])
+        return options
 
     def __init__(self, *, scale_target: bool = False) -> None:
         self.scale_target = bool(scale_target)
@@ -152,22 +169,14 @@ class Preprocessor:
     def from_state_dict(state: dict[str, Any], base_dir: str | os.PathLike[str] | None = None) -> Preprocessor:
         """Rebuild a preprocessor from :meth:`state_dict`. ``base_dir``: the folder a relative
         tokenizer path of a text preprocessor is resolved against (other kinds ignore it)."""
-        from honing.data._array import ArrayPreprocessor  # the subclasses live in their own modules
-        from honing.data._text import TextPreprocessor
-
-        kinds = {cls.kind: cls for cls in (TabularPreprocessor, ArrayPreprocessor, TextPreprocessor)}
         kind = state.get("kind") if isinstance(state, dict) else None
-        if kind not in kinds:
-            raise ConfigError(f"invalid preprocessor state kind: got {kind!r}; allowed: {', '.join(map(repr, kinds))}")
+        if kind not in PREPROCESSOR_KINDS:
+            raise ConfigError(f"invalid preprocessor state kind: got {kind!r}; allowed: "
+                              f"{', '.join(map(repr, PREPROCESSOR_KINDS))}")
+        cls = PREPROCESSOR_KINDS[kind]
         try:
-            options = dict(state["options"])
-            if "sample_shape" in options:
-                options["sample_shape"] = tuple(options["sample_shape"])
-            if kind == TextPreprocessor.kind:
-                path = str(state.get("tokenizer", options["tokenizer"]))
-                options["tokenizer"] = TextPreprocessor.resolve_tokenizer(path, base_dir)
-                options["max_length"] = state.get("max_length", options["max_length"])
-            pre = kinds[kind](**options)
+            options = cls._options_from_state(dict(state["options"]), state, base_dir)
+            pre = cls(**options)
             if state.get("fitted"):
                 pre._load_stats(state["stats"])
                 target = state.get("target") or {}

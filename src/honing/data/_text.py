@@ -161,3 +161,12 @@ class TextPreprocessor(Preprocessor):
         if base_dir is None or Path(path).is_absolute():
             return path
         return str(Path(base_dir) / path)
+
+    @classmethod
+    def _options_from_state(cls, options: dict[str, Any], state: dict[str, Any],
+                            base_dir: str | os.PathLike[str] | None) -> dict[str, Any]:
+        """The saved tokenizer folder, resolved against the model folder it was saved in."""
+        path = str(state.get("tokenizer", options["tokenizer"]))
+        options["tokenizer"] = cls.resolve_tokenizer(path, base_dir)
+        options["max_length"] = state.get("max_length", options["max_length"])
+        return options

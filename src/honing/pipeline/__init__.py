@@ -29,6 +29,7 @@ from honing.pipeline._objective import RecipeObjective, measure_latency_ms, medi
 from honing._core import load_plugins
 from honing.pipeline._run import RunResult, run, train_once
 from honing.pipeline._stage_search import output_dir
+from honing.pipeline._summary import baseline_lines, data_lines
 from honing.pipeline._stages import STAGE_LISTS, STAGES, Stage, list_stages, register_stage
 
 __all__ = [
@@ -44,7 +45,9 @@ __all__ = [
     "RunResult",
     "Stage",
     "StepOutput",
+    "baseline_lines",
     "compress_folder",
+    "data_lines",
     "list_compress_steps",
     "list_stages",
     "load_model",

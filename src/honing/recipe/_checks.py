@@ -277,8 +277,8 @@ def _check_active_names(recipe: Recipe, spec: Mapping[str, Any], param: Any) -> 
 def _check_values(recipe: Recipe, spec: Mapping[str, Any], param: Any) -> Problems:
     from honing.recipe._convert import translate
     from honing.recipe._errors import Invalid
-    from honing.recipe._schema import Recipe as RecipeModel
 
+    RecipeModel = type(recipe)  # the schema itself (this module sits below it)
     companions = _conditions(recipe, spec, param)
     if companions is None:
         return []

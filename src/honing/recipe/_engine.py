@@ -1,8 +1,8 @@
 """The one home of each rule that turns recipe sections into engine arguments.
 
-The search metric, its direction, the metric that picks the best epoch, the arguments of
-``honing.data.load`` and the Trainer's config are decided here and nowhere else; the recipe's
-checks and the pipeline both call these.
+The search metric, its direction, the metric that picks the best epoch and the arguments of
+``honing.data.load`` are decided here and nowhere else (the Trainer's config in
+``TrainingSection.to_train_config``); the recipe's checks and the pipeline both call these.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from honing.recipe._sections import direction_for
+
 if TYPE_CHECKING:
     from honing.recipe._schema import Recipe
-    from honing.recipe._sections import TrainingSection
-    from honing.train import TrainConfig
 
 DEFAULT_SEARCH_METRIC = {"classification": "val_accuracy", "regression": "val_loss"}
 # data-section keys that are not arguments of honing.data.load
@@ -36,8 +36,6 @@ def search_metric(recipe: Recipe, task: str | None) -> str | None:
 def search_directions(recipe: Recipe, task: str) -> list[str]:
     """One direction per objective: the objectives' own, else ``tune.direction``, else the
     metric's natural one (maximize accuracy-like metrics, minimize the rest)."""
-    from honing.recipe._sections import direction_for
-
     tune = recipe.tune
     if tune is not None and tune.objectives:
         return [o.direction for o in tune.objectives]
@@ -86,26 +84,3 @@ def transfer_load_args(transfer: Mapping[str, Any] | None) -> dict[str, Any]:
                             "allowed: a run folder or its model/ folder written by `honing run` / `honing train`")
         return {"preprocessor": str(folder)}
     return {}
-
-
-def train_config(training: TrainingSection, *, seed: int, monitor: str, epochs: int | None = None,
-                 with_val: bool = True, threads: int | None = None) -> TrainConfig:
-    """The Trainer's config from the training section (``with_val=False``: no validation rows,
-    so the loss is monitored and no best epoch is kept)."""
-    from honing.train import TrainConfig
-
-    return TrainConfig(
-        epochs=int(epochs or training.epochs),
-        batch_size=training.batch_size,
-        eval_batch_size=training.eval_batch_size,
-        grad_clip_norm=training.grad_clip_norm,
-        grad_clip_value=training.grad_clip_value,
-        accumulate=training.accumulate,
-        seed=seed,
-        threads=threads if threads is not None else training.threads,
-        progress=False,
-        monitor=monitor if with_val else "loss",
-        keep_best=training.keep_best and with_val,
-        device=training.device,
-        precision=training.precision,
-    )

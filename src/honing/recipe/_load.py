@@ -3,17 +3,13 @@ problem (with its path and line) out."""
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from honing.recipe._convert import translate
-from honing.recipe._errors import Invalid, Loc, Problem, RecipeError, show
-from honing.recipe._paths import set_path
+from honing.recipe._apply import plain, validate_mapping
+from honing.recipe._errors import Problem, RecipeError, show
 from honing.recipe._schema import Recipe
 from honing.recipe._yaml import LineMap, line_of, read_yaml
 
@@ -50,7 +46,7 @@ def parse_recipe(
         if problems:
             raise RecipeError(problems, source=source)
     elif isinstance(text_or_mapping, Mapping):
-        data = _plain(text_or_mapping)
+        data = plain(text_or_mapping)
     else:
         raise RecipeError([Problem("", None, f"got {type(text_or_mapping).__name__}; allowed: YAML text or a "
                                              "mapping")], source=source)
@@ -58,13 +54,7 @@ def parse_recipe(
         got = "an empty document" if data is None else f"{type(data).__name__} {show(data)}"
         raise RecipeError([Problem("", 1 if lines else None, f"got {got}; allowed: a mapping with the sections "
                                                              f"{_SECTIONS}")], source=source)
-    base = Path(base_dir) if base_dir is not None else Path.cwd()
-    try:
-        return Recipe.model_validate(data, context={"base_dir": base})
-    except ValidationError as err:
-        raise _error(translate(err, Recipe), lines, source) from None
-    except Invalid as err:  # raised outside pydantic's wrapping (should not happen; kept safe)
-        raise _error(err.items, lines, source) from None
+    return validate_mapping(Recipe, data, lines=lines, source=source, base_dir=base_dir)
 
 
 def validate_recipe(path: str | os.PathLike[str]) -> list[str]:
@@ -85,44 +75,3 @@ def field_line(path: str | os.PathLike[str], field: str) -> int | None:
     except (OSError, UnicodeDecodeError):
         return None
     return line_of(lines, tuple(field.split(".")))
-
-
-def apply_params(recipe: Recipe, params: Mapping[str, Any], *, source: str = "<params>") -> Recipe:
-    """``Recipe.with_params``: set dotted paths on the resolved recipe and validate it again."""
-    if not isinstance(params, Mapping):
-        raise RecipeError([Problem("", None, f"got {show(params)}; allowed: a mapping of dotted path -> value")],
-                          source=source)
-    raw = recipe.to_dict()
-    problems: list[Problem] = []
-    for path, value in params.items():
-        if not isinstance(path, str) or not path or any(not p for p in path.split(".")):
-            problems.append(Problem(str(path), None, f"got the path {path!r}; allowed: a dotted path such as "
-                                                     "'training.optimizer.lr'"))
-            continue
-        try:
-            set_path(raw, path, _plain(value))
-        except (KeyError, ValueError, IndexError):
-            problems.append(Problem(path, None, f"cannot set {path!r}: a part of it is not a mapping in the recipe"))
-    if problems:
-        raise RecipeError(problems, source=source)
-    return parse_recipe(raw, source=source)
-
-
-def _error(items: list[tuple[Loc, str]], lines: LineMap, source: str) -> RecipeError:
-    problems = [Problem(".".join(map(str, loc)), line_of(lines, loc), msg) for loc, msg in items]
-    seen: set[Problem] = set()
-    unique = [p for p in problems if not (p in seen or seen.add(p))]
-    unique.sort(key=lambda p: (p.line is None, p.line or 0))
-    return RecipeError(unique, source=source)
-
-
-def _plain(value: Any) -> Any:
-    """A deep copy as plain JSON-style values (tuples -> lists, mappings -> dicts)."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return copy.deepcopy(value)
-

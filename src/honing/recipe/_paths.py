@@ -116,9 +116,9 @@ def bag_keys(kind: str, names: set[str]) -> set[str]:
 
 
 def path_problem(recipe: Any, path: str, searched: dict[tuple[str, ...], set[str]]) -> str | None:
-    """None if ``path`` names a field of the schema or a key of an argument bag, else why not."""
-    from honing.recipe._schema import Recipe
-
+    """None if ``path`` names a field of the schema or a key of an argument bag, else why not
+    (``recipe``: a validated Recipe; its class is the schema walked)."""
+    Recipe = type(recipe)
     parts = tuple(path.split("."))
     if parts[0] == "tune":
         return (f"unknown path {path!r}: the tune section cannot be searched; allowed: paths into "

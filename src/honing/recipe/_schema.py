@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from honing.recipe import _engine
+from honing.recipe._apply import apply_params
+from honing.recipe._checks import check_recipe
 from honing.recipe._convert import translate
 from honing.recipe._errors import Invalid, show, unknown_name
 from honing.recipe._sections import (
@@ -327,8 +330,6 @@ class Recipe(Section):
 
     @model_validator(mode="after")
     def _across(self) -> Recipe:
-        from honing.recipe._checks import check_recipe
-
         problems: list[tuple[tuple[str | int, ...], str]] = []
         typed = {}
         for name, raw in self.extensions.items():
@@ -358,33 +359,23 @@ class Recipe(Section):
     def with_params(self, params: dict[str, Any]) -> Recipe:
         """A copy with dotted ``params`` set (``{"model.hidden": [64], "training.optimizer.lr":
         0.01}``), validated again; a RecipeError names any path whose value is not allowed."""
-        from honing.recipe._load import apply_params
-
         return apply_params(self, params)
 
     def search_metric(self, task: str | None) -> str | None:
         """The validation metric the search optimizes (``honing.recipe`` decides it once)."""
-        from honing.recipe._engine import search_metric
-
-        return search_metric(self, task)
+        return _engine.search_metric(self, task)
 
     def directions(self, task: str) -> list[str]:
         """maximize/minimize, one per objective."""
-        from honing.recipe._engine import search_directions
-
-        return search_directions(self, task)
+        return _engine.search_directions(self, task)
 
     def monitor(self, task: str) -> str:
         """The logged value that picks the best epoch."""
-        from honing.recipe._engine import monitor
-
-        return monitor(self, task)
+        return _engine.monitor(self, task)
 
     def load_args(self) -> dict[str, Any]:
         """The keyword arguments of ``honing.data.load`` for this recipe's data."""
-        from honing.recipe._engine import load_args
-
-        return load_args(self)
+        return _engine.load_args(self)
 
     @functools.cached_property
     def space(self) -> SearchSpace | None:

@@ -391,10 +391,25 @@ class TrainingSection(Section):
 
     def to_train_config(self, *, seed: int, monitor: str, epochs: int | None = None, with_val: bool = True,
                         threads: int | None = None) -> Any:
-        """The Trainer's ``TrainConfig`` for this section."""
-        from honing.recipe._engine import train_config
+        """The Trainer's ``TrainConfig`` for this section (``with_val=False``: no validation rows,
+        so the loss is monitored and no best epoch is kept)."""
+        from honing.train import TrainConfig
 
-        return train_config(self, seed=seed, monitor=monitor, epochs=epochs, with_val=with_val, threads=threads)
+        return TrainConfig(
+            epochs=int(epochs or self.epochs),
+            batch_size=self.batch_size,
+            eval_batch_size=self.eval_batch_size,
+            grad_clip_norm=self.grad_clip_norm,
+            grad_clip_value=self.grad_clip_value,
+            accumulate=self.accumulate,
+            seed=seed,
+            threads=threads if threads is not None else self.threads,
+            progress=False,
+            monitor=monitor if with_val else "loss",
+            keep_best=self.keep_best and with_val,
+            device=self.device,
+            precision=self.precision,
+        )
 
     @field_validator("loss")
     @classmethod

@@ -36,8 +36,8 @@ from honing.transfer._model import (
     LoraConfig,
     TransferConfig,
     TransferModel,
-    prepare,
 )
+from honing.transfer._strategies import prepare
 
 __all__ = [
     "EWC",

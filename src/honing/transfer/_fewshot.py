@@ -14,6 +14,7 @@ from torch import nn
 
 from honing._core import ConfigError, DataError
 from honing.transfer._backbones import device_of
+from honing.transfer._model import TransferModel
 
 
 class PrototypeHead(nn.Module):
@@ -72,8 +73,6 @@ def fit_prototypes(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, shots:
                    seed: int = 0, batch_size: int = 256) -> nn.Module:
     """Give ``model`` (a TransferModel) a prototype head fitted on ``shots`` examples per class of
     ``(x, y)`` (all rows when ``shots`` is None); returns the model."""
-    from honing.transfer._model import TransferModel
-
     if not isinstance(model, TransferModel):
         raise ConfigError(f"fit_prototypes needs a TransferModel; got {type(model).__name__}")
     idx = np.arange(len(y)) if shots is None else support_indices(y, shots, seed=seed)

@@ -14,12 +14,11 @@ from torch import nn
 
 from honing._core import ConfigError
 from honing.transfer._backbones import require
+from honing.transfer._model import LoraConfig, TransferModel
 
 
 def add_lora(model: Any, config: Any) -> int:
     """Inject adapters into ``model.backbone.module``; returns the number of trainable parameters."""
-    from honing.transfer._model import LoraConfig, TransferModel
-
     if not isinstance(model, TransferModel):
         raise ConfigError(f"add_lora needs a TransferModel; got {type(model).__name__}")
     if isinstance(config, dict):
