@@ -1,6 +1,7 @@
-"""The `honing` command: run, train, compress, validate, evaluate, show, dashboard, init.
+"""The `honing` command: run, train, compress, validate, evaluate, serve, drift, show, dashboard, init.
 
-Exit codes: 0 success, 2 bad input (recipe, arguments, data), 1 failure, 130 interrupted (Ctrl-C).
+Exit codes: 0 success, 2 bad input (recipe, arguments, data), 1 failure (`honing drift`: drift
+found), 130 interrupted (Ctrl-C).
 Only this module reads ``sys.argv``.
 """
 
@@ -86,6 +87,35 @@ def build_parser() -> argparse.ArgumentParser:
                     "own source, re-created; a fixed test set; else every row of another source); test: the "
                     "source's test split (exit 2 when it has none); all: every row")
     sp.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    sp = sub.add_parser("serve", help="serve a model over HTTP (FastAPI; 127.0.0.1, token auth on by default)")
+    sp.add_argument("model_dir", help="a run folder, its model/ folder, or a compression stage's folder")
+    sp.add_argument("--variant", help="model, or a compression stage (03-export, export); default: the run's "
+                    "float ONNX variant when it has one, else model/")
+    sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--no-auth", action="store_true", help="no bearer token (only on a loopback --host)")
+    sp.add_argument("--token-file", help="the token file (default MODEL_DIR/serving/token, created 0600)")
+    sp.add_argument("--state-dir", help="token and input log folder (default MODEL_DIR/serving)")
+    sp.add_argument("--workers", type=_positive_int, default=1, help="server processes (default 1)")
+    sp.add_argument("--threads", type=_positive_int, help="threads per worker (default: cores / workers)")
+    sp.add_argument("--max-body-bytes", type=_positive_int, default=1 << 20, help="413 above (default 1 MiB)")
+    sp.add_argument("--max-rows", type=_positive_int, default=1024, help="rows per request (default 1024)")
+    sp.add_argument("--timeout", type=_positive_float, default=10.0, help="seconds per request (504 past it)")
+    sp.add_argument("--max-batch", type=_positive_int, default=64, help="rows per forward pass (default 64)")
+    sp.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a batch waits for more requests")
+    sp.add_argument("--log-sample", type=float, default=1.0, help="share of requests logged for drift (0-1)")
+    sp.add_argument("--window", type=_positive_int, default=1000, help="rows GET /drift compares (the latest)")
+    sp = sub.add_parser("drift", help="compare a data source with a model's training data (exit 1: drift)")
+    sp.add_argument("model_dir")
+    sp.add_argument("--data", required=True, help="a data source, e.g. csv:new.csv")
+    sp.add_argument("--variant", help="as for serve")
+    sp.add_argument("--reference", help="a reference.json (default: the model folder's)")
+    sp.add_argument("--alpha", type=float, default=0.01, help="significance after Benjamini-Hochberg (default 0.01)")
+    sp.add_argument("--method", choices=["auto", "psi"], default="auto", help="auto: KS/chi-square/Wasserstein/"
+                    "Jensen-Shannon by rule; psi: population stability index everywhere")
+    sp.add_argument("--max-rows", type=_positive_int, help="compare only the first N rows")
+    sp.add_argument("--json", action="store_true", help="print the report as JSON")
+    sp.add_argument("--html", help="also write the report as an HTML page here")
     sp = sub.add_parser("show", help="summary of a run folder")
     sp.add_argument("run_dir")
     sp.add_argument("--trials", type=int, default=10, help="how many of the best trials to list (default 10)")
@@ -241,6 +271,36 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from honing.serve import ServeConfig, serve
+
+    config = ServeConfig(model_dir=args.model_dir, variant=args.variant, host=args.host, port=args.port,
+                         auth=not args.no_auth, token_file=args.token_file, state_dir=args.state_dir,
+                         workers=args.workers, threads=args.threads, max_body_bytes=args.max_body_bytes,
+                         max_rows=args.max_rows, timeout_s=args.timeout, max_batch=args.max_batch,
+                         max_wait_ms=args.max_wait_ms, log_sample=args.log_sample, window=args.window)
+    serve(config)
+    return EXIT_OK
+
+
+def _cmd_drift(args: argparse.Namespace) -> int:
+    from honing.serve import drift_of_source
+    from honing.report import drift_page
+
+    report = drift_of_source(args.model_dir, args.data, variant=args.variant, reference=args.reference,
+                             alpha=args.alpha, method=args.method, max_rows=args.max_rows)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(f"drift of {args.data} against the training data of {args.model_dir}:")
+        for line in report.lines():
+            print(f"  {line}")
+    if args.html:
+        Path(args.html).write_text(drift_page(report.to_dict(), title=f"drift of {args.data}"), encoding="utf-8")
+        print(f"wrote {args.html}", file=sys.stderr)
+    return EXIT_FAILURE if report.drifted else EXIT_OK
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from honing._core import DataError
 
@@ -363,6 +423,8 @@ _COMMANDS = {
     "compress": _cmd_compress,
     "validate": _cmd_validate,
     "evaluate": _cmd_evaluate,
+    "serve": _cmd_serve,
+    "drift": _cmd_drift,
     "show": _cmd_show,
     "dashboard": _cmd_dashboard,
     "init": _cmd_init,

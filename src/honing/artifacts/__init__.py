@@ -35,6 +35,7 @@ from honing.artifacts._formats import (
     weights_file,
     write_state,
 )
+from honing.artifacts._reference import REFERENCE, find_reference, read_reference, write_reference
 from honing.artifacts._loaded import EVAL_SPLITS, LoadedModel, match_columns, same_source, split_digest
 
 __all__ = [
@@ -46,13 +47,16 @@ __all__ = [
     "PREPROCESSOR",
     "PT2_FILE",
     "RECIPE",
+    "REFERENCE",
     "WEIGHTS",
     "LoadedModel",
     "ModelFormat",
+    "find_reference",
     "list_formats",
     "load_model",
     "match_columns",
     "model_format",
+    "read_reference",
     "register_format",
     "same_source",
     "save_model",
@@ -60,5 +64,6 @@ __all__ = [
     "split_record",
     "versions",
     "weights_file",
+    "write_reference",
     "write_state",
 ]

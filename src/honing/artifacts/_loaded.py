@@ -125,6 +125,12 @@ class LoadedModel:
             out[key] = float(METRICS.get(key)(pred, y))
         return out
 
+    def read_rows(self, source: str) -> Any:
+        """Every raw row of ``source`` (its fixed test set included), in the model's column order
+        for a table: what a drift check compares with the training rows."""
+        raw_x, _, x, _ = self._rows_to_score(source, "all")
+        return raw_x
+
     def _rows_to_score(self, source: str, split: str) -> tuple[Any, Any, torch.Tensor | None, dict[str, str]]:
         """(raw rows, raw targets, prepared rows or None, what was scored)."""
         from honing.data import read_source

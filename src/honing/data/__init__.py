@@ -13,6 +13,7 @@ from honing.data._idx import find_idx_files, parse_idx, read_idx
 from honing.data._load import load
 from honing.data._array import ArrayPreprocessor
 from honing.data._preprocess import Preprocessor, TabularPreprocessor
+from honing.data._profile import PROFILE_VERSION, feature_profile, output_profile, prediction_profile
 from honing.data._sources import FASHION_MNIST_CLASSES, RawData, list_sources, read_source
 from honing.data._text import TextPreprocessor
 from honing.data._transforms import (
@@ -29,6 +30,7 @@ from honing.data._transforms import (
 )
 
 __all__ = [
+    "PROFILE_VERSION",
     "RawData",
     "read_source",
     "ArrayPreprocessor",
@@ -50,11 +52,14 @@ __all__ = [
     "TextPreprocessor",
     "Transform",
     "create_augment",
+    "feature_profile",
     "find_idx_files",
     "list_augmentations",
     "list_sources",
     "list_transforms",
     "load",
+    "output_profile",
+    "prediction_profile",
     "parse_idx",
     "read_idx",
 ]

@@ -21,6 +21,7 @@ from honing.pipeline._stage_model import FinalFitStage, FitStage, TestStage
 from honing.pipeline._stage_output import (
     BaselinesStage,
     CompressStage,
+    ReferenceStage,
     ReportStage,
     ResultsStage,
     SaveStage,
@@ -104,8 +105,8 @@ def _register_builtin() -> None:
     register_stage(SelectStage(), lists=("run",))
     register_stage(FinalFitStage(), lists=("run",))
     register_stage(FitStage(), lists=("train",))
-    for stage in (TestStage(), BaselinesStage(), TransferStage(), SaveStage(), CompressStage(), ResultsStage(),
-                  ReportStage()):
+    for stage in (TestStage(), BaselinesStage(), TransferStage(), SaveStage(), ReferenceStage(), CompressStage(),
+                  ResultsStage(), ReportStage()):
         register_stage(stage, lists=both)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from honing._core import atomic_write_text
-from honing.artifacts import save_model, versions
+from honing.artifacts import save_model, versions, write_reference
 from honing.models import count_parameters
 from honing.pipeline._baselines import compare, fit_baselines, imbalance, primary_metric
 from honing.pipeline._context import RunContext
@@ -74,6 +74,46 @@ class SaveStage:
                    class_names=data.class_names, data=data)
         ctx.results["model_dir"] = str(folder)
         return {"folder": str(folder)}
+
+
+class ReferenceStage:
+    """The drift reference beside the saved model (``reference.json``): the training rows' raw
+    feature distributions (tables), and the model's outputs and predictions on held-out rows
+    (honing.data._profile)."""
+
+    name = "reference"
+
+    def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        folder = ctx.results.get("model_dir")
+        if not folder:
+            return None
+        ref = build_reference(ctx.model, ctx.data, seed=ctx.recipe.seed)
+        write_reference(folder, ref)
+        return {"features": len(ref["features"]), "outputs": len(ref["outputs"])}
+
+
+def build_reference(model: Any, data: Any, *, seed: int = 0) -> dict[str, Any]:
+    """What ``reference.json`` holds for ``model`` trained on ``data`` (see honing.data._profile)."""
+    import torch
+
+    from honing.data import feature_profile, output_profile, prediction_profile
+
+    pre = data.preprocessor
+    features: list[dict[str, Any]] = []
+    if getattr(pre, "kind", "") == "tabular":
+        raw_x, _ = data.raw_train_val
+        features = feature_profile(raw_x, pre.columns, pre.kinds, seed=seed)
+    # the model's outputs on rows it did not train on: on training rows it is more confident than
+    # on anything a server will see, and the monitor would call every window drifted
+    held_out, rows_from = next(((getattr(data, s), s) for s in ("test", "val", "train") if getattr(data, s) is not None))
+    model.eval()
+    with torch.no_grad():
+        out = torch.cat([model(x) for x in held_out.x.split(1024)])
+    labels = held_out.y if data.task == "classification" else None
+    return {"rows": len(data.train) + (len(data.val) if data.val is not None else 0),
+            "features": features, "outputs": output_profile(out, seed=seed), "outputs_from": rows_from,
+            "predictions": {**prediction_profile(out, task=data.task, labels=labels, class_names=data.class_names,
+                                                 seed=seed), "rows_from": rows_from}}
 
 
 class CompressStage:

@@ -12,6 +12,7 @@ and the output depends only on the data (no timestamps added).
 from __future__ import annotations
 
 from honing.report._data import ReportData
+from honing.report._drift import drift_page, drift_section
 from honing.report._render import render_report, write_report
 
-__all__ = ["ReportData", "render_report", "write_report"]
+__all__ = ["ReportData", "drift_page", "drift_section", "render_report", "write_report"]

@@ -1,0 +1,34 @@
+"""Serve a model folder, watch its inputs drift.
+
+```python
+from honing.serve import ServeConfig, create_app, serve, detect_drift
+app = create_app(ServeConfig(model_dir="runs/digits"))    # a FastAPI app (tests, embedding)
+serve(ServeConfig(model_dir="runs/digits", port=8000))     # uvicorn on 127.0.0.1, token auth on
+```
+
+``honing serve MODEL_DIR`` and ``honing drift MODEL_DIR --data SOURCE`` are the commands;
+docs/serve.md has the routes, the security defaults and the drift rules.
+"""
+
+from __future__ import annotations
+
+from honing.serve._app import create_app
+from honing.serve._config import ServeConfig, is_loopback, load_or_create_token, resolve_variant
+from honing.serve._drift import DEFAULT_ALPHA, DRIFT_METHODS, DriftReport, FeatureDrift, detect_drift
+from honing.serve._server import drift_of_source, serve
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DRIFT_METHODS",
+    "DriftReport",
+    "FeatureDrift",
+    "ServeConfig",
+    "create_app",
+    "detect_drift",
+    "drift_of_source",
+    "is_loopback",
+    "load_or_create_token",
+    "resolve_variant",
+    "serve",
+]
+
