@@ -239,7 +239,7 @@ class Served:
 def create_app(config: ServeConfig | str | Path, *, token: str | None = None) -> Any:
     """The FastAPI app serving ``config.model_dir`` (a ServeConfig, or a folder with the
     defaults). ``token``: the bearer token (None: the token file's, created on first start)."""
-    from fastapi import FastAPI, Request
+    from fastapi import FastAPI
     from fastapi.responses import JSONResponse, Response
 
     if not isinstance(config, ServeConfig):
@@ -269,11 +269,11 @@ def create_app(config: ServeConfig | str | Path, *, token: str | None = None) ->
         return raw, out, result
 
     @app.exception_handler(RequestError)
-    async def _bad_rows(request: Request, err: RequestError) -> JSONResponse:
+    async def _bad_rows(request: Any, err: RequestError) -> Any:
         return JSONResponse({"detail": str(err)}, status_code=422)
 
     @app.exception_handler(TimeoutError)
-    async def _timeout(request: Request, err: TimeoutError) -> JSONResponse:
+    async def _timeout(request: Any, err: TimeoutError) -> Any:
         return JSONResponse({"detail": str(err)}, status_code=504)
 
     @app.get("/health")
@@ -303,8 +303,8 @@ def create_app(config: ServeConfig | str | Path, *, token: str | None = None) ->
         _, _, result = await predict_rows(body.rows)
         return {"model": served.name, **result}
 
-    @app.get("/v2/models/{name}")
-    async def v2_metadata(name: str) -> JSONResponse:
+    @app.get("/v2/models/{name}", response_model=None)
+    async def v2_metadata(name: str) -> Any:
         if name != served.name:
             return JSONResponse({"error": f"unknown model {name!r}; this server serves {served.name!r}"}, 404)
         return JSONResponse({"name": served.name, "versions": ["1"], "platform": "honing",
@@ -312,8 +312,8 @@ def create_app(config: ServeConfig | str | Path, *, token: str | None = None) ->
                                  {"name": "predictions", "datatype": "BYTES" if served.model.task ==
                                   "classification" else "FP64", "shape": [-1]}]})
 
-    @app.post("/v2/models/{name}/infer")
-    async def v2_infer(name: str, body: InferRequest) -> JSONResponse:
+    @app.post("/v2/models/{name}/infer", response_model=None)
+    async def v2_infer(name: str, body: InferRequest) -> Any:
         if name != served.name:
             return JSONResponse({"error": f"unknown model {name!r}; this server serves {served.name!r}"}, 404)
         try:
@@ -332,8 +332,8 @@ def create_app(config: ServeConfig | str | Path, *, token: str | None = None) ->
         return JSONResponse({"model_name": served.name, "model_version": "1", "id": body.id or "",
                              "outputs": outputs})
 
-    @app.get("/metrics")
-    async def prometheus() -> Response:
+    @app.get("/metrics", response_model=None)
+    async def prometheus() -> Any:
         from prometheus_client import CONTENT_TYPE_LATEST
 
         return Response(metrics.text(), media_type=CONTENT_TYPE_LATEST)
