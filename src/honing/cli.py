@@ -116,6 +116,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-rows", type=_positive_int, help="compare only the first N rows")
     sp.add_argument("--json", action="store_true", help="print the report as JSON")
     sp.add_argument("--html", help="also write the report as an HTML page here")
+    sp = sub.add_parser("refit", help="fine-tune a served model on new data; promote it when it passes the gates "
+                        "(exit 1: not promoted)")
+    sp.add_argument("model_dir", help="what `honing serve` serves: a run folder or a model folder")
+    sp.add_argument("--data", required=True, help="the new data source, e.g. csv:new.csv")
+    sp.add_argument("--out", required=True, help="folder for the candidate model and refit.json")
+    sp.add_argument("--target", help="the new source's target column (default: the model's recipe's rule)")
+    sp.add_argument("--epochs", type=_positive_int, help="fine-tuning epochs (default: the recipe's)")
+    sp.add_argument("--lr-scale", type=_positive_float, default=0.3, help="learning rate as a share of the "
+                    "recipe's (default 0.3)")
+    sp.add_argument("--replay", type=int, default=500, help="old training rows mixed in (default 500; 0: none)")
+    sp.add_argument("--lwf", type=float, default=0.0, help="weight of distillation towards the old model "
+                    "(learning without forgetting; 0-1, default 0)")
+    sp.add_argument("--forgetting-budget", type=float, default=0.01, help="largest allowed drop on the old test "
+                    "rows (default 0.01: one point)")
+    sp.add_argument("--no-promote", action="store_true", help="evaluate and write the candidate only")
+    sp.add_argument("--quiet", action="store_true")
+    sp = sub.add_parser("rollback", help="serve an earlier version (a running server switches by itself)")
+    sp.add_argument("model_dir")
+    sp.add_argument("--to", help="the version (default: the one before the current)")
     sp = sub.add_parser("show", help="summary of a run folder")
     sp.add_argument("run_dir")
     sp.add_argument("--trials", type=int, default=10, help="how many of the best trials to list (default 10)")
@@ -301,6 +320,49 @@ def _cmd_drift(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if report.drifted else EXIT_OK
 
 
+def _cmd_refit(args: argparse.Namespace) -> int:
+    from honing.serve import RefitConfig, refit
+
+    config = RefitConfig(epochs=args.epochs, lr_scale=args.lr_scale, replay=args.replay, lwf=args.lwf,
+                         forgetting_budget=args.forgetting_budget, promote=not args.no_promote)
+    result = refit(args.model_dir, args.data, args.out, config, target=args.target, progress=not args.quiet)
+    m, sc = result["metric"], result["scores"]
+    print(f"refit of {result['from']['folder']} ({result['from']['version']}) on {args.data}: {m}")
+    print(f"  {'':<10} {'old model':>10} {'candidate':>10}  gate")
+    for key, label, gate in (("new_data", "new data", "candidate >= old model"),
+                             ("old_data", "old data", f"drop <= {args.forgetting_budget:g}")):
+        ok = result["gates"]["new_data" if key == "new_data" else "forgetting"]
+        print(f"  {label:<10} {sc[key]['old_model']:>10.4f} {sc[key]['candidate']:>10.4f}  {gate}: "
+              f"{'pass' if ok else 'FAIL'} ({sc[key]['rows']} held-out rows)")
+    rows = sc["old_data"]["rows"]
+    if rows and args.forgetting_budget < 1 / rows:
+        print(f"  note: the forgetting budget {args.forgetting_budget:g} is less than one of the {rows} old test rows "
+              f"({1 / rows:.4f}): the candidate may lose none of them")
+    if result["promoted"]:
+        print(f"  promoted: {args.model_dir} now serves {result['promoted']} (honing rollback to undo)")
+    else:
+        print(f"  not promoted; the candidate is in {result['candidate']}")
+    return EXIT_OK if result["promoted"] or args.no_promote else EXIT_FAILURE
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from honing._core import ConfigError
+    from honing.artifacts import current_version, list_versions, set_current
+
+    versions = list_versions(args.model_dir)
+    current = current_version(args.model_dir)
+    if args.to is None:
+        if current is None or versions.index(current[0]) == 0:
+            raise ConfigError(f"invalid rollback of {args.model_dir!r}: no earlier version "
+                              f"(versions: {', '.join(versions) or 'none'})")
+        target = versions[versions.index(current[0]) - 1]
+    else:
+        target = args.to
+    set_current(args.model_dir, target)
+    print(f"{args.model_dir} now serves {target} (was {current[0] if current else 'none'})")
+    return EXIT_OK
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from honing._core import DataError
 
@@ -425,6 +487,8 @@ _COMMANDS = {
     "evaluate": _cmd_evaluate,
     "serve": _cmd_serve,
     "drift": _cmd_drift,
+    "refit": _cmd_refit,
+    "rollback": _cmd_rollback,
     "show": _cmd_show,
     "dashboard": _cmd_dashboard,
     "init": _cmd_init,

@@ -36,9 +36,16 @@ from honing.artifacts._formats import (
     write_state,
 )
 from honing.artifacts._reference import REFERENCE, find_reference, read_reference, write_reference
+from honing.artifacts._versions import CURRENT, VERSIONS, add_version, current_version, list_versions, set_current
 from honing.artifacts._loaded import EVAL_SPLITS, LoadedModel, match_columns, same_source, split_digest
 
 __all__ = [
+    "CURRENT",
+    "VERSIONS",
+    "add_version",
+    "current_version",
+    "list_versions",
+    "set_current",
     "EVAL_SPLITS",
     "FOLDER_VERSION",
     "FORMATS",

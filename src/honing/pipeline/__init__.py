@@ -15,6 +15,7 @@ A new capability is one stage (``register_stage``) and, for compression, one ste
 from __future__ import annotations
 
 from honing.artifacts import LoadedModel, load_model, save_model, versions
+from honing.pipeline._build import build_model, build_trainer
 from honing.pipeline._compress import (
     COMPRESS_STEPS,
     CompressStep,
@@ -28,6 +29,7 @@ from honing.pipeline._context import RunContext, RunOptions
 from honing.pipeline._objective import RecipeObjective, measure_latency_ms, median_forward_ms
 from honing._core import load_plugins
 from honing.pipeline._run import RunResult, run, train_once
+from honing.pipeline._stage_output import build_reference
 from honing.pipeline._stage_search import output_dir
 from honing.pipeline._summary import baseline_lines, data_lines
 from honing.pipeline._stages import STAGE_LISTS, STAGES, Stage, list_stages, register_stage
@@ -46,6 +48,9 @@ __all__ = [
     "Stage",
     "StepOutput",
     "baseline_lines",
+    "build_model",
+    "build_reference",
+    "build_trainer",
     "compress_folder",
     "data_lines",
     "list_compress_steps",

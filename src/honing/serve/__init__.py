@@ -15,6 +15,7 @@ from __future__ import annotations
 from honing.serve._app import create_app
 from honing.serve._config import ServeConfig, is_loopback, load_or_create_token, resolve_variant
 from honing.serve._drift import DEFAULT_ALPHA, DRIFT_METHODS, DriftReport, FeatureDrift, detect_drift
+from honing.serve._refit import RefitConfig, refit, served_model_folder
 from honing.serve._server import drift_of_source, serve
 
 __all__ = [
@@ -22,13 +23,16 @@ __all__ = [
     "DRIFT_METHODS",
     "DriftReport",
     "FeatureDrift",
+    "RefitConfig",
     "ServeConfig",
     "create_app",
     "detect_drift",
     "drift_of_source",
     "is_loopback",
     "load_or_create_token",
+    "refit",
     "resolve_variant",
     "serve",
+    "served_model_folder",
 ]
 

@@ -206,6 +206,7 @@ class Served:
 
     def __init__(self, config: ServeConfig, metrics: Metrics) -> None:
         folder, self.what = resolve_variant(config.model_dir, config.variant)
+        self.version = self.what.removeprefix("version ") if self.what.startswith("version ") else None
         self.folder = folder
         self.model = load_model(folder)
         self.model.model.eval()
@@ -226,7 +227,8 @@ class Served:
         m = self.model
         meta = m.meta
         results = _run_results(self.folder)
-        return {"name": self.name, "task": m.task, "served": self.what, "folder": str(self.folder),
+        return {"name": self.name, "task": m.task, "served": self.what, "version": self.version,
+                "folder": str(self.folder),
                 "runtime": (meta.get("compression") or {}).get("runtime", "pytorch"),
                 "input": {"kind": getattr(m.preprocessor, "kind", ""), "columns": m.columns,
                           "shape": list(m.input_shape)},
@@ -248,13 +250,15 @@ def create_app(config: ServeConfig | str | Path, *, token: str | None = None) ->
     if token is None:
         token, _ = load_or_create_token(config)
     metrics = Metrics()
-    served = Served(config, metrics)
-    app = FastAPI(title=f"honing serve: {served.name}", version="1", description=(
+    holder = Holder(Served(config, metrics))
+    name = holder.served.name
+    app = FastAPI(title=f"honing serve: {name}", version="1", description=(
         "Predictions from a honing model folder. Every route but the health routes needs "
         "'Authorization: Bearer <token>'."))
-    app.state.served, app.state.config, app.state.metrics = served, config, metrics
+    app.state.holder, app.state.config, app.state.metrics = holder, config, metrics
 
     async def predict_rows(rows: list[Any]) -> tuple[Any, torch.Tensor, dict[str, Any]]:
+        served = holder.served  # a request finishes on the version it started with
         if len(rows) > config.max_rows:
             raise RequestError(f"rows: got {len(rows)} rows; allowed: at most {config.max_rows} per request "
                                "(honing serve --max-rows)")
@@ -282,7 +286,7 @@ def create_app(config: ServeConfig | str | Path, *, token: str | None = None) ->
 
     @app.get("/ready")
     async def ready() -> dict[str, Any]:
-        return {"ready": True, "model": served.name}
+        return {"ready": True, "model": holder.served.name, "version": holder.served.version}
 
     @app.get("/v2/health/live")
     async def v2_live() -> dict[str, bool]:
@@ -294,26 +298,28 @@ def create_app(config: ServeConfig | str | Path, *, token: str | None = None) ->
 
     @app.get("/metadata")
     async def metadata() -> dict[str, Any]:
-        return served.card()
+        return holder.served.card()
 
     @app.post("/predict", responses={413: {"description": "body or rows over the limit"},
                                      415: {"description": "not application/json"},
                                      422: {"description": "rows the model cannot take"}})
     async def predict(body: PredictRequest) -> dict[str, Any]:
         _, _, result = await predict_rows(body.rows)
-        return {"model": served.name, **result}
+        return {"model": name, **result}
 
     @app.get("/v2/models/{name}", response_model=None)
     async def v2_metadata(name: str) -> Any:
+        served = holder.served
         if name != served.name:
             return JSONResponse({"error": f"unknown model {name!r}; this server serves {served.name!r}"}, 404)
-        return JSONResponse({"name": served.name, "versions": ["1"], "platform": "honing",
+        return JSONResponse({"name": served.name, "versions": [served.version or "1"], "platform": "honing",
                              "inputs": _v2_inputs(served.model), "outputs": [
                                  {"name": "predictions", "datatype": "BYTES" if served.model.task ==
                                   "classification" else "FP64", "shape": [-1]}]})
 
     @app.post("/v2/models/{name}/infer", response_model=None)
     async def v2_infer(name: str, body: InferRequest) -> Any:
+        served = holder.served
         if name != served.name:
             return JSONResponse({"error": f"unknown model {name!r}; this server serves {served.name!r}"}, 404)
         try:
@@ -329,7 +335,7 @@ def create_app(config: ServeConfig | str | Path, *, token: str | None = None) ->
             k = len(result["classes"])
             outputs.append({"name": "probabilities", "shape": [n, k], "datatype": "FP32",
                             "data": [p for row in result["probabilities"] for p in row]})
-        return JSONResponse({"model_name": served.name, "model_version": "1", "id": body.id or "",
+        return JSONResponse({"model_name": served.name, "model_version": served.version or "1", "id": body.id or "",
                              "outputs": outputs})
 
     @app.get("/metrics", response_model=None)
@@ -340,6 +346,7 @@ def create_app(config: ServeConfig | str | Path, *, token: str | None = None) ->
 
     @app.get("/drift")
     async def drift() -> dict[str, Any]:
+        served = holder.served
         if served.reference is None:
             return {"rows": 0, "drifted": None, "detail": "this model folder has no drift reference (reference.json)"}
         rows, outputs = served.log.window()
@@ -355,8 +362,51 @@ def create_app(config: ServeConfig | str | Path, *, token: str | None = None) ->
         return report.to_dict()
 
     app.add_middleware(Guard, token=token, max_body=config.max_body_bytes, metrics=metrics)
-    app.router.on_shutdown.append(served.batcher.close)
+    if config.variant is None and config.reload_s > 0:
+        app.router.on_startup.append(lambda: holder.watch(config, metrics))
+    app.router.on_shutdown.append(holder.close)
     return app
+
+
+class Holder:
+    """The version a server answers with; ``watch`` swaps in a promoted (or rolled back) version
+    when ``HOME/versions/CURRENT`` changes. The swap is one assignment: a request in flight
+    finishes on the version it started with, the next one gets the new version, none fails."""
+
+    def __init__(self, served: Served) -> None:
+        self.served = served
+        self._task: asyncio.Task[None] | None = None
+        self._retired: list[Served] = []
+
+    def watch(self, config: ServeConfig, metrics: Metrics) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._poll(config, metrics))
+
+    async def _poll(self, config: ServeConfig, metrics: Metrics) -> None:
+        from honing.artifacts import current_version
+
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(config.reload_s)
+            try:
+                current = current_version(config.model_dir)
+            except Exception:  # a damaged pointer: keep serving what runs, say so in the log
+                continue
+            if current is None or current[0] == self.served.version:
+                continue
+            try:
+                fresh = await loop.run_in_executor(None, Served, config, metrics)
+            except Exception as err:
+                print(f"[honing.serve] version {current[0]} could not be loaded, still serving "
+                      f"{self.served.what}: {err}", flush=True)
+                continue
+            old, self.served = self.served, fresh
+            print(f"[honing.serve] now serving {fresh.what} (was {old.what})", flush=True)
+            loop.call_later(30.0, old.batcher.close)  # after the requests it holds have finished
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self.served.batcher.close()
 
 
 def _run_results(folder: Path) -> dict[str, Any]:

@@ -28,6 +28,8 @@ class ServeConfig:
     waiting at most ``max_wait_ms`` for more. ``log_sample``: the share of requests whose rows
     are logged (for the drift monitor); ``log_max_rows``: the log file is rotated past this
     many rows (one old file kept). ``window``: rows the drift monitor compares (the latest).
+    ``reload_s``: how often the server checks ``MODEL_DIR/versions/CURRENT`` for a promoted or
+    rolled-back version (0: never; only when no ``variant`` is pinned).
     """
 
     model_dir: str
@@ -47,6 +49,7 @@ class ServeConfig:
     log_sample: float = 1.0
     log_max_rows: int = 10_000
     window: int = 1000
+    reload_s: float = 1.0
 
     def __post_init__(self) -> None:
         check_int("port", self.port, low=0, high=65535)
@@ -61,6 +64,7 @@ class ServeConfig:
         check_number("log_sample", self.log_sample, low=0, high=1)
         check_int("log_max_rows", self.log_max_rows, low=1)
         check_int("window", self.window, low=1)
+        check_number("reload_s", self.reload_s, low=0)
         if not self.auth and not is_loopback(self.host):
             raise ConfigError(f"invalid --no-auth with --host {self.host}: a server without a token binds only a "
                               f"loopback address; allowed: --host 127.0.0.1 (or ::1), or keep the token")
@@ -113,10 +117,18 @@ def load_or_create_token(config: ServeConfig) -> tuple[str | None, bool]:
 
 def resolve_variant(path: str | os.PathLike[str], variant: str | None) -> tuple[Path, str]:
     """(the model folder to serve, what it is). ``path``: a run folder, its model/ folder, or a
-    compression stage's folder. ``variant``: ``model``, or a compression stage (``03-export``,
-    ``export``); None: the run's float ONNX variant when it has one (ONNX Runtime ran fastest
-    in every measurement), else the model folder."""
+    compression stage's folder. ``variant``: ``model``, a version (``v2``) or a compression stage
+    (``03-export``, ``export``); None: the current version when ``path`` has versions (refits),
+    else the run's float ONNX variant when it has one (ONNX Runtime ran fastest in every
+    measurement), else the model folder."""
+    from honing.artifacts import current_version, list_versions
+
     folder = Path(path)
+    if variant in list_versions(folder):
+        return folder / "versions" / variant, f"version {variant}"
+    current = current_version(folder) if variant is None else None
+    if current is not None:
+        return current[1], f"version {current[0]}"
     run = folder if (folder / "model").is_dir() or (folder / "compress").is_dir() else None
     if run is None and folder.name == "model" and (folder.parent / "compress").is_dir():
         run = folder.parent
@@ -128,7 +140,7 @@ def resolve_variant(path: str | os.PathLike[str], variant: str | None) -> tuple[
         for stage in stages:
             if variant in (stage.name, stage.name.partition("-")[2]):
                 return stage, f"compression stage {stage.name}"
-        allowed = ["model"] + [s.name for s in stages]
+        allowed = ["model"] + list_versions(folder) + [s.name for s in stages]
         raise ConfigError(f"invalid --variant {variant!r} for {str(folder)!r}; allowed: {', '.join(allowed)}")
     for stage in stages:
         meta = _meta(stage)
