@@ -16,6 +16,7 @@ from typing import Any
 
 from honing._core import load_plugins
 from honing.pipeline._build import as_recipe
+from honing.pipeline._card import CardStage
 from honing.pipeline._context import RunContext, RunOptions
 from honing.pipeline._stage_model import FinalFitStage, FitStage, TestStage
 from honing.pipeline._stage_output import (
@@ -106,7 +107,7 @@ def _register_builtin() -> None:
     register_stage(FinalFitStage(), lists=("run",))
     register_stage(FitStage(), lists=("train",))
     for stage in (TestStage(), BaselinesStage(), TransferStage(), SaveStage(), ReferenceStage(), CompressStage(),
-                  ResultsStage(), ReportStage()):
+                  ResultsStage(), CardStage(), ReportStage()):
         register_stage(stage, lists=both)
 
 
