@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-rows", type=_positive_int, default=1024, help="rows per request (default 1024)")
     sp.add_argument("--timeout", type=_positive_float, default=10.0, help="seconds per request (504 past it)")
     sp.add_argument("--max-batch", type=_positive_int, default=64, help="rows per forward pass (default 64)")
-    sp.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a batch waits for more requests")
+    sp.add_argument("--max-wait-ms", type=float, default=0.0, help="how long a batch waits for more requests "
+                    "(default 0: a lone request runs at once; requests arriving meanwhile form the next batch)")
     sp.add_argument("--log-sample", type=float, default=1.0, help="share of requests logged for drift (0-1)")
     sp.add_argument("--window", type=_positive_int, default=1000, help="rows GET /drift compares (the latest)")
     sp = sub.add_parser("drift", help="compare a data source with a model's training data (exit 1: drift)")

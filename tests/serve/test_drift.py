@@ -106,3 +106,30 @@ def test_a_reference_file_is_checked_like_every_file_of_a_model_folder(tmp_path,
     (tmp_path / "reference.json").write_text(json.dumps(raw).replace("0.", "NaN", 1))
     with pytest.raises(DataError, match="invalid drift reference"):
         read_reference(tmp_path)
+
+
+def test_the_input_log_is_sampled_bounded_and_keeps_array_rows_compact(tmp_path):
+    import base64
+
+    import torch
+
+    from honing.serve._runtime import InputLog
+
+    log = InputLog(tmp_path, window=50, sample=1.0, max_rows=100, tabular=False, flush_s=3600)
+    images = np.random.default_rng(0).normal(size=(30, 1, 4, 4)).astype(np.float32)
+    for _ in range(10):  # 300 rows through a file that rotates past 100
+        log.add(images, torch.zeros(30, 3), ["a"] * 30)
+        log.flush()
+    rows, outputs = log.window()
+    assert rows == [] and outputs.shape == (50, 3)  # images: the window keeps outputs only
+    lines = (tmp_path / "inputs.jsonl").read_text().splitlines()
+    assert len(lines) <= 100 and (tmp_path / "inputs.jsonl.1").is_file()
+    assert not (tmp_path / "inputs.jsonl.2").exists()
+    first = json.loads(lines[0])["row"]
+    back = np.frombuffer(base64.b64decode(first["float32_b64"]), dtype=np.float32).reshape(first["shape"])
+    np.testing.assert_array_equal(back, images[0])
+    sampled = InputLog(None, window=1000, sample=0.1, max_rows=10, seed=1)
+    for _ in range(200):
+        sampled.add(np.zeros((1, 2), dtype=object), torch.zeros(1, 2), ["x"])
+    assert 5 <= len(sampled.window()[0]) <= 40
+    log.close()

@@ -24,8 +24,9 @@ class ServeConfig:
     ``auth``: bearer-token auth (off only on a loopback host). ``max_body_bytes``: requests
     with a larger body get 413 before it is read. ``max_rows``: rows per request.
     ``timeout_s``: a request's limit (504 past it). ``max_batch`` / ``max_wait_ms``: the
-    micro-batcher gathers concurrent requests into one forward pass of up to ``max_batch`` rows,
-    waiting at most ``max_wait_ms`` for more. ``log_sample``: the share of requests whose rows
+    micro-batcher runs a lone request at once and gathers the requests that arrive while a
+    forward pass runs into the next one, up to ``max_batch`` rows; ``max_wait_ms > 0`` makes a
+    batch also wait that long for company. ``log_sample``: the share of requests whose rows
     are logged (for the drift monitor); ``log_max_rows``: the log file is rotated past this
     many rows (one old file kept). ``window``: rows the drift monitor compares (the latest).
     ``reload_s``: how often the server checks ``MODEL_DIR/versions/CURRENT`` for a promoted or
@@ -43,7 +44,7 @@ class ServeConfig:
     max_rows: int = 1024
     timeout_s: float = 10.0
     max_batch: int = 64
-    max_wait_ms: float = 2.0
+    max_wait_ms: float = 0.0
     workers: int = 1
     threads: int | None = None
     log_sample: float = 1.0
