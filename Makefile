@@ -56,6 +56,8 @@ bench: setup
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/pip install --quiet --no-deps "yahpo-gym==1.0.2"   # its numpy<2 pin would downgrade numpy
 	bench/run.sh bench/run_all.py
+	bench/run_serve.sh bench/serve_throughput.py
+	bench/run_serve.sh bench/drift_evidently.py
 
 # docs/recipe-fields.md is generated from the recipe schema (a test fails when they differ)
 docs: setup

@@ -27,7 +27,10 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "minilm_rotten_tomatoes": ("minilm_rotten_tomatoes.py", ["--quick"]),
     "compress_fashion": ("compress_fashion.py", ["--quick"]),
     "baselines": ("baselines.py", ["--only", "wine-cv", "--n-trials", "2"]),
+    "refit_vs_retrain": ("refit_vs_retrain.py", []),
 }
+# serve_throughput.py and drift_evidently.py compare with LitServe and Evidently, which live in
+# their own venv: `bench/run_serve.sh bench/serve_throughput.py` (make bench runs them too)
 
 
 def main() -> int:
