@@ -6,8 +6,8 @@ CSV. Compared, each scored on the new data's held-out test rows and on the old m
 rows (the same rows for every model):
 
 * the old model as it is;
-* refit with replay of 500 old rows (the default), and refit with learning without forgetting
-  (``lwf`` 0.5) and no replay;
+* refit with replay of 500 old rows (the default; and at the recipe's full learning rate), and
+  refit with learning without forgetting (``lwf`` 0.5) and no replay;
 * a full retrain: a fresh model of the same recipe trained from scratch on the old training
   rows plus the new ones, for the recipe's epochs.
 
@@ -70,6 +70,7 @@ def main() -> None:
     rows: list[dict] = [{"model": "old model (no update)", "new_data": accuracy(old.model, new_data.test),
                          "old_data": accuracy(old.model, old_data.test), "seconds": first_fit}]
     for label, config in (("refit, replay 500 (default)", RefitConfig(promote=False)),
+                          ("refit, replay 500, lr x1.0", RefitConfig(lr_scale=1.0, promote=False)),
                           ("refit, lwf 0.5, no replay", RefitConfig(replay=0, lwf=0.5, promote=False))):
         t0 = time.perf_counter()
         result = refit(work / "run", source, work / f"out-{len(rows)}", config)

@@ -68,7 +68,9 @@ def start(kind: str, run_dir: Path, port: int) -> tuple[subprocess.Popen, dict[s
         cmd = [sys.executable, str(APPS / "plain_fastapi.py"), model_dir, str(port)]
     else:
         cmd = [sys.executable, str(APPS / "litserve_app.py"), model_dir, str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # a session of its own: LitServe spawns worker processes that must end with it (killpg below)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     deadline = time.time() + 90
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -83,6 +85,25 @@ def start(kind: str, run_dir: Path, port: int) -> tuple[subprocess.Popen, dict[s
     if kind == "honing":
         headers["Authorization"] = "Bearer " + (run_dir / "bench-serving" / "token").read_text().strip()
     return proc, headers
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """End the server and every process it started (LitServe's workers outlive a plain terminate)."""
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+    time.sleep(1.0)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # any worker still there
+    except ProcessLookupError:
+        pass
 
 
 async def _client(port: int, request: bytes, stop_at: float, lat: list[float], errors: list[int]) -> None:
@@ -162,11 +183,7 @@ def main() -> None:
                               f"p50 {got['p50_ms']:6.2f} ms  p99 {got['p99_ms']:7.2f} ms  errors {got['errors']}",
                               flush=True)
                 finally:
-                    proc.terminate()
-                    try:
-                        proc.wait(timeout=15)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
+                    stop(proc)
         summary = {kind: {str(c): {k: median([g[k] for g in runs]) for k in ("rps", "p50_ms", "p99_ms")} |
                           {"errors": sum(g["errors"] for g in runs)} for c, runs in by_c.items()}
                    for kind, by_c in per.items()}
