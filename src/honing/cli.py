@@ -326,7 +326,7 @@ def _cmd_refit(args: argparse.Namespace) -> int:
 
     config = RefitConfig(epochs=args.epochs, lr_scale=args.lr_scale, replay=args.replay, lwf=args.lwf,
                          forgetting_budget=args.forgetting_budget, promote=not args.no_promote)
-    result = refit(args.model_dir, args.data, args.out, config, target=args.target, progress=not args.quiet)
+    result = refit(args.model_dir, args.data, args.out, config, target=args.target)
     m, sc = result["metric"], result["scores"]
     print(f"refit of {result['from']['folder']} ({result['from']['version']}) on {args.data}: {m}")
     print(f"  {'':<10} {'old model':>10} {'candidate':>10}  gate")

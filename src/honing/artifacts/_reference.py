@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from honing._core import DataError, atomic_write_text
+from honing.artifacts._folder import _read_json
 from honing.data import PROFILE_VERSION
 
 REFERENCE = "reference.json"
-MAX_REFERENCE_BYTES = 64 << 20
 _MAX_SAMPLE = 100_000
 
 
@@ -47,14 +47,7 @@ def read_reference(path: str | Path) -> dict[str, Any]:
                             "reference have none: run or train again, or pass --reference)")
         path = found
     try:
-        if path.stat().st_size > MAX_REFERENCE_BYTES:
-            raise DataError(f"the file is larger than {MAX_REFERENCE_BYTES >> 20} MB")
-        ref = json.loads(path.read_text(encoding="utf-8"))
-        return _check(ref)
-    except FileNotFoundError:
-        raise DataError(f"invalid drift reference {str(path)!r}: the file is missing") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise DataError(f"invalid drift reference {str(path)!r}: not valid JSON ({type(err).__name__})") from None
+        return _check(_read_json(path))  # the folder's own reader: size bound, JSON errors as DataError
     except DataError as err:
         raise DataError(f"invalid drift reference {str(path)!r}: {err}") from None
 

@@ -387,7 +387,6 @@ class Holder:
     def __init__(self, served: Served) -> None:
         self.served = served
         self._task: asyncio.Task[None] | None = None
-        self._retired: list[Served] = []
 
     def watch(self, config: ServeConfig, metrics: Metrics) -> None:
         self._task = asyncio.get_running_loop().create_task(self._poll(config, metrics))
@@ -400,7 +399,8 @@ class Holder:
             await asyncio.sleep(config.reload_s)
             try:
                 current = current_version(config.model_dir)
-            except Exception:  # a damaged pointer: keep serving what runs, say so in the log
+            except Exception as err:  # a damaged pointer: keep serving what runs
+                print(f"[honing.serve] cannot read the current version: {err}", flush=True)
                 continue
             if current is None or current[0] == self.served.version:
                 continue
@@ -444,7 +444,7 @@ def _check_drift(served: Served, rows: list[Any], outputs: np.ndarray) -> Any:
     has_features = bool(served.reference.get("features")) and served.model.columns is not None
     table = np.asarray(rows, dtype=object) if has_features and rows else None
     return detect_drift(served.reference, table, outputs=outputs if len(outputs) else None,
-                        task=served.model.task, class_names=served.model.class_names)
+                        class_names=served.model.class_names)
 
 
 def _v2_inputs(model: Any) -> list[dict[str, Any]]:

@@ -107,7 +107,7 @@ class DriftReport:
 
 
 def detect_drift(reference: dict[str, Any], rows: np.ndarray | None = None, *,
-                 outputs: np.ndarray | None = None, task: str | None = None,
+                 outputs: np.ndarray | None = None,
                  class_names: Sequence[str] | None = None, alpha: float = DEFAULT_ALPHA, method: str = "auto",
                  seed: int = 0) -> DriftReport:
     """Compare a window with ``reference``. ``rows``: raw tabular rows ``(n, features)`` in the
@@ -229,8 +229,7 @@ def _prediction_test(pred: dict[str, Any], outputs: np.ndarray, class_names: Seq
         names = list(class_names) if class_names else list(pred["counts"])
         top = outputs.argmax(axis=1)
         cur = Counter(names[i] if i < len(names) else str(i) for i in top.tolist())
-        test = _categorical("predictions", Counter(pred["counts"]), cur, len(top), "predictions", "auto")
-        return test
+        return _categorical("predictions", Counter(pred["counts"]), cur, len(top), "predictions", "auto")
     ref = np.asarray(pred["sample"], dtype=np.float64)
     return _numeric("predictions", ref, outputs[:, 0], kind="predictions")
 

@@ -67,7 +67,7 @@ def served_model_folder(home: str | Path) -> tuple[Path, str]:
 
 
 def refit(home: str | Path, source: str, out: str | Path, config: RefitConfig | None = None, *,
-          target: str | None = None, progress: bool = False) -> dict[str, Any]:
+          target: str | None = None) -> dict[str, Any]:
     """Fine-tune ``home``'s served model on ``source``; write the candidate to ``out/model`` and
     the gates to ``out/refit.json``; promote it to the next version of ``home`` when both pass.
     ``target``: the new source's target column (default: the model's recipe's rule)."""

@@ -70,5 +70,5 @@ def drift_of_source(model_dir: str | os.PathLike[str], source: str, *, variant: 
     with torch.no_grad():
         out = model.forward_prepared(x).float().numpy()
     table = np.asarray(raw, dtype=object) if ref.get("features") and model.columns is not None else None
-    return detect_drift(ref, table, outputs=out, task=model.task, class_names=model.class_names, alpha=alpha,
+    return detect_drift(ref, table, outputs=out, class_names=model.class_names, alpha=alpha,
                         method=method)
