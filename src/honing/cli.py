@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--alpha", type=float, default=0.01, help="significance after Benjamini-Hochberg (default 0.01)")
     sp.add_argument("--method", choices=["auto", "psi"], default="auto", help="auto: KS/chi-square/Wasserstein/"
                     "Jensen-Shannon by rule; psi: population stability index everywhere")
+    sp.add_argument("--embedding-test", choices=["mmd", "classifier"], default="mmd", help="images, text: how the "
+                    "model's embeddings are compared (mmd: kernel two-sample test; classifier: a domain "
+                    "classifier's out-of-fold AUC)")
     sp.add_argument("--max-rows", type=_positive_int, help="compare only the first N rows")
     sp.add_argument("--json", action="store_true", help="print the report as JSON")
     sp.add_argument("--html", help="also write the report as an HTML page here")
@@ -308,7 +311,8 @@ def _cmd_drift(args: argparse.Namespace) -> int:
     from honing.report import drift_page
 
     report = drift_of_source(args.model_dir, args.data, variant=args.variant, reference=args.reference,
-                             alpha=args.alpha, method=args.method, max_rows=args.max_rows)
+                             alpha=args.alpha, method=args.method, embedding_test=args.embedding_test,
+                             max_rows=args.max_rows)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

@@ -216,7 +216,8 @@ class LoadedModel:
 
 EVAL_SPLITS = ("unseen", "test", "all")
 # the recipe's data options a source of this form takes when evaluate reads it (others: folder, image)
-_EVAL_OPTIONS = {"csv": ("target", "drop_columns", "delimiter"), "text-csv": ("target", "text_column", "delimiter")}
+_EVAL_OPTIONS = {"csv": ("target", "drop_columns", "delimiter"), "text-csv": ("target", "text_column", "delimiter"),
+                 "npz": ()}  # arrays come in their own shape
 
 
 def same_source(source: Any, other: Any) -> bool:

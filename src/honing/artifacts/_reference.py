@@ -92,6 +92,16 @@ def _check(ref: Any) -> dict[str, Any]:
     widths = {len(_numbers(row, f"outputs[{i}]")) for i, row in enumerate(outputs)}
     if len(widths) > 1:
         raise DataError(f"outputs: rows of different lengths {sorted(widths)}")
+    emb = ref.get("embeddings")
+    if emb is not None:
+        if not isinstance(emb, dict) or not isinstance(emb.get("rows"), list) or len(emb["rows"]) > _MAX_SAMPLE:
+            raise DataError("embeddings: expected {rows: [[number]], width, projection_seed}")
+        widths = {len(_numbers(row, f"embeddings.rows[{i}]")) for i, row in enumerate(emb["rows"])}
+        if len(widths) > 1:
+            raise DataError(f"embeddings.rows: rows of different lengths {sorted(widths)}")
+        for key in ("width", "projection_seed"):
+            if isinstance(emb.get(key), bool) or not isinstance(emb.get(key), int) or emb[key] < 0:
+                raise DataError(f"embeddings.{key}: expected an integer >= 0, got {emb.get(key)!r}")
     pred = ref.get("predictions")
     if pred is not None:
         if not isinstance(pred, dict) or pred.get("kind") not in ("classes", "values"):

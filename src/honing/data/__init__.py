@@ -13,7 +13,16 @@ from honing.data._idx import find_idx_files, parse_idx, read_idx
 from honing.data._load import load
 from honing.data._array import ArrayPreprocessor
 from honing.data._preprocess import Preprocessor, TabularPreprocessor
-from honing.data._profile import PROFILE_VERSION, feature_profile, output_profile, prediction_profile
+from honing.data._profile import (
+    EMBED_DIM,
+    PROFILE_VERSION,
+    embed,
+    embedding_profile,
+    feature_profile,
+    output_profile,
+    prediction_profile,
+    project,
+)
 from honing.data._sources import FASHION_MNIST_CLASSES, RawData, list_sources, read_source
 from honing.data._text import TextPreprocessor
 from honing.data._transforms import (
@@ -30,6 +39,7 @@ from honing.data._transforms import (
 )
 
 __all__ = [
+    "EMBED_DIM",
     "PROFILE_VERSION",
     "RawData",
     "read_source",
@@ -52,6 +62,8 @@ __all__ = [
     "TextPreprocessor",
     "Transform",
     "create_augment",
+    "embed",
+    "embedding_profile",
     "feature_profile",
     "find_idx_files",
     "list_augmentations",
@@ -61,5 +73,6 @@ __all__ = [
     "output_profile",
     "prediction_profile",
     "parse_idx",
+    "project",
     "read_idx",
 ]

@@ -8,7 +8,12 @@ server sees later (``honing.serve``'s drift monitor). Plain JSON, no pickle:
   seeded sample of up to ``sample`` training values, or ``{"name", "kind": "categorical",
   "counts": {category: rows}, "missing": share}`` over every training row;
 * ``outputs``: a seeded sample of the model's outputs (logits or values, ``(n, k)``) on
-  training rows, the embedding the monitor compares for any input kind (images, text);
+  held-out rows, which the monitor compares for any input kind;
+* ``embeddings`` (images, text): a seeded sample of the model's penultimate features on the
+  same rows (``embed``: the input of the last linear layer the forward pass runs, the head),
+  projected to at most ``EMBED_DIM`` dimensions by a seeded Gaussian projection
+  (``{"rows": [[float]], "width": d, "projection_seed": s}``; distances, and so the kernel
+  test on them, are kept up to a small factor);
 * ``predictions``: on the validation rows, ``{"kind": "classes", "counts": {class: rows},
   "accuracy", "confidence"}`` (mean top-class probability: the label-free accuracy estimate
   scales by their ratio) or ``{"kind": "values", "sample": [float]}``.
@@ -25,9 +30,12 @@ import torch
 
 from honing.data._preprocess import is_missing, to_category
 
-__all__ = ["PROFILE_VERSION", "feature_profile", "output_profile", "prediction_profile"]
+__all__ = ["EMBED_DIM", "PROFILE_VERSION", "embed", "embedding_profile", "feature_profile", "output_profile",
+           "prediction_profile", "project"]
 
 PROFILE_VERSION = 1
+EMBED_DIM = 64  # embeddings wider than this are projected (the reference stays small)
+EMBED_ROWS = 300
 
 
 def _sample_index(n: int, size: int, seed: int) -> np.ndarray:
@@ -101,3 +109,52 @@ def prediction_profile(outputs: torch.Tensor, *, task: str, labels: torch.Tensor
         return result
     values = outputs.detach().float().reshape(len(outputs), -1)[:, 0].numpy()
     return {"kind": "values", "sample": _round(values[_sample_index(len(values), sample, seed)])}
+
+
+@torch.no_grad()
+def embed(model: torch.nn.Module, x: torch.Tensor, *, batch: int = 256) -> torch.Tensor | None:
+    """The model's penultimate features on ``x``: the input of the last ``nn.Linear`` its forward
+    pass runs (the head), ``(n, d)``; token or patch dimensions are averaged. None when the forward
+    pass runs no linear layer."""
+    seen: list[torch.Tensor] = []
+
+    def keep(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        if args and isinstance(args[0], torch.Tensor):
+            seen.append(args[0])
+
+    hooks = [m.register_forward_pre_hook(keep) for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    was_training = model.training
+    model.eval()
+    parts: list[torch.Tensor] = []
+    try:
+        for chunk in x.split(batch):
+            seen.clear()
+            model(chunk)
+            if not seen:
+                return None
+            h = seen[-1].detach().float()
+            h = h.reshape(len(chunk), -1, h.shape[-1]).mean(dim=1) if h.dim() > 2 else h.reshape(len(chunk), -1)
+            parts.append(h.cpu())
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return torch.cat(parts) if parts else None
+
+
+def project(features: np.ndarray, seed: int, dim: int = EMBED_DIM) -> np.ndarray:
+    """``(n, d)`` -> ``(n, min(d, dim))``: a seeded Gaussian random projection (the same seed and
+    width give the same matrix), identity when ``d <= dim``."""
+    features = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
+    d = features.shape[1]
+    if d <= dim:
+        return features
+    matrix = np.random.default_rng(seed).standard_normal((d, dim)) / np.sqrt(dim)
+    return features @ matrix
+
+
+def embedding_profile(features: torch.Tensor, *, sample: int = EMBED_ROWS, seed: int = 0) -> dict[str, Any]:
+    """A seeded sample of embeddings ``(N, d)``, projected (see ``project``), as JSON."""
+    f = features.detach().float().reshape(len(features), -1).numpy()
+    rows = project(f[_sample_index(len(f), sample, seed)], seed)
+    return {"rows": [_round(r) for r in rows], "width": int(f.shape[1]), "projection_seed": int(seed)}

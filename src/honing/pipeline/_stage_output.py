@@ -78,8 +78,8 @@ class SaveStage:
 
 class ReferenceStage:
     """The drift reference beside the saved model (``reference.json``): the training rows' raw
-    feature distributions (tables), and the model's outputs and predictions on held-out rows
-    (honing.data._profile)."""
+    feature distributions (tables), the model's penultimate features (images, text), and its
+    outputs and predictions on held-out rows (honing.data._profile)."""
 
     name = "reference"
 
@@ -89,14 +89,15 @@ class ReferenceStage:
             return None
         ref = build_reference(ctx.model, ctx.data, seed=ctx.recipe.seed)
         write_reference(folder, ref)
-        return {"features": len(ref["features"]), "outputs": len(ref["outputs"])}
+        return {"features": len(ref["features"]), "outputs": len(ref["outputs"]),
+                "embeddings": len((ref.get("embeddings") or {}).get("rows", []))}
 
 
 def build_reference(model: Any, data: Any, *, seed: int = 0) -> dict[str, Any]:
     """What ``reference.json`` holds for ``model`` trained on ``data`` (see honing.data._profile)."""
     import torch
 
-    from honing.data import feature_profile, output_profile, prediction_profile
+    from honing.data import embed, embedding_profile, feature_profile, output_profile, prediction_profile
 
     pre = data.preprocessor
     features: list[dict[str, Any]] = []
@@ -110,8 +111,13 @@ def build_reference(model: Any, data: Any, *, seed: int = 0) -> dict[str, Any]:
     with torch.no_grad():
         out = torch.cat([model(x) for x in held_out.x.split(1024)])
     labels = held_out.y if data.task == "classification" else None
+    extra: dict[str, Any] = {}
+    if not features:  # images, text: the model's own view of its inputs
+        emb = embed(model, held_out.x)
+        if emb is not None:
+            extra["embeddings"] = embedding_profile(emb, seed=seed)
     return {"rows": len(data.train) + (len(data.val) if data.val is not None else 0),
-            "features": features, "outputs": output_profile(out, seed=seed), "outputs_from": rows_from,
+            "features": features, "outputs": output_profile(out, seed=seed), "outputs_from": rows_from, **extra,
             "predictions": {**prediction_profile(out, task=data.task, labels=labels, class_names=data.class_names,
                                                  seed=seed), "rows_from": rows_from}}
 

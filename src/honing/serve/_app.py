@@ -216,6 +216,8 @@ class Served:
         self.model.model.eval()
         ref_path = find_reference(folder)
         self.reference = read_reference(ref_path) if ref_path is not None else None
+        self.reference_folder = ref_path.parent if ref_path is not None else None
+        self._embedder: torch.nn.Module | None = None
         self.name = str(self.model.recipe.get("name") or folder.name)
         self.batcher = MicroBatcher(self._forward, max_batch=config.max_batch, max_wait_ms=config.max_wait_ms,
                                     on_batch=metrics.batch.observe)
@@ -230,6 +232,18 @@ class Served:
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.model.model(x)
         return out.float() if isinstance(out, torch.Tensor) else torch.as_tensor(np.asarray(out), dtype=torch.float32)
+
+    def embeddings(self, x: torch.Tensor) -> np.ndarray | None:
+        """The penultimate features of the float model that made the reference (the served variant
+        may be ONNX or quantized; the reference's embeddings came from the float model)."""
+        from honing.data import embed
+
+        if self.reference_folder is None or not (self.reference or {}).get("embeddings"):
+            return None
+        if self._embedder is None:
+            self._embedder = load_model(self.reference_folder).model
+        emb = embed(self._embedder, x)
+        return None if emb is None else emb.numpy()
 
     def card(self) -> dict[str, Any]:
         m = self.model
@@ -280,7 +294,7 @@ def create_app(config: ServeConfig | str | Path, *, token: str | None = None) ->
             raise TimeoutError(f"the model did not answer within {config.timeout_s} s") from None
         result = answer(served.model, out)
         metrics.rows.inc(len(out))
-        served.log.add(raw, out, result["predictions"])
+        served.log.add(raw, out, result["predictions"], x)
         return raw, out, result
 
     @app.exception_handler(RequestError)
@@ -443,7 +457,9 @@ def _check_drift(served: Served, rows: list[Any], outputs: np.ndarray) -> Any:
     assert served.reference is not None
     has_features = bool(served.reference.get("features")) and served.model.columns is not None
     table = np.asarray(rows, dtype=object) if has_features and rows else None
-    return detect_drift(served.reference, table, outputs=outputs if len(outputs) else None,
+    inputs = served.log.recent_inputs()
+    embeddings = served.embeddings(inputs) if inputs is not None else None
+    return detect_drift(served.reference, table, outputs=outputs if len(outputs) else None, embeddings=embeddings,
                         class_names=served.model.class_names)
 
 

@@ -21,6 +21,12 @@ corrected together with Benjamini-Hochberg, so the chance that a window without 
 called drifted stays at ``alpha`` (default 0.01: a server checks window after window). The
 window drifts when any test drifts after correction.
 
+Embeddings (images, text: the model's penultimate features, ``honing.data.embed``) are compared
+with the reference's sample by MMD as well, or (``embedding_test="classifier"``) by a domain
+classifier: a logistic regression told reference rows from window rows, its out-of-fold ROC
+AUC the statistic and a one-sided Mann-Whitney test on the out-of-fold scores the p-value
+(AUC 0.5: the two cannot be told apart).
+
 For classifiers, a label-free accuracy estimate: the window's mean top-class probability
 times the reference's accuracy / confidence ratio on held-out rows (the model's calibration
 as measured when it was saved).
@@ -37,11 +43,12 @@ from typing import Any
 import numpy as np
 
 from honing._core import ConfigError, check_choice
-from honing.data._profile import category_counts, numeric_values
+from honing.data._profile import category_counts, numeric_values, project
 
-__all__ = ["DEFAULT_ALPHA", "DRIFT_METHODS", "DriftReport", "FeatureDrift", "detect_drift"]
+__all__ = ["DEFAULT_ALPHA", "DRIFT_METHODS", "EMBEDDING_TESTS", "DriftReport", "FeatureDrift", "detect_drift"]
 
 DRIFT_METHODS = ("auto", "psi")
+EMBEDDING_TESTS = ("mmd", "classifier")
 # a live server checks window after window: at 0.05 one check in twenty would raise a false
 # alarm; 0.01 costs no power on the shifts that matter (see tests/serve/test_drift.py)
 DEFAULT_ALPHA = 0.01
@@ -57,7 +64,7 @@ class FeatureDrift:
     """One test: what was compared, the statistic, its p-value (None for distances) and verdict."""
 
     name: str
-    kind: str  # numeric | categorical | predictions | outputs
+    kind: str  # numeric | categorical | predictions | outputs | embeddings
     test: str
     statistic: float
     p_value: float | None
@@ -107,16 +114,18 @@ class DriftReport:
 
 
 def detect_drift(reference: dict[str, Any], rows: np.ndarray | None = None, *,
-                 outputs: np.ndarray | None = None,
+                 outputs: np.ndarray | None = None, embeddings: np.ndarray | None = None,
                  class_names: Sequence[str] | None = None, alpha: float = DEFAULT_ALPHA, method: str = "auto",
-                 seed: int = 0) -> DriftReport:
+                 embedding_test: str = "mmd", seed: int = 0) -> DriftReport:
     """Compare a window with ``reference``. ``rows``: raw tabular rows ``(n, features)`` in the
     reference's feature order (None for images/text); ``outputs``: the model's outputs on the
-    window ``(n, k)`` (logits for classification)."""
+    window ``(n, k)`` (logits for classification); ``embeddings``: its penultimate features
+    ``(n, d)`` (``honing.data.embed``), compared when the reference has them."""
     method = check_choice("method", method, DRIFT_METHODS)
+    embedding_test = check_choice("embedding_test", embedding_test, EMBEDDING_TESTS)
     if not 0 < alpha < 1:
         raise ConfigError(f"invalid alpha: got {alpha!r}; allowed: a number in (0, 1)")
-    n = len(rows) if rows is not None else (len(outputs) if outputs is not None else 0)
+    n = next((len(a) for a in (rows, outputs, embeddings) if a is not None), 0)
     report = DriftReport(rows=n, alpha=alpha, method=method)
     if n == 0:
         return report
@@ -141,6 +150,16 @@ def detect_drift(reference: dict[str, Any], rows: np.ndarray | None = None, *,
         ref_out = np.asarray(reference.get("outputs") or [], dtype=np.float64)
         if len(ref_out) and ref_out.shape[1] == outputs.shape[1]:
             report.tests.append(_mmd_test(ref_out, outputs, seed=seed))
+    ref_emb = reference.get("embeddings")
+    if embeddings is not None and len(embeddings) and ref_emb and ref_emb.get("rows"):
+        embeddings = np.asarray(embeddings, dtype=np.float64).reshape(len(embeddings), -1)
+        if embeddings.shape[1] != ref_emb["width"]:
+            raise ConfigError(f"invalid embeddings: got width {embeddings.shape[1]}; allowed: {ref_emb['width']}, "
+                              "the reference's (the same model's penultimate features)")
+        cur = project(embeddings, int(ref_emb["projection_seed"]))
+        ref_rows = np.asarray(ref_emb["rows"], dtype=np.float64)
+        test = _mmd_test if embedding_test == "mmd" else _classifier_test
+        report.tests.append(test(ref_rows, cur, seed=seed, name="embeddings"))
     _correct(report.tests, alpha)
     return report
 
@@ -234,13 +253,43 @@ def _prediction_test(pred: dict[str, Any], outputs: np.ndarray, class_names: Seq
     return _numeric("predictions", ref, outputs[:, 0], kind="predictions")
 
 
-def _mmd_test(ref: np.ndarray, cur: np.ndarray, *, seed: int) -> FeatureDrift:
-    """Maximum mean discrepancy (Gaussian kernel, median-distance bandwidth) with a permutation test."""
-    rng = np.random.default_rng(seed)
+def _subsample(ref: np.ndarray, cur: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     if len(ref) > MMD_ROWS:
         ref = ref[rng.choice(len(ref), MMD_ROWS, replace=False)]
     if len(cur) > MMD_ROWS:
         cur = cur[rng.choice(len(cur), MMD_ROWS, replace=False)]
+    return ref, cur
+
+
+def _classifier_test(ref: np.ndarray, cur: np.ndarray, *, seed: int, name: str = "embeddings") -> FeatureDrift:
+    """A domain classifier: can a logistic regression tell window rows from reference rows?
+    Out-of-fold ROC AUC (5 folds), and a one-sided Mann-Whitney test of the window rows' out-of-fold
+    scores against the reference rows' (the same rank statistic as the AUC)."""
+    from scipy import stats
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(seed)
+    ref, cur = _subsample(ref, cur, rng)
+    z = np.vstack([ref, cur])
+    label = np.r_[np.zeros(len(ref)), np.ones(len(cur))]
+    folds = min(5, len(ref), len(cur))
+    if folds < 2:
+        return FeatureDrift(name, name, "classifier-auc", 0.5, 1.0, 0.0, rows=len(cur))
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=500))
+    score = cross_val_predict(clf, z, label, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+                              method="decision_function")
+    res = stats.mannwhitneyu(score[label == 1], score[label == 0], alternative="greater")
+    auc = float(res.statistic) / (len(cur) * len(ref))
+    return FeatureDrift(name, name, "classifier-auc", auc, float(res.pvalue), 0.0, rows=len(cur))
+
+
+def _mmd_test(ref: np.ndarray, cur: np.ndarray, *, seed: int, name: str = "outputs") -> FeatureDrift:
+    """Maximum mean discrepancy (Gaussian kernel, median-distance bandwidth) with a permutation test."""
+    rng = np.random.default_rng(seed)
+    ref, cur = _subsample(ref, cur, rng)
     z = np.vstack([ref, cur])  # (n + m, k)
     sq = np.sum(z * z, axis=1)
     d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * z @ z.T, 0.0)  # (n + m, n + m)
@@ -263,7 +312,7 @@ def _mmd_test(ref: np.ndarray, cur: np.ndarray, *, seed: int) -> FeatureDrift:
     observed = mmd(labels)
     hits = sum(mmd(rng.permutation(labels)) >= observed for _ in range(MMD_PERMUTATIONS))
     p = (hits + 1) / (MMD_PERMUTATIONS + 1)
-    return FeatureDrift("outputs", "outputs", "mmd", observed, p, 0.0, rows=len(cur))
+    return FeatureDrift(name, name, "mmd", observed, p, 0.0, rows=len(cur))
 
 
 def _correct(tests: list[FeatureDrift], alpha: float) -> None:

@@ -19,6 +19,7 @@ import torch
 
 from honing._core import DataError
 from honing.artifacts import LoadedModel
+from honing.data._profile import EMBED_ROWS
 
 LOG_FILE = "inputs.jsonl"
 
@@ -161,7 +162,8 @@ class MicroBatcher:
 
 class InputLog:
     """The rows a server saw: the latest ``window`` in memory (the drift monitor's window: raw
-    rows of a table, the model's outputs for every kind) and a sampled JSON-lines file in
+    rows of a table, the model's outputs for every kind, and for images and text the latest
+    ``EMBED_ROWS`` prepared inputs, from which a check computes the model's embeddings) and a sampled JSON-lines file in
     ``folder`` rotated past ``max_rows`` (one old file kept), so neither grows without bound.
 
     ``add`` only queues; a writer thread encodes and appends every ``flush_s`` seconds, so a
@@ -173,6 +175,8 @@ class InputLog:
         self.folder, self.sample, self.max_rows, self.tabular = folder, sample, max_rows, tabular
         self.rows: collections.deque[Any] = collections.deque(maxlen=window)
         self.outputs: collections.deque[list[float]] = collections.deque(maxlen=window)
+        # images, text: the latest prepared inputs, for the model's embeddings at a drift check
+        self.inputs: collections.deque[torch.Tensor] = collections.deque(maxlen=0 if tabular else min(window, EMBED_ROWS))
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._pending: list[tuple[float, Any, list[Any]]] = []
@@ -186,19 +190,26 @@ class InputLog:
             self._thread = threading.Thread(target=self._writer, args=(flush_s,), name="honing-input-log", daemon=True)
             self._thread.start()
 
-    def add(self, raw: Any, outputs: torch.Tensor, predictions: list[Any]) -> None:
+    def add(self, raw: Any, outputs: torch.Tensor, predictions: list[Any], x: torch.Tensor | None = None) -> None:
         with self._lock:
             if self.sample < 1 and self._random.random() >= self.sample:
                 return
             self.outputs.extend(outputs.float().tolist())
             if self.tabular:
                 self.rows.extend(raw.tolist() if hasattr(raw, "tolist") else list(raw))
+            elif x is not None and self.inputs.maxlen:
+                self.inputs.extend(row.clone() for row in x[-self.inputs.maxlen:])
             if self.folder is not None:
                 self._pending.append((round(time.time(), 3), raw, predictions))
 
     def window(self) -> tuple[list[Any], np.ndarray]:
         with self._lock:
             return list(self.rows), np.asarray(list(self.outputs), dtype=np.float64)
+
+    def recent_inputs(self) -> torch.Tensor | None:
+        """The latest prepared inputs (images, text; at most ``EMBED_ROWS``), stacked, or None."""
+        with self._lock:
+            return torch.stack(list(self.inputs)) if self.inputs else None
 
     def flush(self) -> None:
         """Write what is queued (the writer thread does this every ``flush_s`` seconds)."""

@@ -53,16 +53,18 @@ def app_from_environment() -> Any:
 
 def drift_of_source(model_dir: str | os.PathLike[str], source: str, *, variant: str | None = None,
                     reference: str | os.PathLike[str] | None = None, alpha: float = DEFAULT_ALPHA,
-                    method: str = "auto", max_rows: int | None = None) -> DriftReport:
+                    method: str = "auto", embedding_test: str = "mmd", max_rows: int | None = None) -> DriftReport:
     """The drift report of every row of ``source`` against the model's reference (offline)."""
     import torch
 
     from honing.artifacts import find_reference, load_model, read_reference
+    from honing.data import embed
 
     folder, _ = resolve_variant(model_dir, variant)
     model = load_model(folder)
     ref_path = Path(reference) if reference is not None else find_reference(folder)
     ref = read_reference(ref_path if ref_path is not None else folder)
+    ref_folder = ref_path.parent if ref_path is not None else folder
     raw = model.read_rows(source)
     if max_rows is not None and len(raw) > max_rows:
         raw = raw[:max_rows]
@@ -70,5 +72,9 @@ def drift_of_source(model_dir: str | os.PathLike[str], source: str, *, variant: 
     with torch.no_grad():
         out = model.forward_prepared(x).float().numpy()
     table = np.asarray(raw, dtype=object) if ref.get("features") and model.columns is not None else None
-    return detect_drift(ref, table, outputs=out, class_names=model.class_names, alpha=alpha,
-                        method=method)
+    embeddings = None
+    if ref.get("embeddings"):  # the float model that made the reference gives the window's embeddings
+        emb = embed(load_model(ref_folder).model, x)
+        embeddings = None if emb is None else emb.numpy()
+    return detect_drift(ref, table, outputs=out, embeddings=embeddings, class_names=model.class_names, alpha=alpha,
+                        method=method, embedding_test=embedding_test)
