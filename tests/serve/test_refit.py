@@ -110,3 +110,50 @@ def _wait_for_version(server, version: str, timeout: float = 30) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+def test_ewc_holds_the_old_weights_where_the_old_data_needs_them(run_dir, tmp_path):
+    swapped = write_iris(tmp_path / "swapped.csv", swap=True)
+    free, held = (refit(run_dir, swapped, tmp_path / f"out{i}", RefitConfig(epochs=15, replay=0, lr_scale=1.0, ewc=ewc,
+                                                                            promote=False), target="species")
+                  for i, ewc in enumerate((0.0, 3000.0)))
+    assert held["config"]["ewc"] == 3000.0
+    # the labels conflict outright: without EWC the candidate learns the swap and forgets the old task
+    assert free["forgetting"] > 0.3 and held["forgetting"] < free["forgetting"] - 0.2
+    assert held["scores"]["new_data"]["candidate"] < free["scores"]["new_data"]["candidate"]
+
+
+def test_a_refit_search_chooses_its_options_on_validation_rows(run_dir, tmp_path):
+    shifted = write_iris(tmp_path / "shifted.csv", shift=0.8, seed=3)
+    space = {"lr_scale": {"float": [0.1, 2.0], "log": True}, "ewc": {"float": [0.0, 100.0]}}
+    result = refit(run_dir, shifted, tmp_path / "out", RefitConfig(epochs=8, search=4, space=space, promote=False),
+                   target="species")
+    s = result["search"]
+    assert s["trials"] == 4 and set(s["best_params"]) == {"lr_scale", "ewc"}
+    assert result["chosen"]["lr_scale"] == s["best_params"]["lr_scale"] and result["chosen"]["replay"] == 500
+    assert (tmp_path / "out" / "search" / "study.journal").is_file()
+    journal = json.loads((tmp_path / "out" / "refit.json").read_text())
+    assert journal["search"]["best_value"] == s["best_value"]
+    with pytest.raises(Exception, match="unknown field 'momentum'; allowed: epochs, lr_scale"):
+        RefitConfig(search=2, space={"momentum": {"float": [0, 1]}})
+    done = subprocess.run([sys.executable, "-m", "honing.cli", "refit", str(run_dir), "--data", shifted, "--target",
+                           "species", "--out", str(tmp_path / "o"), "--search", "2", "--space", "{lr: {float: [0, 1]}}"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "unknown field 'lr'" in done.stderr
+
+
+def test_a_chain_of_refits_guards_every_earlier_data_set(tmp_path):
+    home = train_model(tmp_path / "run")
+    first = write_iris(tmp_path / "first.csv", shift=0.3, seed=1)
+    second = write_iris(tmp_path / "second.csv", shift=0.6, seed=2)
+    one = refit(home, first, tmp_path / "r1", RefitConfig(epochs=10, forgetting_budget=0.2), target="species")
+    assert one["promoted"] == "v2" and "earlier_data" not in one["scores"]
+    lineage = json.loads((home / "versions" / "v2" / "lineage.json").read_text())
+    assert [r["data"]["source"] for r in lineage] == ["sklearn:iris"]
+    two = refit(home, second, tmp_path / "r2", RefitConfig(epochs=10, forgetting_budget=0.2, replay=100),
+                target="species")
+    # v2's own data is the "old data"; the original data set is guarded too
+    assert two["scores"]["old_data"]["source"] == first
+    assert [e["source"] for e in two["scores"]["earlier_data"]] == ["sklearn:iris"]
+    assert set(two["forgetting_by_source"]) == {first, "sklearn:iris"}
+    assert two["replayed_rows"] == 100  # 50 rows of each earlier data set

@@ -27,22 +27,35 @@ from honing.transfer._backbones import device_of
 
 
 def _named_trainable(model: nn.Module) -> dict[str, nn.Parameter]:
-    return {n: p for n, p in model.backbone.module.named_parameters()}
+    """A TransferModel's backbone parameters; every parameter of any other model."""
+    backbone = getattr(model, "backbone", None)
+    module = getattr(backbone, "module", None)
+    return dict((module if isinstance(module, nn.Module) else model).named_parameters())
+
+
+def _old_outputs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The old task's outputs: a TransferModel's old head; any other model's own forward (the
+    same task, new data: a refit)."""
+    old_task = getattr(model, "old_task", None)
+    return old_task(x) if callable(old_task) else model(x)
 
 
 class EWC:
     """Elastic weight consolidation on the backbone's parameters (computed at construction).
 
     Args:
-        model: a TransferModel whose backbone holds the old task's weights (and ``old_head``).
+        model: a TransferModel whose backbone holds the old task's weights (and ``old_head``),
+            or any model whose current weights are the old task's (all its parameters anchored).
         x, y: old-task training examples (labels of the old head's classes).
+        loss: the old task's loss (default cross-entropy; mean squared error for regression).
         batch_size: rows per gradient for the Fisher estimate (mean of squared batch gradients,
             scaled by the batch size so it estimates the per-example Fisher).
         max_rows: use at most this many rows (seeded).
     """
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 32,
-                 max_rows: int | None = 2000, seed: int = 0) -> None:
+                 max_rows: int | None = 2000, seed: int = 0,
+                 loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy) -> None:
         if max_rows is not None and len(y) > max_rows:
             idx = torch.as_tensor(np.sort(np.random.default_rng(seed).choice(len(y), max_rows, replace=False)))
             x, y = x[idx], y[idx]
@@ -57,7 +70,7 @@ class EWC:
         for i in range(0, len(y), batch_size):
             xb, yb = x[i:i + batch_size], y[i:i + batch_size]
             model.zero_grad(set_to_none=True)
-            F.cross_entropy(model.old_task(xb), yb).backward()
+            loss(_old_outputs(model, xb), yb).backward()
             for n, p in params.items():
                 if p.grad is not None:
                     fisher[n] += p.grad.detach() ** 2 * len(yb)
