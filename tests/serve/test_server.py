@@ -208,3 +208,27 @@ def test_no_auth_only_on_loopback(run_dir):
         assert srv.request("GET", "/metadata")[0] == 200
     finally:
         srv.stop()
+
+
+def test_two_workers_share_one_metrics_page_and_keep_a_log_each(run_dir, rows, tmp_path):
+    state = tmp_path / "state"
+    server = start_server(run_dir, "--workers", "2", "--state-dir", str(state))
+    try:
+        one, sent = rows[0][:3], 0
+        for _ in range(20):  # until both workers have answered (the kernel spreads the connections)
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                codes = list(pool.map(lambda _: server.request("POST", "/predict", {"rows": one})[0], range(100)))
+            assert codes == [200] * 100
+            sent += 300
+            time.sleep(1.0)  # the writers flush every half second
+            if len(list(state.glob("inputs*.jsonl"))) == 2:
+                break
+        assert sorted(p.name for p in state.glob("inputs*.jsonl")) == ["inputs-1.jsonl", "inputs.jsonl"]
+        assert sum(len(p.read_text().splitlines()) for p in state.glob("inputs*.jsonl")) == sent
+        # every worker's counts, summed, whichever worker answers /metrics
+        for _ in range(4):
+            text = server.request("GET", "/metrics")[1]
+            assert next(float(line.split()[-1]) for line in text.splitlines()
+                        if line.startswith("honing_rows_total")) == sent
+    finally:
+        server.stop()

@@ -23,7 +23,9 @@ status and latency. No route loads, replaces or unpickles anything a client send
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
+import os
 import json
 import re
 import time
@@ -35,9 +37,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from honing.artifacts import find_reference, load_model, read_reference
-from honing.serve._config import ServeConfig, load_or_create_token, resolve_variant
+from honing.serve._config import MULTIPROCESS_ENV, ServeConfig, load_or_create_token, resolve_variant
 from honing.serve._drift import detect_drift
-from honing.serve._runtime import InputLog, MicroBatcher, RequestError, answer, decode_rows
+from honing.serve._runtime import LOG_FILE, InputLog, MicroBatcher, RequestError, WorkerSlot, answer, decode_rows
 
 INLINE_ROWS = 16  # requests with at most this many rows are decoded on the event loop
 MIN_WINDOW = 30  # rows: fewer cannot show drift of any size
@@ -83,13 +85,19 @@ def route_of(path: str) -> str:
 
 
 class Metrics:
-    """The server's Prometheus metrics, in a registry of its own (no global state)."""
+    """The server's Prometheus metrics, in a registry of its own (no global state).
+
+    With several workers (``PROMETHEUS_MULTIPROC_DIR`` set by ``serve``), every worker writes its
+    values to files in that folder and ``/metrics`` on any worker sums them (counters,
+    histograms) or shows the latest check's (drift gauges): the figures of the whole server."""
 
     def __init__(self) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = CollectorRegistry()
+        self.shared = bool(os.environ.get(MULTIPROCESS_ENV))
         r = self.registry
+        mode: Any = {"multiprocess_mode": "mostrecent"} if self.shared else {}
         self.requests = Counter("honing_requests", "requests by route and status", ["route", "code"], registry=r)
         self.errors = Counter("honing_request_errors", "requests answered 4xx/5xx", ["route", "code"], registry=r)
         self.latency = Histogram("honing_request_seconds", "request latency", ["route"], registry=r,
@@ -97,16 +105,23 @@ class Metrics:
         self.batch = Histogram("honing_batch_rows", "rows per forward pass", registry=r,
                                buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
         self.rows = Counter("honing_rows", "rows predicted", registry=r)
-        self.drift = Gauge("honing_drift_detected", "1 when the last drift check found drift", registry=r)
-        self.drift_share = Gauge("honing_drift_share", "share of features drifted at the last check", registry=r)
-        self.drift_rows = Gauge("honing_drift_window_rows", "rows in the last drift check", registry=r)
+        self.drift = Gauge("honing_drift_detected", "1 when the last drift check found drift", registry=r, **mode)
+        self.drift_share = Gauge("honing_drift_share", "share of features drifted at the last check", registry=r,
+                                 **mode)
+        self.drift_rows = Gauge("honing_drift_window_rows", "rows in the last drift check", registry=r, **mode)
         self.drift_stat = Gauge("honing_drift_statistic", "each drift test's statistic at the last check",
-                                ["feature", "test"], registry=r)
+                                ["feature", "test"], registry=r, **mode)
 
     def text(self) -> bytes:
-        from prometheus_client import generate_latest
+        from prometheus_client import CollectorRegistry, generate_latest
 
-        return generate_latest(self.registry)
+        if not self.shared:
+            return generate_latest(self.registry)
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker)
+        return generate_latest(every_worker)
 
 
 class Guard:
@@ -221,8 +236,11 @@ class Served:
         self.name = str(self.model.recipe.get("name") or folder.name)
         self.batcher = MicroBatcher(self._forward, max_batch=config.max_batch, max_wait_ms=config.max_wait_ms,
                                     on_batch=metrics.batch.observe)
+        # several workers: each logs to a file of its own (one file, two writers, would race on rotation)
+        slot = _worker_slot(config.state_path, config.workers) if config.workers > 1 else None
         self.log = InputLog(config.state_path, window=config.window, sample=config.log_sample,
-                            max_rows=config.log_max_rows, tabular=self.model.columns is not None)
+                            max_rows=config.log_max_rows, tabular=self.model.columns is not None,
+                            name=slot.log_name if slot else LOG_FILE)
 
     def close(self) -> None:
         self.batcher.close()
@@ -391,6 +409,13 @@ def create_app(config: ServeConfig | str | Path, *, token: str | None = None) ->
         app.router.on_startup.append(lambda: holder.watch(config, metrics))
     app.router.on_shutdown.append(holder.close)
     return app
+
+
+@functools.lru_cache(maxsize=None)
+def _worker_slot(folder: Path, workers: int) -> WorkerSlot:
+    """This process's worker number, claimed once and held until it exits (versions swap, the
+    number stays)."""
+    return WorkerSlot(folder, workers)
 
 
 class Holder:

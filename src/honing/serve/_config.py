@@ -16,6 +16,10 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 TOKEN_FILE = "token"
 
 
+# prometheus-client's own variable: where the workers of one server meet (set by ``serve``)
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     """How ``honing serve`` serves a model folder.

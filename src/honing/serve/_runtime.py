@@ -171,8 +171,9 @@ class InputLog:
     their float32 bytes with their shape (JSON numbers cost ~0.5 ms per 28x28 image)."""
 
     def __init__(self, folder: Path | None, *, window: int, sample: float, max_rows: int, tabular: bool = True,
-                 seed: int = 0, flush_s: float = 0.5) -> None:
+                 seed: int = 0, flush_s: float = 0.5, name: str = LOG_FILE) -> None:
         self.folder, self.sample, self.max_rows, self.tabular = folder, sample, max_rows, tabular
+        self.name = name
         self.rows: collections.deque[Any] = collections.deque(maxlen=window)
         self.outputs: collections.deque[list[float]] = collections.deque(maxlen=window)
         # images, text: the latest prepared inputs, for the model's embeddings at a drift check
@@ -185,7 +186,7 @@ class InputLog:
         self._thread: threading.Thread | None = None
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / LOG_FILE
+            path = folder / name
             self._written = sum(1 for _ in path.open(encoding="utf-8")) if path.is_file() else 0
             self._thread = threading.Thread(target=self._writer, args=(flush_s,), name="honing-input-log", daemon=True)
             self._thread.start()
@@ -219,9 +220,9 @@ class InputLog:
             return
         lines = [json.dumps({"t": t, "row": _encode_row(r), "prediction": _plain(p)}, separators=(",", ":"))
                  for t, raw, preds in pending for r, p in zip(raw, preds)]
-        path = self.folder / LOG_FILE
+        path = self.folder / self.name
         if self._written + len(lines) > self.max_rows and self._written:
-            path.replace(self.folder / (LOG_FILE + ".1"))
+            path.replace(self.folder / (self.name + ".1"))
             self._written = 0
         with path.open("a", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
@@ -258,3 +259,35 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
+
+
+class WorkerSlot:
+    """A worker process's number among ``--workers N`` (uvicorn gives none): the first of
+    ``state/worker-K.lock`` it can hold an exclusive lock on, held for the process's life. A
+    restarted worker takes a freed number, so per-worker files (``inputs-K.jsonl``) stay bounded."""
+
+    def __init__(self, folder: Path, workers: int) -> None:
+        import fcntl
+
+        folder.mkdir(parents=True, exist_ok=True)
+        self._file: Any = None
+        self.number = 0
+        for k in range(4 * workers):
+            f = (folder / f"worker-{k}.lock").open("a")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.close()
+                continue
+            self._file, self.number = f, k
+            return
+        raise DataError(f"no free worker slot in {str(folder)!r} (another server on the same state folder?)")
+
+    @property
+    def log_name(self) -> str:
+        return LOG_FILE if self.number == 0 else LOG_FILE.replace(".jsonl", f"-{self.number}.jsonl")
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

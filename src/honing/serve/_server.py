@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from honing.serve._config import ServeConfig, load_or_create_token, resolve_variant
+from honing.serve._config import MULTIPROCESS_ENV, ServeConfig, load_or_create_token, resolve_variant
 from honing.serve._drift import DEFAULT_ALPHA, DriftReport, detect_drift
 
 CONFIG_ENV = "HONING_SERVE_CONFIG"
@@ -39,6 +40,11 @@ def serve(config: ServeConfig, *, log_level: str = "warning") -> None:
         uvicorn.run(app, host=config.host, port=config.port, log_level=log_level, timeout_graceful_shutdown=5)
         return
     os.environ[CONFIG_ENV] = config.to_json()
+    # the workers' Prometheus values meet in files here (emptied: a new server counts from zero)
+    shared = config.state_path / "prometheus"
+    shutil.rmtree(shared, ignore_errors=True)
+    shared.mkdir(parents=True)
+    os.environ[MULTIPROCESS_ENV] = str(shared)
     uvicorn.run("honing.serve._server:app_from_environment", factory=True, host=config.host, port=config.port,
                 workers=config.workers, log_level=log_level, timeout_graceful_shutdown=5)
 
