@@ -143,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default: lr_scale, replay, lwf)")
     sp.add_argument("--no-promote", action="store_true", help="evaluate and write the candidate only")
     sp.add_argument("--quiet", action="store_true")
+    sp = sub.add_parser("log", help="write a server's logged rows as a data file to label (for refit --data)")
+    sp.add_argument("model_dir", help="what `honing serve` serves")
+    sp.add_argument("--out", required=True, help="the file: .csv for tables and text, .npz for images and arrays")
+    sp.add_argument("--state-dir", help="the server's --state-dir (default: MODEL_DIR/serving)")
     sp = sub.add_parser("rollback", help="serve an earlier version (a running server switches by itself)")
     sp.add_argument("model_dir")
     sp.add_argument("--to", help="the version (default: the one before the current)")
@@ -366,6 +370,22 @@ def _cmd_refit(args: argparse.Namespace) -> int:
     return EXIT_OK if result["promoted"] or args.no_promote else EXIT_FAILURE
 
 
+def _cmd_log(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from honing.serve import export_log
+
+    done = export_log(args.model_dir, args.out, state_dir=args.state_dir)
+    when = lambda t: datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")  # noqa: E731
+    print(f"wrote {done['rows']} logged rows ({when(done['first'])} to {when(done['last'])}) to {done['path']}")
+    column = f"column {done['target']!r}" if done["target"] else "array y"
+    print(f"the {column} holds the model's own predictions: review and correct them first; a refit on them "
+          "unreviewed learns nothing the model does not already predict")
+    target = f" --target {done['target']}" if done["target"] else ""
+    print(f"then: honing refit {args.model_dir} --data {done['source']}{target} --out DIR")
+    return EXIT_OK
+
+
 def _space_argument(text: str | None) -> dict[str, Any] | None:
     """--space: YAML text, or the path of a file holding it (safe_load only)."""
     import yaml
@@ -529,6 +549,7 @@ _COMMANDS = {
     "drift": _cmd_drift,
     "refit": _cmd_refit,
     "rollback": _cmd_rollback,
+    "log": _cmd_log,
     "show": _cmd_show,
     "dashboard": _cmd_dashboard,
     "init": _cmd_init,

@@ -124,3 +124,10 @@ def test_a_server_compares_the_embeddings_of_what_it_was_sent(image_run):
         assert emb["rows"] == 300 and emb["drifted"]  # the latest 300 inputs: all brighter
     finally:
         server.stop()
+    from honing.serve import export_log
+
+    done = export_log(root / "run", root / "logged.npz")
+    back = np.load(root / "logged.npz")
+    assert done["rows"] == 600 and done["source"] == f"npz:{root / 'logged.npz'}" and done["target"] is None
+    assert back["x"].shape == (600, 1, 8, 8) and back["y"].dtype == np.int64
+    np.testing.assert_array_equal(back["x"][:200, 0], x[:200])  # oldest first, as sent

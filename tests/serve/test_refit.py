@@ -157,3 +157,23 @@ def test_a_chain_of_refits_guards_every_earlier_data_set(tmp_path):
     assert [e["source"] for e in two["scores"]["earlier_data"]] == ["sklearn:iris"]
     assert set(two["forgetting_by_source"]) == {first, "sklearn:iris"}
     assert two["replayed_rows"] == 100  # 50 rows of each earlier data set
+
+
+def test_new_rows_with_fewer_classes_or_class_indices_map_onto_the_models_classes(run_dir, tmp_path):
+    raw = read_source("sklearn:iris")
+    cols = raw.layout["columns"]
+    keep = raw.y != 2  # no virginica in the new rows
+    path = tmp_path / "two.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([*cols, "species"])
+        for row, label in zip(raw.x[keep], raw.y[keep]):
+            w.writerow([*row, ["setosa", "versicolor"][label]])
+    named = refit(run_dir, f"csv:{path}", tmp_path / "a", RefitConfig(epochs=2, promote=False), target="species")
+    assert named["labels_as"] == "class names" and named["scores"]["new_data"]["candidate"] > 0.9
+    np.savez(tmp_path / "idx.npz", x=raw.x.astype(np.float32), y=raw.y)
+    indexed = refit(run_dir, f"npz:{tmp_path / 'idx.npz'}", tmp_path / "b", RefitConfig(epochs=2, promote=False))
+    assert indexed["labels_as"] == "class indices" and indexed["scores"]["new_data"]["candidate"] > 0.8
+    path.write_text(path.read_text().replace("versicolor", "rose"))
+    with pytest.raises(Exception, match=r"labels \['rose'\] the model does not know"):
+        refit(run_dir, f"csv:{path}", tmp_path / "c", RefitConfig(epochs=2, promote=False), target="species")

@@ -150,6 +150,30 @@ def test_drift_over_the_logged_window(server, run_dir):
     assert len(lines) > 100 and len(first["row"]) == 4 and first["prediction"] in ("setosa", "versicolor", "virginica")
 
 
+def test_the_logged_rows_become_a_file_to_label_that_refit_reads(server, run_dir, tmp_path):
+    import csv as csv_module
+
+    from honing.serve import RefitConfig, refit
+
+    server.request("POST", "/predict", {"rows": read_source("sklearn:iris").x[::2].astype(float).tolist()})
+    time.sleep(1.0)  # the writer flushes every half second
+    logged = sum(len(p.read_text().splitlines()) for p in (run_dir / "serving").glob("inputs*.jsonl*"))
+    out = tmp_path / "to-label.csv"
+    done = subprocess.run([sys.executable, "-m", "honing.cli", "log", str(run_dir), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {logged} logged rows" in done.stdout and "review and correct them" in done.stdout
+    assert f"--data csv:{out} --target label" in done.stdout
+    table = list(csv_module.reader(out.open()))
+    assert table[0] == [*load_model(run_dir / "model").columns, "label"] and len(table) == logged + 1
+    assert {r[-1] for r in table[1:]} <= {"setosa", "versicolor", "virginica"}
+    result = refit(run_dir, f"csv:{out}", tmp_path / "r", RefitConfig(epochs=2, promote=False), target="label")
+    assert result["scores"]["new_data"]["rows"] > 0
+    bad = subprocess.run([sys.executable, "-m", "honing.cli", "log", str(run_dir), "--out", str(tmp_path / "x.npz")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "allowed: a .csv path" in bad.stderr
+
+
 def test_a_bounded_load_of_2000_requests_at_concurrency_16_has_no_errors(server, rows):
     payload = {"rows": rows[0][:2]}
 

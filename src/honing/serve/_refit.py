@@ -136,6 +136,8 @@ def _open(home: Path, source: str, target: str | None, epochs: int | None) -> tu
     if epochs is not None:
         recipe = recipe.with_params({"training.epochs": epochs})
     new = load(source, **{**recipe.load_args(), "preprocessor": old.preprocessor})
+    if new.task == "classification" and old.task == "classification" and old.class_names:
+        _align_classes(new, list(old.class_names), source)
     if new.task != old.task or new.num_outputs != old.num_outputs or (new.class_names or None) != (
             old.class_names or None):
         raise DataError(f"invalid data for refit: {source!r} gives a {new.task} task with {new.num_outputs} outputs "
@@ -162,6 +164,36 @@ def _open(home: Path, source: str, target: str | None, epochs: int | None) -> tu
     if (new.test if new.test is not None else new.val) is None:
         raise DataError("refit needs held-out rows of the new data (test_size or val_size > 0) to decide on promotion")
     return _Work(old, recipe, new, earlier, lineage), folder, version
+
+
+def _align_classes(new: Any, classes: list[str], source: str) -> None:
+    """The new rows' labels as the model's classes. New data names its classes by what it holds:
+    a CSV whose rows lack a class has fewer names, an npz has indices ``'0'..'k-1'``. Names the
+    model knows map to its indices; index names (all digits, none a class name) are the model's
+    indices. ``new.info["labels_as"]`` records which."""
+    from honing.data import Split
+
+    names = [str(c) for c in (new.class_names or [])]
+    if names == classes:
+        return
+    if all(n in classes for n in names):
+        codes, how = [classes.index(n) for n in names], "class names"
+    elif all(n.isdigit() for n in names) and not any(n in classes for n in names):
+        codes, how = [int(n) for n in names], "class indices"
+        if max(codes, default=0) >= len(classes):
+            raise DataError(f"invalid data for refit: {source!r} has label {max(codes)}; allowed: class indices "
+                            f"0..{len(classes) - 1} or the class names {classes}")
+    else:
+        unknown = [n for n in names if n not in classes]
+        raise DataError(f"invalid data for refit: {source!r} has labels {unknown[:5]} the model does not know; "
+                        f"allowed: its classes {classes} (or their indices)")
+    table = torch.as_tensor(codes, dtype=torch.int64)
+    for part in ("train", "val", "test"):
+        split = getattr(new, part)
+        if split is not None:
+            setattr(new, part, Split(split.x, table[split.y]))
+    new.class_names, new.num_outputs = list(classes), len(classes)
+    new.info["labels_as"] = how
 
 
 def _read_lineage(folder: Path) -> list[dict[str, Any]]:
@@ -324,6 +356,7 @@ def refit(home: str | Path, source: str, out: str | Path, config: RefitConfig | 
         promoted = add_version(home, model_dir)
         set_current(home, promoted)
     result = {"source": source, "from": {"folder": str(folder), "version": version}, "metric": metric,
+              "labels_as": new.info.get("labels_as", "the model's classes"),
               "scores": scores, "forgetting": forgetting[work.earlier[0][0]], "forgetting_by_source": forgetting,
               "gates": gates, "promoted": promoted, "config": asdict(config),
               "chosen": {k: getattr(chosen, k) for k in SEARCHABLE}, "search": search,
