@@ -22,6 +22,7 @@ from honing.tune._study import (
 )
 
 __all__ = [
+    "AutoSampler",
     "ChoiceParam",
     "FloatParam",
     "IntParam",
@@ -47,3 +48,13 @@ __all__ = [
     "resolve_storage",
     "select_from_pareto",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``AutoSampler`` subclasses Optuna's BaseSampler: imported on first use, so that
+    ``import honing.tune`` does not import Optuna."""
+    if name == "AutoSampler":
+        from honing.tune._auto import AutoSampler
+
+        return AutoSampler
+    raise AttributeError(f"module 'honing.tune' has no attribute {name!r}")

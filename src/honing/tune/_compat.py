@@ -5,7 +5,9 @@ so that an Optuna upgrade that moves one breaks this file and its tests, nothing
   on a finished or waiting trial, a state change), which Optuna's public API offers only for
   the trial being run;
 - ``optuna.storages._heartbeat``: whether the storage records heartbeats, and the heartbeat
-  thread around a running trial (what ``study.optimize`` does internally).
+  thread around a running trial (what ``study.optimize`` does internally);
+- a TPE sampler's random state (``_rng``, ``_random_sampler._rng``), seeded per trial by
+  ``AutoSampler``; ``BaseDistribution._contains`` (is an internal value in the distribution).
 """
 
 from __future__ import annotations
@@ -50,3 +52,18 @@ def heartbeat(study: Any, trial: Any) -> AbstractContextManager[Any]:
     from optuna.storages._heartbeat import get_heartbeat_thread
 
     return get_heartbeat_thread(trial_id(trial), storage_of(study))
+
+
+def seed_sampler(sampler: Any, seed: Any) -> None:
+    """Reseed a TPESampler's draws (its own and its fallback random sampler's) with ``seed``
+    (an int or a list of ints); public ``reseed_rng`` only draws a fresh seed from the OS."""
+    import numpy as np
+
+    first, second = np.random.SeedSequence(seed).generate_state(2)
+    sampler._rng.rng.seed(int(first))
+    sampler._random_sampler._rng.rng.seed(int(second))
+
+
+def distribution_contains(dist: Any, internal: float) -> bool:
+    """Whether an internal representation is a value of ``dist`` (in range, on its step)."""
+    return bool(dist._contains(internal))

@@ -94,6 +94,12 @@ def optimize(
     handle = resolve_storage(storage, run_dir)
     if sampler is None or isinstance(sampler, (str, Mapping)):
         sampler = create_sampler(sampler, seed=seed, space=space, directions=dirs, n_trials=n_trials)
+    from honing.tune._auto import AutoSampler
+
+    if isinstance(sampler, AutoSampler) and not sampler.start and base:
+        centre = space.centre(base)  # the recipe's own values: the first trial
+        if centre:
+            sampler.add_start([centre])
     if pruner is None:
         pruner = optuna.pruners.NopPruner()
     if len(dirs) > 1 and not isinstance(pruner, optuna.pruners.NopPruner):

@@ -138,6 +138,12 @@ class SearchSpace:
             out[k] = p.encode(v) if isinstance(p, ChoiceParam) else v
         return out
 
+    def centre(self, base: Mapping[str, Any]) -> dict[str, Any]:
+        """The base configuration's own values at the searched paths (the search centre), encoded
+        as Optuna stores them; paths the base does not set are left out."""
+        found = {p.path: v for p in self.params if (v := _lookup(base, p.path)) is not _MISSING and v is not None}
+        return self.encode(found)
+
     @property
     def is_finite(self) -> bool:
         return all(p.is_finite for p in self.params)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["StorageHandle", "create_pruner", "create_sampler", "delete_study", "list_pruners", "list_samplers",
            "mask_password", "resolve_storage"]
 
-_MULTI_OBJECTIVE = ("grid", "random", "qmc", "tpe", "gp", "nsga2")
+_MULTI_OBJECTIVE = ("grid", "random", "qmc", "tpe", "gp", "auto", "nsga2")
 HEARTBEAT_INTERVAL_S = 60
 HEARTBEAT_GRACE_S = 180
 
@@ -116,6 +116,12 @@ def _cmaes(seed: int, space: SearchSpace, n_trials: int | None) -> tuple[type, d
     return optuna.samplers.CmaEsSampler, {"seed": seed, "n_startup_trials": 1, "warn_independent_sampling": False}
 
 
+def _auto(seed: int, space: SearchSpace, n_trials: int | None) -> tuple[type, dict[str, Any]]:
+    from honing.tune._auto import AutoSampler
+
+    return AutoSampler, {"seed": seed, "n_trials": n_trials}
+
+
 def _nsga2(seed: int, space: SearchSpace, n_trials: int | None) -> tuple[type, dict[str, Any]]:
     import optuna
 
@@ -130,6 +136,8 @@ _SAMPLERS.register("qmc", _qmc, description="scrambled Sobol quasi-random sequen
 _SAMPLERS.register("tpe", _tpe, description="multivariate TPE over conditional groups (the default)")
 _SAMPLERS.register("gp", _gp, description="Gaussian-process Bayesian optimization")
 _SAMPLERS.register("cmaes", _cmaes, description="CMA-ES over numeric parameters (needs cmaes)")
+_SAMPLERS.register("auto", _auto, description="the recipe's values, a Latin hypercube, then TPE with the constant liar "
+                   "and a random share (honing.tune.AutoSampler)")
 _SAMPLERS.register("nsga2", _nsga2, description="NSGA-II genetic search (the default with several objectives)")
 
 

@@ -1,0 +1,189 @@
+"""``AutoSampler``: honing's search strategy as an Optuna sampler usable on any study.
+
+```python
+import optuna
+from honing.tune import AutoSampler
+
+study = optuna.create_study(sampler=AutoSampler(seed=0, start=[{"lr": 1e-3, "layers": 2}]))
+study.optimize(objective, n_trials=50)
+```
+
+Every trial is routed by its number, so the route is the same in every worker process and a
+re-run with the same seed proposes the same points:
+
+1. **start points** (``start``: the recipe's own values, the search centre; then any others a
+   caller knows to be good), one per trial, values outside a distribution left to step 2;
+2. **a Latin hypercube** over the first ``n_startup`` trials: for every parameter, each of
+   ``n_startup`` equal slices of its range (in log space for log parameters; choices for
+   categorical ones) is used once, in a seeded order of its own, so the start covers every
+   range evenly whatever the number of parameters and however they are nested (conditional
+   parameters take their slices when they appear);
+3. then **the model**: multivariate TPE over conditional groups with the constant liar (a
+   running trial counts as a bad result, so parallel workers do not propose the same point),
+   except for a ``random_share`` of trials drawn at random (seeded by trial number) so the
+   search never falls far behind random search when the model misleads it.
+
+Every random draw is seeded by (seed, trial number, parameter name): two worker processes with
+pickled copies of one sampler never draw the same point for different trials.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.samplers import BaseSampler, RandomSampler, TPESampler
+from optuna.study import Study
+from optuna.trial import FrozenTrial, TrialState
+
+from honing._core import ConfigError, check_int, check_number
+from honing.tune._compat import distribution_contains, seed_sampler
+
+__all__ = ["AutoSampler", "ROUTES"]
+
+ROUTES = ("start", "lhs", "random", "model")
+
+
+def _key(*parts: Any) -> list[int]:
+    """A numpy seed sequence entropy from ints and strings (stable across processes and runs)."""
+    return [p if isinstance(p, int) and p >= 0 else zlib.crc32(str(p).encode()) for p in parts]
+
+
+class AutoSampler(BaseSampler):
+    """Start points, a Latin hypercube, then TPE with the constant liar and a random share.
+
+    Args:
+        seed: seeds every draw (None: a random seed, fixed for the sampler's life).
+        start: parameter dicts tried first, in order (e.g. the recipe's own values).
+        n_startup: trials before the model takes over (start points included); default 10,
+            or a third of ``n_trials`` when that is given and smaller (at least 2).
+        n_trials: the study's budget when known (sizes ``n_startup``).
+        random_share: share of the model's trials drawn at random instead (0 to 0.5).
+        constant_liar: count running trials as bad results in the model (parallel workers).
+    """
+
+    def __init__(self, seed: int | None = None, *, start: Sequence[Mapping[str, Any]] | None = None,
+                 n_startup: int | None = None, n_trials: int | None = None, random_share: float = 0.1,
+                 constant_liar: bool = True) -> None:
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0])
+        self.seed = check_int("seed", seed, low=0)
+        if n_trials is not None:
+            check_int("n_trials", n_trials, low=1)
+        if n_startup is None:
+            n_startup = 10 if n_trials is None else max(2, min(10, n_trials // 3))
+        self.n_startup = check_int("n_startup", n_startup, low=1)
+        self.random_share = check_number("random_share", random_share, low=0, high=0.5)
+        self.start = [dict(p) for p in (start or [])]
+        for i, point in enumerate(self.start):
+            if not all(isinstance(k, str) for k in point):
+                raise ConfigError(f"invalid start[{i}]: got {point!r}; allowed: a mapping of parameter name -> value")
+        self.n_startup = max(self.n_startup, len(self.start))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna's ExperimentalWarning for multivariate / group / liar
+            self._model = TPESampler(seed=self.seed, multivariate=True, group=True, constant_liar=constant_liar,
+                                     n_startup_trials=self.n_startup, warn_independent_sampling=False)
+        self._random = RandomSampler(seed=self.seed)
+
+    def add_start(self, points: Sequence[Mapping[str, Any]]) -> None:
+        """Append start points (tried after those already given, before the hypercube's own)."""
+        self.start.extend(dict(p) for p in points)
+        self.n_startup = max(self.n_startup, len(self.start))
+
+    # -- the route of a trial ------------------------------------------------------------------
+
+    def route(self, number: int) -> str:
+        """Where trial ``number``'s values come from: start, lhs, random or model."""
+        if number < len(self.start):
+            return "start"
+        if number < self.n_startup:
+            return "lhs"
+        if self.random_share and self._uniform(number, "route") < self.random_share:
+            return "random"
+        return "model"
+
+    def _uniform(self, *parts: Any) -> float:
+        return float(np.random.default_rng(_key(self.seed, *parts)).random())
+
+    # -- Optuna's sampler interface ------------------------------------------------------------
+
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        if self.route(trial.number) != "model":
+            return {}
+        return self._model.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        if not search_space or self.route(trial.number) != "model":
+            return {}
+        return self._model.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        route = self.route(trial.number)
+        if route == "start":
+            value = self.start[trial.number].get(param_name)
+            if value is not None and _contains(param_distribution, value):
+                return value
+        if route in ("start", "lhs"):
+            return self._latin(trial.number, param_name, param_distribution)
+        if route == "random":
+            return _from_unit(param_distribution, self._uniform(trial.number, param_name))
+        return self._model.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        # the model's draws seeded by trial number: copies of this sampler in other processes
+        # propose different points for different trials, and a re-run proposes the same ones
+        seed_sampler(self._model, _key(self.seed, trial.number, "model"))
+        self._model.before_trial(study, trial)
+
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        self._model.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:  # draws are seeded by trial number; nothing to reseed
+        pass
+
+    def _latin(self, number: int, name: str, dist: BaseDistribution) -> Any:
+        """Slice ``number`` (of ``n_startup``) of ``name``'s range, in an order seeded by the name."""
+        n = self.n_startup
+        order = np.random.default_rng(_key(self.seed, "lhs", name)).permutation(n)
+        u = (order[number % n] + self._uniform(number, "lhs", name)) / n
+        return _from_unit(dist, u)
+
+
+def _contains(dist: BaseDistribution, value: Any) -> bool:
+    try:
+        return distribution_contains(dist, dist.to_internal_repr(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _from_unit(dist: BaseDistribution, u: float) -> Any:
+    """The value at quantile ``u`` in [0, 1) of ``dist``'s range (log scale for log ranges;
+    the grid for stepped ones; a choice for categorical ones)."""
+    u = min(max(float(u), 0.0), math.nextafter(1.0, 0.0))
+    if isinstance(dist, CategoricalDistribution):
+        return dist.choices[int(u * len(dist.choices))]
+    if isinstance(dist, FloatDistribution):
+        lo, hi = dist.low, dist.high
+        if dist.log:
+            return float(min(hi, max(lo, math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))))))
+        if dist.step is not None:
+            steps = int(round((hi - lo) / dist.step))
+            return float(min(hi, lo + min(int(u * (steps + 1)), steps) * dist.step))
+        return float(lo + u * (hi - lo))
+    if isinstance(dist, IntDistribution):
+        lo, hi = dist.low, dist.high
+        if dist.log:
+            # the integers' share of the log range: k covers [log(k - 0.5), log(k + 0.5))
+            a, b = math.log(lo - 0.5) if lo > 0.5 else math.log(lo), math.log(hi + 0.5)
+            return int(min(hi, max(lo, round(math.exp(a + u * (b - a))))))
+        steps = (hi - lo) // dist.step
+        return int(lo + min(int(u * (steps + 1)), steps) * dist.step)
+    raise ConfigError(f"AutoSampler cannot sample a {type(dist).__name__}")
