@@ -121,3 +121,15 @@ def test_sampler_auto_in_honing_starts_from_the_recipes_values(tmp_path):
     result = optimize(objective, study_name="auto", storage=None, space=space, sampler="auto", n_trials=6,
                       seed=0, base=base, progress=False, run_dir=tmp_path)
     assert seen[0] == {"training.lr": 0.003, "model.act": "gelu"} and len(result.trials) == 6
+
+
+def test_local_steps_start_from_the_best_trial_and_shrink_as_they_fail():
+    sampler = AutoSampler(seed=0, n_startup=5, random_share=0.0, local_share=0.9)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: (t.suggest_float("x", -5, 5) - 1.234) ** 2, n_trials=60)
+    local = [t for t in study.trials if sampler.route(t.number) == "local"]
+    assert len(local) > 40 and abs(study.best_params["x"] - 1.234) < 1e-2
+    # late local steps are small: they search close to the best point
+    assert np.median([abs(t.params["x"] - 1.234) for t in local[-10:]]) < 0.2
+    with pytest.raises(ConfigError, match="leave the model no trials"):
+        AutoSampler(seed=0, random_share=0.5, local_share=0.5)

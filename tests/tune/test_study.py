@@ -25,8 +25,8 @@ SPACE = SearchSpace([FloatParam("x", 0.0, 1.0, step=0.05), IntParam("n", 1, 4), 
 
 
 def test_registries_list_every_name():
-    assert list_samplers() == sorted(["grid", "random", "qmc", "tpe", "gp", "cmaes", "nsga2"])
-    assert list_pruners() == sorted(["none", "median", "percentile", "asha", "hyperband"])
+    assert list_samplers() == sorted(["grid", "random", "qmc", "tpe", "gp", "cmaes", "nsga2", "auto"])
+    assert list_pruners() == sorted(["none", "median", "percentile", "asha", "hyperband", "auto"])
 
 
 @pytest.mark.parametrize("name", list_samplers())

@@ -59,6 +59,9 @@ class SearchStage:
                                  n_trials=tune.n_trials)
         pruner = create_pruner(tune.pruner, max_epochs=rec.training.epochs, n_trials=tune.n_trials,
                                directions=ctx.directions)
+        if getattr(pruner, "choice", None):  # pruner: auto says what the budget chose
+            ctx.say(f"early stopping: {pruner.choice}")
+            ctx.search["early_stopping"] = pruner.choice
         url = opts.storage or tune.storage
         if url is not None:  # a server or file elsewhere opens before the run folder is written
             store = resolve_storage(url, ctx.out_dir)

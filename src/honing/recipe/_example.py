@@ -31,8 +31,8 @@ training:
 tune:
   n_trials: 30                   # 1 .. 1000000
   timeout: null                  # seconds
-  sampler: tpe                   # grid | random | qmc | tpe | gp | cmaes | nsga2 (or {name: tpe, ...options})
-  pruner: asha                   # none | median | percentile | asha | hyperband (early stopping of weak trials)
+  sampler: tpe                   # grid | random | qmc | tpe | gp | cmaes | nsga2 | auto (or {name: tpe, ...options})
+  pruner: auto                   # none | median | percentile | asha | hyperband | auto (early stopping, by the budget)
   metric: val_accuracy
   direction: maximize
   cv: auto                       # auto (5-fold below 1000 train+val rows) | k (2 .. 100): k-fold | null: the val split

@@ -105,7 +105,7 @@ class TuneSection(Section):
     """stop starting trials after this many seconds"""
     sampler: Any = "tpe"
     """how trials are proposed: grid, random, qmc, tpe, gp, cmaes, nsga2, auto (or {name, ...options})"""
-    pruner: Any = "asha"
+    pruner: Any = "auto"
     """early stopping of weak trials: none, median, percentile, asha, hyperband, auto (or {name, ...options})"""
     metric: str | None = None
     """the validation value to optimize; null: val_accuracy (classification) or val_loss (regression)"""
@@ -138,7 +138,7 @@ class TuneSection(Section):
         if data.get("sampler") is None:
             data["sampler"] = "nsga2" if several else "tpe"
         if data.get("pruner") is None:
-            data["pruner"] = "none" if several else "asha"
+            data["pruner"] = "none" if several else "auto"
         if data.get("direction") is None and isinstance(data.get("metric"), str):
             data["direction"] = direction_for(data["metric"])
         sampler = data["sampler"].get("name") if isinstance(data["sampler"], dict) else data["sampler"]

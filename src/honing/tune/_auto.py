@@ -18,10 +18,13 @@ re-run with the same seed proposes the same points:
    categorical ones) is used once, in a seeded order of its own, so the start covers every
    range evenly whatever the number of parameters and however they are nested (conditional
    parameters take their slices when they appear);
-3. then **the model**: multivariate TPE over conditional groups with the constant liar (a
-   running trial counts as a bad result, so parallel workers do not propose the same point),
-   except for a ``random_share`` of trials drawn at random (seeded by trial number) so the
-   search never falls far behind random search when the model misleads it.
+3. then, by a seeded draw per trial: a ``random_share`` (0.1) drawn at random, so the search
+   never falls far behind random search when its model misleads it; a ``local_share`` (0.5)
+   of **local steps** from the best trial so far (a Gaussian step per number in its unit range,
+   its width set by the one-fifth rule over the earlier local steps: TPE alone is slow to
+   close in on an optimum it has found); the rest from **the model**: multivariate TPE over
+   conditional groups with the constant liar (a running trial counts as a bad result, so
+   parallel workers do not propose the same point).
 
 Every random draw is seeded by (seed, trial number, parameter name): two worker processes with
 pickled copies of one sampler never draw the same point for different trials.
@@ -38,7 +41,7 @@ from typing import Any
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import BaseSampler, RandomSampler, TPESampler
-from optuna.study import Study
+from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from honing._core import ConfigError, check_int, check_number
@@ -46,7 +49,7 @@ from honing.tune._compat import distribution_contains, seed_sampler
 
 __all__ = ["AutoSampler", "ROUTES"]
 
-ROUTES = ("start", "lhs", "random", "model")
+ROUTES = ("start", "lhs", "random", "local", "model")
 
 
 def _key(*parts: Any) -> list[int]:
@@ -63,13 +66,15 @@ class AutoSampler(BaseSampler):
         n_startup: trials before the model takes over (start points included); default 10,
             or a third of ``n_trials`` when that is given and smaller (at least 2).
         n_trials: the study's budget when known (sizes ``n_startup``).
-        random_share: share of the model's trials drawn at random instead (0 to 0.5).
+        random_share: share of the trials after the start-up drawn at random (0 to 0.5).
+        local_share: share of them that step from the best trial so far (0 to 0.9; default 0.5,
+            measured in bench/README.md).
         constant_liar: count running trials as bad results in the model (parallel workers).
     """
 
     def __init__(self, seed: int | None = None, *, start: Sequence[Mapping[str, Any]] | None = None,
                  n_startup: int | None = None, n_trials: int | None = None, random_share: float = 0.1,
-                 constant_liar: bool = True) -> None:
+                 local_share: float = 0.5, constant_liar: bool = True) -> None:
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         self.seed = check_int("seed", seed, low=0)
@@ -79,6 +84,11 @@ class AutoSampler(BaseSampler):
             n_startup = 10 if n_trials is None else max(2, min(10, n_trials // 3))
         self.n_startup = check_int("n_startup", n_startup, low=1)
         self.random_share = check_number("random_share", random_share, low=0, high=0.5)
+        self.local_share = check_number("local_share", local_share, low=0, high=0.9)
+        if self.random_share + self.local_share > 0.95:
+            raise ConfigError(f"invalid shares: random_share {random_share} + local_share {local_share} leave the "
+                              "model no trials; allowed: a sum <= 0.95")
+        self._local_cache: dict[int, dict[str, Any]] = {}
         self.start = [dict(p) for p in (start or [])]
         for i, point in enumerate(self.start):
             if not all(isinstance(k, str) for k in point):
@@ -103,8 +113,11 @@ class AutoSampler(BaseSampler):
             return "start"
         if number < self.n_startup:
             return "lhs"
-        if self.random_share and self._uniform(number, "route") < self.random_share:
+        u = self._uniform(number, "route")
+        if u < self.random_share:
             return "random"
+        if u < self.random_share + self.local_share:
+            return "local"
         return "model"
 
     def _uniform(self, *parts: Any) -> float:
@@ -134,7 +147,51 @@ class AutoSampler(BaseSampler):
             return self._latin(trial.number, param_name, param_distribution)
         if route == "random":
             return _from_unit(param_distribution, self._uniform(trial.number, param_name))
+        if route == "local":
+            point = self._local_point(study, trial)
+            if point is not None and param_name in point and _contains(param_distribution, point[param_name]):
+                return point[param_name]
         return self._model.sample_independent(study, trial, param_name, param_distribution)
+
+    def _local_point(self, study: Study, trial: FrozenTrial) -> dict[str, Any] | None:
+        """A step from the best trial so far: every numeric value moved by a Gaussian of width
+        ``sigma`` in its unit range (log for log parameters), a categorical one changed to another
+        choice with probability 1 / (number of parameters). ``sigma`` follows the one-fifth rule
+        over the earlier local steps: x exp(0.8) after a step that improved on the best, x
+        exp(-0.2) after one that did not. None (the model decides) with several objectives or no
+        finished trial."""
+        if trial.number in self._local_cache:
+            return self._local_cache[trial.number]
+        point = None
+        if len(study.directions) == 1:
+            done = sorted((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                           if t.number < trial.number), key=lambda t: t.number)
+            if done:
+                sign = 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0
+                best, best_value, sigma = done[0], sign * float(done[0].value), 0.1
+                for t in done[1:]:
+                    value = sign * float(t.value)
+                    if self.route(t.number) == "local":
+                        sigma *= math.exp(0.8) if value < best_value else math.exp(-0.2)
+                        sigma = min(0.5, max(1e-4, sigma))
+                    if value < best_value:
+                        best, best_value = t, value
+                rng = np.random.default_rng(_key(self.seed, trial.number, "local"))
+                point = {}
+                k = max(1, len(best.params))
+                for name, value in best.params.items():
+                    dist = best.distributions[name]
+                    if isinstance(dist, CategoricalDistribution):
+                        if len(dist.choices) > 1 and rng.random() < 1.0 / k:
+                            others = [c for c in dist.choices if c != value]
+                            value = others[int(rng.integers(len(others)))]
+                        point[name] = value
+                    else:
+                        u = _to_unit(dist, value) + sigma * rng.standard_normal()
+                        u = abs(u) % 2.0
+                        point[name] = _from_unit(dist, 2.0 - u if u > 1 else u)
+        self._local_cache = {trial.number: point} if point is not None else {}
+        return point
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         # the model's draws seeded by trial number: copies of this sampler in other processes
@@ -162,6 +219,16 @@ def _contains(dist: BaseDistribution, value: Any) -> bool:
         return distribution_contains(dist, dist.to_internal_repr(value))
     except (TypeError, ValueError):
         return False
+
+
+def _to_unit(dist: BaseDistribution, value: Any) -> float:
+    """The inverse of ``_from_unit`` for numbers: where ``value`` lies in [0, 1] of the range."""
+    lo, hi = float(dist.low), float(dist.high)
+    if hi <= lo:
+        return 0.5
+    if dist.log:
+        return (math.log(value) - math.log(lo)) / (math.log(hi) - math.log(lo))
+    return (float(value) - lo) / (hi - lo)
 
 
 def _from_unit(dist: BaseDistribution, u: float) -> Any:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from honing._core import ConfigError, HoningError, Registry, check_int, check_number
+from honing.tune._claim import budget_lock
 from honing.tune._loop import (
     INTERRUPTED_BY_USER,
     LEFT_RUNNING,
@@ -112,7 +113,10 @@ def optimize(
     with _quiet_optuna(), _sigterm_as_interrupt():
         study = _open_study(handle, study_name, dirs, sampler, pruner)
         study.set_user_attr(SPACE_ATTR, space.to_spec())
-        retried = recover(study, reason=LEFT_RUNNING)
+        # under the budget lock: a worker elsewhere creates a trial and tags it with its owner
+        # while holding it, so an untagged RUNNING trial seen here is one nobody will finish
+        with budget_lock(handle.url, study_name, str(run_dir))():
+            retried = recover(study, reason=LEFT_RUNNING)
         if retried:
             say(f"trials {', '.join(map(str, retried))} were left running by an earlier run: failed, retried once")
         if _has_history(study):

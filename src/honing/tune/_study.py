@@ -216,12 +216,20 @@ def _hyperband(max_epochs: int, n_trials: int | None) -> tuple[type, dict[str, A
     return optuna.pruners.HyperbandPruner, {"min_resource": 1, "max_resource": max_epochs, "reduction_factor": 3}
 
 
+def _auto_pruner(max_epochs: int, n_trials: int | None) -> tuple[type, dict[str, Any]]:
+    from honing.tune._pruners import AutoPruner
+
+    return AutoPruner, {"max_epochs": max_epochs, "n_trials": n_trials}
+
+
 _PRUNERS: Registry[Any] = Registry("pruner")
 _PRUNERS.register("none", _none, description="no early stopping of trials", aliases=("nop",))
 _PRUNERS.register("median", _median, description="stop a trial below the median of earlier trials at the same epoch")
 _PRUNERS.register("percentile", _percentile, description="stop a trial in the worst 25% at the same epoch")
 _PRUNERS.register("asha", _asha, description="asynchronous successive halving (keep the best third at ~1/9 and ~1/3 of the epochs)")
 _PRUNERS.register("hyperband", _hyperband, description="Hyperband: several successive-halving brackets")
+_PRUNERS.register("auto", _auto_pruner, description="by the budget: none for <= 3 epochs, the median rule for < 10 "
+                  "trials, else successive halving that decides at a rung only once 3 other trials reached it")
 
 
 def list_pruners() -> list[str]:

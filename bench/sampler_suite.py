@@ -1,0 +1,344 @@
+"""(issue 14) Search strategies side by side: normalised regret on the 24 BBOB functions and on
+YAHPO Gym surrogates, over seeds, for honing's AutoSampler and Optuna's samplers.
+
+Tasks:
+* ``bbob``: the 24 noiseless BBOB functions (bench/_bbob.py, our own seeded instances) at the
+  dimensions of ``--dims`` over ``[-5, 5]^d``, minimised; ``--noise moderate|severe`` adds
+  multiplicative Gaussian noise (the incumbent is then judged by its noise-free value);
+* ``yahpo``: single-fidelity YAHPO scenarios (``--scenarios``, default lcbench, rbv2_xgboost,
+  rbv2_rpart, iaml_glmnet; instances spread over each list), their published target metric at
+  the largest fidelity, the search space read from YAHPO's config space (conditional for
+  rbv2_xgboost's booster). Needs the ``bench`` extra (yahpo-gym) and ``../shared/data/yahpo``.
+
+Each (task, seed, sampler) is one Optuna study in memory with ``--trials`` trials. Regret after
+``n`` trials: BBOB, ``f(incumbent)`` (f_opt is 0); YAHPO, ``reference - incumbent`` with the
+reference the best value any run found. Normalised regret: the regret divided by random
+search's median regret at trial 10 over the seeds, per task (as in the issue). Reported: mean
+normalised regret at 10, 25, 50 and 100 trials, the mean rank of the samplers per (task, seed),
+wins/ties/losses per task against Optuna's default TPE and against random search (median over
+seeds), and the sampler's own time per trial (``--cost``: over trials 401-500 of a 500-trial
+study).
+
+    OMP_NUM_THREADS=1 bench/run.sh bench/sampler_suite.py --suite bbob --seeds 10 --dims 2,5,10
+    OMP_NUM_THREADS=1 bench/run.sh bench/sampler_suite.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _bbob import NAMES, Bbob  # noqa: E402
+from _common import check_env, machine, save  # noqa: E402
+
+CHECKPOINTS = (10, 25, 50, 100)
+SAMPLERS = ("auto", "tpe", "random", "cmaes", "gp")
+
+
+def make_sampler(name: str, seed: int, n_trials: int) -> Any:
+    import optuna
+
+    from honing.tune import AutoSampler
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if name.startswith("auto"):  # auto, or auto:option=value,option=value (variants)
+            opts = dict(kv.split("=") for kv in name.partition(":")[2].split("+") if kv)
+            return AutoSampler(seed=seed, n_trials=n_trials, **{k: float(v) for k, v in opts.items()})
+        if name == "tpe":  # Optuna's default, as its tutorial uses it
+            return optuna.samplers.TPESampler(seed=seed)
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if name == "cmaes":
+            return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+        if name == "gp":
+            return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+    raise ValueError(name)
+
+
+# -- tasks ------------------------------------------------------------------------------------
+
+class BbobTask:
+    kind = "bbob"
+    direction = "minimize"
+
+    def __init__(self, fid: int, dim: int, noise: str = "none") -> None:
+        self.fid, self.dim, self.noise = fid, dim, noise
+        self.name = f"f{fid:02d}-{NAMES[fid]}-d{dim}" + ("" if noise == "none" else f"-{noise}")
+
+    def objective(self, seed: int) -> tuple[Callable[[Any], float], Callable[[dict[str, Any]], float]]:
+        f = Bbob(self.fid, self.dim, instance=1, noise=self.noise, noise_seed=seed)
+
+        def run(trial: Any) -> float:
+            return f(np.array([trial.suggest_float(f"x{i}", -5.0, 5.0) for i in range(self.dim)]))
+
+        def clean(params: dict[str, Any]) -> float:  # the noise-free value judges the incumbent
+            return f.value(np.array([params[f"x{i}"] for i in range(self.dim)]))
+
+        return run, clean
+
+
+class YahpoTask:
+    kind = "yahpo"
+
+    def __init__(self, scenario: str, instance: str, data: str) -> None:
+        self.scenario, self.instance, self.data = scenario, instance, data
+        self.name = f"{scenario}-{instance}"
+        self._bench: Any = None
+
+    def bench(self) -> Any:
+        if self._bench is None:
+            self._bench = open_yahpo(self.data, self.scenario)
+            self._bench.set_instance(self.instance)
+        return self._bench
+
+    @property
+    def direction(self) -> str:
+        return "minimize" if self.target()[1] else "maximize"
+
+    def target(self) -> tuple[str, bool]:
+        """The scenario's target metric and whether lower is better."""
+        return {"lcbench": ("val_accuracy", False), "rbv2_xgboost": ("acc", False),
+                "rbv2_rpart": ("acc", False), "iaml_glmnet": ("mmce", True)}[self.scenario]
+
+    def objective(self, seed: int) -> tuple[Callable[[Any], float], Callable[[dict[str, Any]], float]]:
+        bench = self.bench()
+        metric, _ = self.target()
+        space = bench.get_opt_space(drop_fidelity_params=True)
+        fidelity = {p.name: p.upper for p in bench.get_fidelity_space().get_hyperparameters()
+                    if hasattr(p, "upper")}
+        fixed = {"task_id": self.instance} if "task_id" in bench.config.hp_names else {}
+        if "OpenML_task_id" in bench.config.hp_names:
+            fixed = {"OpenML_task_id": self.instance}
+        params = [p for p in space.get_hyperparameters() if p.name not in fixed]
+
+        def config_of(trial: Any) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for p in params:
+                if not _active(space, p.name, out):
+                    continue
+                out[p.name] = _suggest(trial, p)
+            return out
+
+        def evaluate(config: dict[str, Any]) -> float:
+            res = bench.objective_function({**config, **fixed, **fidelity}, seed=0)
+            return float(res[0][metric])
+
+        def run(trial: Any) -> float:
+            return evaluate(config_of(trial))
+
+        return run, lambda params: evaluate(params)
+
+
+def _active(space: Any, name: str, values: dict[str, Any]) -> bool:
+    for cond in space.get_parent_conditions_of(name) if hasattr(space, "get_parent_conditions_of") else []:
+        parent = cond.parent.name
+        if parent not in values:
+            return False
+        allowed = getattr(cond, "values", None) or [cond.value]
+        if values[parent] not in allowed:
+            return False
+    return True
+
+
+def _suggest(trial: Any, p: Any) -> Any:
+    kind = type(p).__name__
+    if kind == "CategoricalHyperparameter":
+        return trial.suggest_categorical(p.name, list(p.choices))
+    if kind == "Constant":
+        return p.value
+    if kind == "OrdinalHyperparameter":
+        return trial.suggest_categorical(p.name, list(p.sequence))
+    if "Integer" in kind:
+        return trial.suggest_int(p.name, int(p.lower), int(p.upper), log=bool(p.log))
+    return trial.suggest_float(p.name, float(p.lower), float(p.upper), log=bool(p.log))
+
+
+def open_yahpo(data: str, scenario: str) -> Any:
+    out = Path(__file__).parent / "out"
+    out.mkdir(exist_ok=True)
+    os.environ.setdefault("YAHPO_LOCAL_CONFIG", str(out / "yahpo_gym.yaml"))
+    warnings.filterwarnings("ignore", category=UserWarning)  # ConfigSpace 1.x on yahpo's 0.x files
+    import ConfigSpace
+
+    if not hasattr(ConfigSpace.ConfigurationSpace, "_sort_hyperparameters"):
+        ConfigSpace.ConfigurationSpace._sort_hyperparameters = lambda self: None
+    from yahpo_gym import BenchmarkSet, local_config
+
+    local_config.init_config()
+    local_config.set_data_path(data)
+    return BenchmarkSet(scenario)
+
+
+def yahpo_tasks(data: str, scenarios: list[str], per: int) -> list[YahpoTask]:
+    tasks = []
+    for sc in scenarios:
+        instances = list(open_yahpo(data, sc).instances)
+        step = max(1, len(instances) // per)
+        tasks += [YahpoTask(sc, str(i), data) for i in instances[::step][:per]]
+    return tasks
+
+
+# -- one run ----------------------------------------------------------------------------------
+
+def one_run(job: tuple[Any, int, str, int]) -> dict[str, Any]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    task, seed, sampler_name, n_trials = job
+    run, clean = task.objective(seed)
+    sampler = make_sampler(sampler_name, seed, n_trials)
+    study = optuna.create_study(sampler=sampler, direction=task.direction)
+    spent: list[float] = []
+    values: list[float] = []
+    best, best_clean = None, math.nan
+    sign = 1 if task.direction == "minimize" else -1
+    for _ in range(n_trials):
+        t0 = time.perf_counter()
+        trial = study.ask()
+        value = run(trial)  # the parameters are suggested inside: their time counts as the sampler's
+        spent.append(time.perf_counter() - t0)
+        study.tell(trial, value)
+        if best is None or sign * value < sign * best:
+            best = value
+            best_clean = clean(trial.params) if task.kind == "bbob" and getattr(task, "noise", "none") != "none" \
+                else value
+        values.append(best_clean)
+    return {"task": task.name, "kind": task.kind, "seed": seed, "sampler": sampler_name, "incumbent": values,
+            "seconds": spent, "direction": task.direction}
+
+
+# -- the report -------------------------------------------------------------------------------
+
+def summarise(runs: list[dict[str, Any]], samplers: list[str], n_trials: int) -> dict[str, Any]:
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        by_task.setdefault(r["task"], []).append(r)
+    checkpoints = [c for c in CHECKPOINTS if c <= n_trials]
+    table: dict[str, dict[int, list[float]]] = {s: {c: [] for c in checkpoints} for s in samplers}
+    ranks: dict[str, list[float]] = {s: [] for s in samplers}
+    versus: dict[str, dict[str, list[int]]] = {s: {"tpe": [0, 0, 0], "random": [0, 0, 0]} for s in samplers}
+    per_task: dict[str, dict[str, float]] = {}
+    for task, rs in by_task.items():
+        if rs[0]["kind"] == "bbob":
+            regret = {id(r): np.asarray(r["incumbent"]) for r in rs}
+        else:
+            sign = 1 if rs[0]["direction"] == "minimize" else -1
+            ref = min(sign * v for r in rs for v in r["incumbent"])
+            regret = {id(r): sign * np.asarray(r["incumbent"]) - ref for r in rs}
+        rand10 = [regret[id(r)][9] for r in rs if r["sampler"] == "random"]
+        scale = statistics.median(rand10) if rand10 else 1.0
+        scale = scale if scale > 1e-12 else 1.0
+        final: dict[str, list[float]] = {s: [] for s in samplers}
+        for r in rs:
+            for c in checkpoints:
+                table[r["sampler"]][c].append(float(regret[id(r)][c - 1] / scale))
+            final[r["sampler"]].append(float(regret[id(r)][n_trials - 1] / scale))
+        seeds = sorted({r["seed"] for r in rs})
+        for seed in seeds:
+            at = {r["sampler"]: regret[id(r)][n_trials - 1] for r in rs if r["seed"] == seed}
+            order = sorted(at.values())
+            for s, v in at.items():  # average rank on ties
+                ranks[s].append(float(np.mean([i + 1 for i, o in enumerate(order) if o == v])))
+        med = {s: statistics.median(v) for s, v in final.items() if v}
+        per_task[task] = med
+        for s in samplers:
+            for other in ("tpe", "random"):
+                if s in med and other in med:
+                    a, b = med[s], med[other]
+                    versus[s][other][0 if a < b * 0.99 else (1 if a <= b * 1.01 else 2)] += 1
+    return {"checkpoints": checkpoints,
+            "mean_normalised_regret": {s: {c: float(np.mean(v)) for c, v in table[s].items() if v} for s in samplers},
+            "mean_rank": {s: float(np.mean(v)) for s, v in ranks.items() if v},
+            "versus": versus, "per_task_median_final": per_task}
+
+
+def cost(samplers: list[str]) -> int:
+    """Milliseconds per trial (ask, the suggestions, tell; the objective is ~20 us) at 401-500."""
+    rows = {}
+    for name in samplers:
+        r = one_run((BbobTask(15, 10), 0, name, 500))
+        rows[name] = {"ms_401_500": 1000 * float(np.mean(r["seconds"][400:])),
+                      "ms_1_100": 1000 * float(np.mean(r["seconds"][:100]))}
+        print(f"{name:<10} {rows[name]['ms_1_100']:8.1f} ms/trial at 1-100  {rows[name]['ms_401_500']:8.1f} ms/trial "
+              "at 401-500", flush=True)
+    print(f"wrote {save('sampler_cost', {'machine': machine(), 'rows': rows})}")
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--suite", choices=["bbob", "yahpo", "all"], default="bbob")
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--trials", type=int, default=100)
+    ap.add_argument("--dims", default="2,5,10")
+    ap.add_argument("--functions", default="1-24")
+    ap.add_argument("--noise", choices=["none", "moderate", "severe"], default="none")
+    ap.add_argument("--samplers", default="auto,tpe,random,cmaes")
+    ap.add_argument("--scenarios", default="lcbench,rbv2_xgboost,rbv2_rpart,iaml_glmnet")
+    ap.add_argument("--instances", type=int, default=3, help="YAHPO instances per scenario")
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "yahpo"))
+    ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="f1, f8, f15, f21 at d=2 and 5, 3 seeds, 50 trials")
+    ap.add_argument("--tag", default="")
+    ap.add_argument("--cost", action="store_true", help="the sampler's time per trial over trials 401-500 of a "
+                    "500-trial study (BBOB f15, 10 dimensions; one seed)")
+    args = ap.parse_args()
+    check_env()
+    if args.cost:
+        return cost(args.samplers.split(","))
+    if args.quick:
+        args.seeds, args.trials, args.dims, args.functions = 3, 50, "2,5", "1,8,15,21"
+    lo_hi = args.functions.split("-")
+    fids = (list(range(int(lo_hi[0]), int(lo_hi[1]) + 1)) if len(lo_hi) == 2
+            else [int(f) for f in args.functions.split(",")])
+    samplers = args.samplers.split(",")
+    tasks: list[Any] = []
+    if args.suite in ("bbob", "all"):
+        tasks += [BbobTask(f, int(d), args.noise) for d in args.dims.split(",") for f in fids]
+    if args.suite in ("yahpo", "all"):
+        tasks += yahpo_tasks(args.data, args.scenarios.split(","), args.instances)
+    all_samplers = list(dict.fromkeys([*samplers, "random"]))  # random search: the normaliser
+    jobs = [(t, seed, s, args.trials) for t in tasks for seed in range(args.seeds) for s in all_samplers]
+    start = time.time()
+    print(f"{len(tasks)} tasks x {args.seeds} seeds x {len(set(j[2] for j in jobs))} samplers = {len(jobs)} runs",
+          flush=True)
+    with mp.get_context("spawn").Pool(args.processes) as pool:
+        runs = []
+        for i, r in enumerate(pool.imap_unordered(one_run, jobs, chunksize=4)):
+            runs.append(r)
+            if (i + 1) % 100 == 0:
+                print(f"  {i + 1}/{len(jobs)} runs, {time.time() - start:.0f} s", flush=True)
+    summary = summarise(runs, all_samplers, args.trials)
+    print(f"\nmean normalised regret (regret / random search's median regret at trial 10, per task); "
+          f"{len(tasks)} tasks x {args.seeds} seeds; {time.time() - start:.0f} s")
+    print(f"{'sampler':<10}" + "".join(f"{'@' + str(c):>10}" for c in summary["checkpoints"]) +
+          f"{'rank':>8}{'vs tpe w/t/l':>16}{'vs random w/t/l':>18}{'ms/trial':>10}")
+    for s in all_samplers:
+        row = summary["mean_normalised_regret"].get(s, {})
+        ms = 1000 * float(np.mean([np.mean(r["seconds"]) for r in runs if r["sampler"] == s]))
+        vt, vr = summary["versus"][s]["tpe"], summary["versus"][s]["random"]
+        print(f"{s:<10}" + "".join(f"{row.get(c, math.nan):>10.3f}" for c in summary["checkpoints"]) +
+              f"{summary['mean_rank'].get(s, math.nan):>8.2f}{'/'.join(map(str, vt)):>16}"
+              f"{'/'.join(map(str, vr)):>18}{ms:>10.1f}")
+    name = f"sampler_suite_{args.suite}" + (f"_{args.tag}" if args.tag else "")
+    path = save(name, {"machine": machine(), "args": vars(args), "summary": summary,
+                       "runs": [{k: v for k, v in r.items() if k != "seconds"} | {"ms_per_trial": 1000 * float(
+                           np.mean(r["seconds"]))} for r in runs]})
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
