@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.samplers import BaseSampler, RandomSampler, TPESampler
+from optuna.samplers import BaseSampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
@@ -98,7 +98,6 @@ class AutoSampler(BaseSampler):
             warnings.simplefilter("ignore")  # Optuna's ExperimentalWarning for multivariate / group / liar
             self._model = TPESampler(seed=self.seed, multivariate=True, group=True, constant_liar=constant_liar,
                                      n_startup_trials=self.n_startup, warn_independent_sampling=False)
-        self._random = RandomSampler(seed=self.seed)
 
     def add_start(self, points: Sequence[Mapping[str, Any]]) -> None:
         """Append start points (tried after those already given, before the hypercube's own)."""
@@ -108,7 +107,7 @@ class AutoSampler(BaseSampler):
     # -- the route of a trial ------------------------------------------------------------------
 
     def route(self, number: int) -> str:
-        """Where trial ``number``'s values come from: start, lhs, random or model."""
+        """Where trial ``number``'s values come from: start, lhs, random, local or model."""
         if number < len(self.start):
             return "start"
         if number < self.n_startup:
@@ -222,12 +221,20 @@ def _contains(dist: BaseDistribution, value: Any) -> bool:
 
 
 def _to_unit(dist: BaseDistribution, value: Any) -> float:
-    """The inverse of ``_from_unit`` for numbers: where ``value`` lies in [0, 1] of the range."""
+    """The inverse of ``_from_unit`` for numbers: where ``value`` lies in [0, 1] (the middle of
+    its slice for integers and stepped values, which ``_from_unit`` maps back to it)."""
     lo, hi = float(dist.low), float(dist.high)
     if hi <= lo:
         return 0.5
+    if isinstance(dist, IntDistribution) and dist.log:
+        a, b = math.log(lo - 0.5) if lo > 0.5 else math.log(lo), math.log(hi + 0.5)
+        return (math.log(value) - a) / (b - a)
     if dist.log:
         return (math.log(value) - math.log(lo)) / (math.log(hi) - math.log(lo))
+    step = dist.step if isinstance(dist, IntDistribution) else getattr(dist, "step", None)
+    if step is not None:
+        steps = int(round((hi - lo) / step))
+        return (round((float(value) - lo) / step) + 0.5) / (steps + 1)
     return (float(value) - lo) / (hi - lo)
 
 
