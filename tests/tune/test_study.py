@@ -9,6 +9,7 @@ from honing_tune_toys import Curve, Quadratic, TwoObjectives
 
 from honing import ConfigError, UnknownNameError
 from honing.tune import (
+    AutoSampler,
     ChoiceParam,
     FloatParam,
     IntParam,
@@ -53,7 +54,9 @@ def test_nsga2_runs_a_multi_objective_study(tmp_path):
 
 
 def test_sampler_defaults_and_options():
-    tpe = create_sampler(None, seed=3, space=SPACE, n_trials=12)
+    auto = create_sampler(None, seed=3, space=SPACE, n_trials=12)  # the default: auto
+    assert isinstance(auto, AutoSampler) and auto.n_startup == 4
+    tpe = create_sampler("tpe", seed=3, space=SPACE, n_trials=12)
     assert isinstance(tpe, optuna.samplers.TPESampler) and tpe._n_startup_trials == 4
     tpe = create_sampler({"name": "tpe", "n_startup_trials": 7}, seed=3, space=SPACE)
     assert tpe._n_startup_trials == 7

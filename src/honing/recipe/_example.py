@@ -31,7 +31,7 @@ training:
 tune:
   n_trials: 30                   # 1 .. 1000000
   timeout: null                  # seconds
-  sampler: tpe                   # grid | random | qmc | tpe | gp | cmaes | nsga2 | auto (or {name: tpe, ...options})
+  sampler: auto                  # auto | grid | random | qmc | tpe | gp | cmaes | nsga2 (or {name: tpe, ...options})
   pruner: auto                   # none | median | percentile | asha | hyperband | auto (early stopping, by the budget)
   metric: val_accuracy
   direction: maximize

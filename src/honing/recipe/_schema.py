@@ -103,7 +103,7 @@ class TuneSection(Section):
     """trials to run (a re-run extends the same study); null: until timeout"""
     timeout: PositiveFloat | None = None
     """stop starting trials after this many seconds"""
-    sampler: Any = "tpe"
+    sampler: Any = "auto"
     """how trials are proposed: grid, random, qmc, tpe, gp, cmaes, nsga2, auto (or {name, ...options})"""
     pruner: Any = "auto"
     """early stopping of weak trials: none, median, percentile, asha, hyperband, auto (or {name, ...options})"""
@@ -136,7 +136,7 @@ class TuneSection(Section):
         objectives = data.get("objectives")
         several = isinstance(objectives, list) and len(objectives) > 1
         if data.get("sampler") is None:
-            data["sampler"] = "nsga2" if several else "tpe"
+            data["sampler"] = "nsga2" if several else "auto"
         if data.get("pruner") is None:
             data["pruner"] = "none" if several else "auto"
         if data.get("direction") is None and isinstance(data.get("metric"), str):

@@ -133,11 +133,11 @@ _SAMPLERS: Registry[Any] = Registry("sampler")
 _SAMPLERS.register("grid", _grid, description="every point of the (conditional) grid once (Optuna BruteForceSampler)")
 _SAMPLERS.register("random", _random, description="independent uniform / log-uniform sampling")
 _SAMPLERS.register("qmc", _qmc, description="scrambled Sobol quasi-random sequence")
-_SAMPLERS.register("tpe", _tpe, description="multivariate TPE over conditional groups (the default)")
+_SAMPLERS.register("tpe", _tpe, description="multivariate TPE over conditional groups")
 _SAMPLERS.register("gp", _gp, description="Gaussian-process Bayesian optimization")
 _SAMPLERS.register("cmaes", _cmaes, description="CMA-ES over numeric parameters (needs cmaes)")
-_SAMPLERS.register("auto", _auto, description="the recipe's values, a Latin hypercube, then TPE with the constant liar "
-                   "and a random share (honing.tune.AutoSampler)")
+_SAMPLERS.register("auto", _auto, description="the default: the recipe's values, a Latin hypercube, then TPE with the "
+                   "constant liar, local steps from the best trial and a random share (honing.tune.AutoSampler)")
 _SAMPLERS.register("nsga2", _nsga2, description="NSGA-II genetic search (the default with several objectives)")
 
 
@@ -154,11 +154,11 @@ def create_sampler(
     n_trials: int | None = None,
     **options: Any,
 ) -> optuna.samplers.BaseSampler:
-    """An Optuna sampler by name (or ``{name: ..., **options}``); None picks tpe, or nsga2 with
+    """An Optuna sampler by name (or ``{name: ..., **options}``); None picks auto, or nsga2 with
     several objectives. Options go to the sampler's constructor and must be in its signature."""
     dirs = _directions(directions)
     if name_or_spec is None:
-        name_or_spec = "nsga2" if len(dirs) > 1 else "tpe"
+        name_or_spec = "nsga2" if len(dirs) > 1 else "auto"
     name, opts = _name_and_options("sampler", name_or_spec, options)
     entry = _SAMPLERS.entry(name)
     if len(dirs) > 1 and entry.name not in _MULTI_OBJECTIVE:
