@@ -16,9 +16,10 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 def test_the_budget_chooses_the_rule():
     assert isinstance(create_pruner("auto", max_epochs=3, n_trials=50).inner, optuna.pruners.NopPruner)
-    small = create_pruner("auto", max_epochs=12, n_trials=4)
-    assert isinstance(small.inner, optuna.pruners.MedianPruner) and small.choice.startswith("median")
-    for n in (14, None):  # a trial budget of 10 or more, or a time budget
+    for n in (4, 14):
+        small = create_pruner("auto", max_epochs=12, n_trials=n)
+        assert isinstance(small.inner, optuna.pruners.MedianPruner) and small.choice.startswith("median")
+    for n in (20, None):  # a trial budget of 20 or more, or a time budget
         big = create_pruner("auto", max_epochs=30, n_trials=n)
         assert isinstance(big.inner, ThinRungGuard) and "first rung at epoch 4" in big.choice
     recipe = parse_recipe({"name": "r", "data": {"source": "sklearn:iris"}, "model": {"name": "mlp"},

@@ -12,10 +12,10 @@ their first rung, leaving the report's importances to rest on 1-2 finished trial
 budget                      early stopping
 ==========================  ==============================================================
 3 epochs or fewer           none (nothing to gain)
-fewer than 10 trials        the median rule: stop a trial below the median of the others at
+fewer than 20 trials        the median rule: stop a trial below the median of the others at
                             the same epoch, after half the trials (at least 2) have finished
                             and never before a third of the epochs
-10 trials or more, or a     successive halving (first rung at ~1/9 of the epochs, keep the
+20 trials or more, or a     successive halving (first rung at ~1/9 of the epochs, keep the
 time budget                 best third), each decision taken only once at least
                             ``min_peers`` other trials have reported at that epoch
 ==========================  ==============================================================
@@ -32,7 +32,11 @@ from optuna.trial import TrialState
 
 from honing._core import check_int
 
-__all__ = ["AutoPruner", "ThinRungGuard"]
+__all__ = ["AutoPruner", "SMALL_BUDGET", "ThinRungGuard"]
+
+# below this many trials successive halving leaves too few finished trials to choose from and
+# to rank parameters by (14 trials, 2 workers: 4-5 finished; the median rule: see docs/search.md)
+SMALL_BUDGET = 20
 
 _REPORTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
@@ -65,11 +69,12 @@ class AutoPruner(BasePruner):
         inner: BasePruner
         if max_epochs <= 3:
             inner, self.choice = NopPruner(), "none (3 epochs or fewer)"
-        elif n_trials is not None and n_trials < 10:
+        elif n_trials is not None and n_trials < SMALL_BUDGET:
             startup = max(2, n_trials // 2)
             warmup = max(1, math.ceil(max_epochs / 3))
             inner = MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
-            self.choice = f"median (fewer than 10 trials: after {startup} finished trials, from epoch {warmup + 1})"
+            self.choice = (f"median (fewer than {SMALL_BUDGET} trials: after {startup} finished trials, from epoch "
+                           f"{warmup + 1})")
         else:
             first = max(2 if max_epochs >= 4 else 1, math.ceil(max_epochs / 9))
             inner = ThinRungGuard(SuccessiveHalvingPruner(min_resource=first, reduction_factor=3), min_peers)

@@ -228,7 +228,7 @@ _PRUNERS.register("median", _median, description="stop a trial below the median 
 _PRUNERS.register("percentile", _percentile, description="stop a trial in the worst 25% at the same epoch")
 _PRUNERS.register("asha", _asha, description="asynchronous successive halving (keep the best third at ~1/9 and ~1/3 of the epochs)")
 _PRUNERS.register("hyperband", _hyperband, description="Hyperband: several successive-halving brackets")
-_PRUNERS.register("auto", _auto_pruner, description="by the budget: none for <= 3 epochs, the median rule for < 10 "
+_PRUNERS.register("auto", _auto_pruner, description="by the budget: none for <= 3 epochs, the median rule for < 20 "
                   "trials, else successive halving that decides at a rung only once 3 other trials reached it")
 
 
