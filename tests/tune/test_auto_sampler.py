@@ -133,3 +133,33 @@ def test_local_steps_start_from_the_best_trial_and_shrink_as_they_fail():
     assert np.median([abs(t.params["x"] - 1.234) for t in local[-10:]]) < 0.2
     with pytest.raises(ConfigError, match="leave the model no trials"):
         AutoSampler(seed=0, random_share=0.5, local_share=0.5)
+
+
+def test_a_prior_is_the_first_trial_and_draws_the_early_ones_near_it(tmp_path):
+    from honing.tune import SpaceError
+
+    space = SearchSpace.from_spec({"lr": {"float": [1e-5, 1e-1], "log": True, "prior": 1e-3},
+                                   "act": {"choice": ["relu", "gelu", "tanh"], "prior": "gelu"},
+                                   "layers": {"int": [1, 8], "prior": 3}})
+    assert space.priors() == {"lr": 1e-3, "act": "gelu", "layers": 3}
+    assert SearchSpace.from_spec(space.to_spec()) == space  # the prior survives the study's record
+    seen = []
+
+    def objective(params, reporter):
+        seen.append(params)
+        return -abs(np.log10(params["lr"]) + 2)  # the best lr is 1e-2, not the prior
+
+    base = {"lr": 0.03, "act": "relu", "layers": 2}  # the prior overrides the recipe's own value
+    optimize(objective, study_name="prior", storage=None, space=space, sampler="auto", n_trials=30, seed=0,
+             base=base, progress=False, run_dir=tmp_path)
+    assert seen[0] == {"lr": 1e-3, "act": "gelu", "layers": 3}
+    sampler = AutoSampler(seed=0, n_trials=30, priors={"lr": 1e-3})
+    routed = [n for n in range(10, 30) if sampler.route(n) == "prior"]
+    assert 2 <= len(routed) <= 12
+    near = [abs(np.log10(seen[n]["lr"]) + 3) for n in routed]
+    assert np.median(near) < 1.2  # within about one decade of the prior (the range spans four)
+    for bad, match in (({"float": [0, 1], "prior": 2}, r"tune.space.x: prior 2.0 is outside \[0, 1\]"),
+                       ({"int": [1, 9], "step": 2, "prior": 4}, "prior 4 is not a value of 1..9 by 2"),
+                       ({"choice": ["a", "b"], "prior": "c"}, "prior 'c' is not one of the choices")):
+        with pytest.raises(SpaceError, match=match):
+            SearchSpace.from_spec({"x": bad})

@@ -49,7 +49,7 @@ from honing.tune._compat import distribution_contains, seed_sampler
 
 __all__ = ["AutoSampler", "ROUTES"]
 
-ROUTES = ("start", "lhs", "random", "local", "model")
+ROUTES = ("start", "lhs", "prior", "random", "local", "model")
 
 
 def _key(*parts: Any) -> list[int]:
@@ -70,11 +70,16 @@ class AutoSampler(BaseSampler):
         local_share: share of them that step from the best trial so far (0 to 0.9; default 0.5,
             measured in bench/README.md).
         constant_liar: count running trials as bad results in the model (parallel workers).
+        priors: expected best values by parameter name (a recipe's ``prior:``): the first
+            trial takes them; after the start-up, trial ``n`` draws around them with
+            probability ``0.5 * w / (w + n - n_startup)``, ``w = prior_weight`` (piBO's idea:
+            the prior's weight fades as the study's own data grows).
     """
 
     def __init__(self, seed: int | None = None, *, start: Sequence[Mapping[str, Any]] | None = None,
                  n_startup: int | None = None, n_trials: int | None = None, random_share: float = 0.1,
-                 local_share: float = 0.5, constant_liar: bool = True) -> None:
+                 local_share: float = 0.5, constant_liar: bool = True,
+                 priors: Mapping[str, Any] | None = None, prior_weight: float = 10.0) -> None:
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         self.seed = check_int("seed", seed, low=0)
@@ -94,10 +99,24 @@ class AutoSampler(BaseSampler):
             if not all(isinstance(k, str) for k in point):
                 raise ConfigError(f"invalid start[{i}]: got {point!r}; allowed: a mapping of parameter name -> value")
         self.n_startup = max(self.n_startup, len(self.start))
+        self.priors: dict[str, Any] = {}
+        self.prior_weight = check_number("prior_weight", prior_weight, low=0)
+        self.set_priors(priors or {})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Optuna's ExperimentalWarning for multivariate / group / liar
             self._model = TPESampler(seed=self.seed, multivariate=True, group=True, constant_liar=constant_liar,
                                      n_startup_trials=self.n_startup, warn_independent_sampling=False)
+
+    def set_priors(self, priors: Mapping[str, Any]) -> None:
+        """Expected best values by parameter name: the first trial takes them, and for a while
+        after the start-up a share of trials steps around them (``route``)."""
+        if not all(isinstance(k, str) for k in priors):
+            raise ConfigError(f"invalid priors: got {dict(priors)!r}; allowed: a mapping of parameter name -> value")
+        self.priors = dict(priors)
+        if self.priors:
+            first = self.start[0] if self.start else {}
+            self.start[:1] = [{**first, **self.priors}]
+            self.n_startup = max(self.n_startup, len(self.start))
 
     def add_start(self, points: Sequence[Mapping[str, Any]]) -> None:
         """Append start points (tried after those already given, before the hypercube's own)."""
@@ -107,11 +126,15 @@ class AutoSampler(BaseSampler):
     # -- the route of a trial ------------------------------------------------------------------
 
     def route(self, number: int) -> str:
-        """Where trial ``number``'s values come from: start, lhs, random, local or model."""
+        """Where trial ``number``'s values come from: start, lhs, prior, random, local or model."""
         if number < len(self.start):
             return "start"
         if number < self.n_startup:
             return "lhs"
+        if self.priors and self.prior_weight:  # piBO-like: the prior's share fades as data comes in
+            k = number - self.n_startup
+            if self._uniform(number, "prior") < 0.5 * self.prior_weight / (self.prior_weight + k):
+                return "prior"
         u = self._uniform(number, "route")
         if u < self.random_share:
             return "random"
@@ -146,6 +169,8 @@ class AutoSampler(BaseSampler):
             return self._latin(trial.number, param_name, param_distribution)
         if route == "random":
             return _from_unit(param_distribution, self._uniform(trial.number, param_name))
+        if route == "prior" and param_name in self.priors and _contains(param_distribution, self.priors[param_name]):
+            return self._around(trial.number, param_name, param_distribution, self.priors[param_name])
         if route == "local":
             point = self._local_point(study, trial)
             if point is not None and param_name in point and _contains(param_distribution, point[param_name]):
@@ -204,6 +229,16 @@ class AutoSampler(BaseSampler):
 
     def reseed_rng(self) -> None:  # draws are seeded by trial number; nothing to reseed
         pass
+
+    def _around(self, number: int, name: str, dist: BaseDistribution, centre: Any) -> Any:
+        """A draw near ``centre``: a Gaussian of width 0.15 of the unit range (reflected at its
+        ends); a categorical keeps ``centre`` with probability 0.7, else another choice."""
+        rng = np.random.default_rng(_key(self.seed, number, "prior", name))
+        if isinstance(dist, CategoricalDistribution):
+            others = [c for c in dist.choices if c != centre]
+            return centre if not others or rng.random() < 0.7 else others[int(rng.integers(len(others)))]
+        u = abs(_to_unit(dist, centre) + 0.15 * rng.standard_normal()) % 2.0
+        return _from_unit(dist, 2.0 - u if u > 1 else u)
 
     def _latin(self, number: int, name: str, dist: BaseDistribution) -> Any:
         """Slice ``number`` (of ``n_startup``) of ``name``'s range, in an order seeded by the name."""

@@ -101,6 +101,8 @@ def optimize(
         centre = space.centre(base)  # the recipe's own values: the first trial
         if centre:
             sampler.add_start([centre])
+    if isinstance(sampler, AutoSampler) and space.priors() and not sampler.priors:
+        sampler.set_priors(space.priors())  # the values marked prior: override the centre
     if pruner is None:
         pruner = optuna.pruners.NopPruner()
     if len(dirs) > 1 and not isinstance(pruner, optuna.pruners.NopPruner):

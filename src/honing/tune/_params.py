@@ -126,9 +126,10 @@ class FloatParam:
     log: bool = False
     step: float | None = None
     when: Mapping[str, Any] | None = field(default=None)
+    prior: float | None = None
 
     def __init__(self, path: str, low: float, high: float, *, log: bool = False, step: float | None = None,
-                 when: Mapping[str, Any] | None = None) -> None:
+                 when: Mapping[str, Any] | None = None, prior: float | None = None) -> None:
         path = check_path(path)
         low, high = _number(path, "low", low), _number(path, "high", high)
         if low > high:
@@ -143,8 +144,15 @@ class FloatParam:
                 raise SpaceError(path, f"step must be > 0; got {step!r}")
             if log:
                 raise SpaceError(path, "log and step cannot be combined; allowed: one of them")
+        if prior is not None:
+            prior = float(_number(path, "prior", prior))
+            if not low <= prior <= high:
+                raise SpaceError(path, f"prior {prior!r} is outside [{low}, {high}]; allowed: a value of the range")
+            if step is not None and abs((prior - low) / step - round((prior - low) / step)) > 1e-9:
+                raise SpaceError(path, f"prior {prior!r} is not on the step {step} from {low}; allowed: low + k * step")
         for name, value in (("path", path), ("low", float(low)), ("high", float(high)), ("log", log),
-                            ("step", None if step is None else float(step)), ("when", _check_when(path, when))):
+                            ("step", None if step is None else float(step)), ("when", _check_when(path, when)),
+                            ("prior", prior)):
             object.__setattr__(self, name, value)
 
     @property
@@ -171,6 +179,8 @@ class FloatParam:
             spec["step"] = self.step
         if self.when:
             spec["when"] = copy.deepcopy(dict(self.when))
+        if self.prior is not None:
+            spec["prior"] = self.prior
         return spec
 
 
@@ -184,9 +194,10 @@ class IntParam:
     log: bool = False
     step: int = 1
     when: Mapping[str, Any] | None = field(default=None)
+    prior: int | None = None
 
     def __init__(self, path: str, low: int, high: int, *, log: bool = False, step: int = 1,
-                 when: Mapping[str, Any] | None = None) -> None:
+                 when: Mapping[str, Any] | None = None, prior: int | None = None) -> None:
         path = check_path(path)
         low, high = _integer(path, "low", low), _integer(path, "high", high)
         if low > high:
@@ -200,8 +211,12 @@ class IntParam:
             raise SpaceError(path, f"step must be an integer >= 1; got {step!r}")
         if log and step != 1:
             raise SpaceError(path, f"log and step cannot be combined (got step={step}); allowed: one of them")
+        if prior is not None:
+            prior = _integer(path, "prior", prior)
+            if not low <= prior <= high or (prior - low) % step:
+                raise SpaceError(path, f"prior {prior!r} is not a value of {low}..{high} by {step}; allowed: one of them")
         for name, value in (("path", path), ("low", low), ("high", high), ("log", log), ("step", step),
-                            ("when", _check_when(path, when))):
+                            ("when", _check_when(path, when)), ("prior", prior)):
             object.__setattr__(self, name, value)
 
     @property
@@ -225,6 +240,8 @@ class IntParam:
             spec["step"] = self.step
         if self.when:
             spec["when"] = copy.deepcopy(dict(self.when))
+        if self.prior is not None:
+            spec["prior"] = self.prior
         return spec
 
 
@@ -236,9 +253,10 @@ class ChoiceParam:
     choices: tuple[Any, ...]
     grid: bool = False
     when: Mapping[str, Any] | None = field(default=None)
+    prior: Any = None
 
     def __init__(self, path: str, choices: Iterable[Any], *, when: Mapping[str, Any] | None = None,
-                 grid: bool = False) -> None:
+                 grid: bool = False, prior: Any = None) -> None:
         path = check_path(path)
         if isinstance(choices, (str, bytes, Mapping)) or not isinstance(choices, Iterable):
             raise SpaceError(path, f"choices must be a list of values; got {choices!r}")
@@ -252,7 +270,10 @@ class ChoiceParam:
                     raise SpaceError(path, f"choice {values[i]!r} appears twice (as {a!r}); allowed: distinct values")
         if not isinstance(grid, bool):
             raise SpaceError(path, f"grid must be true or false; got {grid!r}")
-        for name, value in (("path", path), ("choices", tuple(values)), ("grid", grid), ("when", _check_when(path, when))):
+        if prior is not None and not any(_same(_encode(prior), e) for e in encoded):
+            raise SpaceError(path, f"prior {prior!r} is not one of the choices {values!r}; allowed: one of them")
+        for name, value in (("path", path), ("choices", tuple(values)), ("grid", grid), ("when", _check_when(path, when)),
+                            ("prior", prior)):
             object.__setattr__(self, name, value)
         object.__setattr__(self, "_encoded", tuple(encoded))
         object.__setattr__(self, "_decoding", {e: v for e, v in zip(encoded, values) if not isinstance(v, _PRIMITIVE)})
@@ -279,6 +300,8 @@ class ChoiceParam:
         spec: dict[str, Any] = {"grid" if self.grid else "choice": copy.deepcopy(list(self.choices))}
         if self.when:
             spec["when"] = copy.deepcopy(dict(self.when))
+        if self.prior is not None:
+            spec["prior"] = copy.deepcopy(self.prior)
         return spec
 
 

@@ -61,7 +61,7 @@ class SearchSpace:
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any], *, where: str = "tune.space") -> SearchSpace:
-        """Parse the recipe form ``{path: {float|int|choice|grid: ..., log, step, when}}``."""
+        """Parse the recipe form ``{path: {float|int|choice|grid: ..., log, step, when, prior}}``."""
         if not isinstance(spec, Mapping) or not spec:
             raise SpaceError(where, f"expected a mapping of path -> distribution; got {spec!r}")
         params = []
@@ -144,6 +144,11 @@ class SearchSpace:
         found = {p.path: v for p in self.params if (v := _lookup(base, p.path)) is not _MISSING and v is not None}
         return self.encode(found)
 
+    def priors(self) -> dict[str, Any]:
+        """``{path: prior}`` of the parameters whose expected best value the user marked
+        (``prior:`` in the recipe), encoded as Optuna stores them."""
+        return self.encode({p.path: p.prior for p in self.params if p.prior is not None})
+
     @property
     def is_finite(self) -> bool:
         return all(p.is_finite for p in self.params)
@@ -224,21 +229,21 @@ def _parse_entry(path: Any, entry: Any) -> Param:
     if len(kinds) > 1:
         raise SpaceError(path, f"two kinds in one entry ({', '.join(kinds)}); allowed: exactly one of {', '.join(_KINDS)}")
     kind = kinds[0]
-    allowed = [kind, "log", "step", "when"] if kind in ("float", "int") else [kind, "when"]
+    allowed = [kind, "log", "step", "when", "prior"] if kind in ("float", "int") else [kind, "when", "prior"]
     for key in entry:
         if key not in allowed:
             raise SpaceError(path, f"unknown key {key!r} in a {kind} distribution; allowed: {', '.join(allowed)}")
-    when = entry.get("when")
+    when, prior = entry.get("when"), entry.get("prior")
     if kind in ("choice", "grid"):
-        return ChoiceParam(path, _as_list(path, kind, entry[kind]), when=when, grid=kind == "grid")
+        return ChoiceParam(path, _as_list(path, kind, entry[kind]), when=when, grid=kind == "grid", prior=prior)
     bounds = entry[kind]
     if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
         raise SpaceError(path, f"{kind} needs [low, high]; got {bounds!r}")
     log = entry.get("log", False)
     if kind == "float":
-        return FloatParam(path, bounds[0], bounds[1], log=log, step=entry.get("step"), when=when)
+        return FloatParam(path, bounds[0], bounds[1], log=log, step=entry.get("step"), when=when, prior=prior)
     step = entry.get("step", 1)
-    return IntParam(path, bounds[0], bounds[1], log=log, step=1 if step is None else step, when=when)
+    return IntParam(path, bounds[0], bounds[1], log=log, step=1 if step is None else step, when=when, prior=prior)
 
 
 def _as_list(path: str, kind: str, value: Any) -> list[Any]:
