@@ -258,8 +258,9 @@ class Served:
 
         if self.reference_folder is None or not (self.reference or {}).get("embeddings"):
             return None
-        if self._embedder is None:
-            self._embedder = load_model(self.reference_folder).model
+        if self._embedder is None:  # the served folder is the float model itself, or a variant of it
+            same = self.reference_folder == self.folder and isinstance(self.model.model, torch.nn.Module)
+            self._embedder = self.model.model if same else load_model(self.reference_folder).model
         emb = embed(self._embedder, x)
         return None if emb is None else emb.numpy()
 

@@ -15,7 +15,6 @@ nothing it does not already predict, and the command says so.
 
 from __future__ import annotations
 
-import base64
 import csv
 import json
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from honing._core import ConfigError, DataError
+from honing.serve._runtime import LOG_FILE, decode_row
 
 __all__ = ["export_log", "read_log"]
 
@@ -31,7 +31,8 @@ DEFAULT_TARGET = "label"  # the target column's name when the model's source had
 
 
 def _log_files(state: Path) -> list[Path]:
-    files = [p for p in state.glob("inputs*.jsonl*") if p.name.endswith((".jsonl", ".jsonl.1"))]
+    stem = LOG_FILE.removesuffix(".jsonl")  # inputs.jsonl, the workers' inputs-K.jsonl, their .1 files
+    files = [p for p in state.glob(f"{stem}*.jsonl*") if p.name.endswith((".jsonl", ".jsonl.1"))]
     return sorted(files, key=lambda p: (not p.name.endswith(".1"), p.name))
 
 
@@ -51,10 +52,8 @@ def read_log(state: str | Path) -> list[dict[str, Any]]:
                 continue
             if not isinstance(entry, dict) or "row" not in entry:
                 continue
-            row = entry["row"]
-            if isinstance(row, dict) and "float32_b64" in row:
-                row = np.frombuffer(base64.b64decode(row["float32_b64"]), dtype=np.float32).reshape(row["shape"])
-            out.append({"t": float(entry.get("t") or 0.0), "row": row, "prediction": entry.get("prediction")})
+            out.append({"t": float(entry.get("t") or 0.0), "row": decode_row(entry["row"]),
+                        "prediction": entry.get("prediction")})
     out.sort(key=lambda e: e["t"])
     return out
 

@@ -251,6 +251,13 @@ def _encode_row(row: Any) -> Any:
     return _plain(row)
 
 
+def decode_row(row: Any) -> Any:
+    """The inverse of ``_encode_row``: a logged array row back to its float32 array."""
+    if isinstance(row, dict) and "float32_b64" in row:
+        return np.frombuffer(base64.b64decode(row["float32_b64"]), dtype=np.float32).reshape(row["shape"])
+    return row
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, (np.generic,)):
         return value.item()

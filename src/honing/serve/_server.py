@@ -80,7 +80,8 @@ def drift_of_source(model_dir: str | os.PathLike[str], source: str, *, variant: 
     table = np.asarray(raw, dtype=object) if ref.get("features") and model.columns is not None else None
     embeddings = None
     if ref.get("embeddings"):  # the float model that made the reference gives the window's embeddings
-        emb = embed(load_model(ref_folder).model, x)
+        same = ref_folder == folder and isinstance(model.model, torch.nn.Module)
+        emb = embed(model.model if same else load_model(ref_folder).model, x)
         embeddings = None if emb is None else emb.numpy()
     return detect_drift(ref, table, outputs=out, embeddings=embeddings, class_names=model.class_names, alpha=alpha,
                         method=method, embedding_test=embedding_test)

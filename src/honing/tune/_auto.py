@@ -93,7 +93,8 @@ class AutoSampler(BaseSampler):
         if self.random_share + self.local_share > 0.95:
             raise ConfigError(f"invalid shares: random_share {random_share} + local_share {local_share} leave the "
                               "model no trials; allowed: a sum <= 0.95")
-        self._local_cache: dict[int, dict[str, Any]] = {}
+        self._local_cache: dict[int, dict[str, Any] | None] = {}
+        self._routes: dict[int, str] = {}  # a trial's route, asked once per parameter and per later local step
         self.start = [dict(p) for p in (start or [])]
         for i, point in enumerate(self.start):
             if not all(isinstance(k, str) for k in point):
@@ -113,6 +114,7 @@ class AutoSampler(BaseSampler):
         if not all(isinstance(k, str) for k in priors):
             raise ConfigError(f"invalid priors: got {dict(priors)!r}; allowed: a mapping of parameter name -> value")
         self.priors = dict(priors)
+        self._routes.clear()
         if self.priors:
             first = self.start[0] if self.start else {}
             self.start[:1] = [{**first, **self.priors}]
@@ -122,11 +124,17 @@ class AutoSampler(BaseSampler):
         """Append start points (tried after those already given, before the hypercube's own)."""
         self.start.extend(dict(p) for p in points)
         self.n_startup = max(self.n_startup, len(self.start))
+        self._routes.clear()
 
     # -- the route of a trial ------------------------------------------------------------------
 
     def route(self, number: int) -> str:
         """Where trial ``number``'s values come from: start, lhs, prior, random, local or model."""
+        if number not in self._routes:
+            self._routes[number] = self._draw_route(number)
+        return self._routes[number]
+
+    def _draw_route(self, number: int) -> str:
         if number < len(self.start):
             return "start"
         if number < self.n_startup:
@@ -184,37 +192,34 @@ class AutoSampler(BaseSampler):
         over the earlier local steps: x exp(0.8) after a step that improved on the best, x
         exp(-0.2) after one that did not. None (the model decides) with several objectives or no
         finished trial."""
-        if trial.number in self._local_cache:
-            return self._local_cache[trial.number]
-        point = None
-        if len(study.directions) == 1:
-            done = sorted((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                           if t.number < trial.number), key=lambda t: t.number)
-            if done:
-                sign = 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0
-                best, best_value, sigma = done[0], sign * float(done[0].value), 0.1
-                for t in done[1:]:
-                    value = sign * float(t.value)
-                    if self.route(t.number) == "local":
-                        sigma *= math.exp(0.8) if value < best_value else math.exp(-0.2)
-                        sigma = min(0.5, max(1e-4, sigma))
-                    if value < best_value:
-                        best, best_value = t, value
-                rng = np.random.default_rng(_key(self.seed, trial.number, "local"))
-                point = {}
-                k = max(1, len(best.params))
-                for name, value in best.params.items():
-                    dist = best.distributions[name]
-                    if isinstance(dist, CategoricalDistribution):
-                        if len(dist.choices) > 1 and rng.random() < 1.0 / k:
-                            others = [c for c in dist.choices if c != value]
-                            value = others[int(rng.integers(len(others)))]
-                        point[name] = value
-                    else:
-                        u = _to_unit(dist, value) + sigma * rng.standard_normal()
-                        u = abs(u) % 2.0
-                        point[name] = _from_unit(dist, 2.0 - u if u > 1 else u)
-        self._local_cache = {trial.number: point} if point is not None else {}
+        if trial.number not in self._local_cache:
+            self._local_cache = {trial.number: self._step_from_best(study, trial.number)}
+        return self._local_cache[trial.number]
+
+    def _step_from_best(self, study: Study, number: int) -> dict[str, Any] | None:
+        if len(study.directions) > 1:
+            return None
+        done = sorted((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.number < number),
+                      key=lambda t: t.number)
+        if not done:
+            return None
+        sign = 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0
+        best, best_value, sigma = done[0], sign * float(done[0].value), 0.1
+        for t in done[1:]:
+            value = sign * float(t.value)
+            if self.route(t.number) == "local":
+                sigma *= math.exp(0.8) if value < best_value else math.exp(-0.2)
+                sigma = min(0.5, max(1e-4, sigma))
+            if value < best_value:
+                best, best_value = t, value
+        rng = np.random.default_rng(_key(self.seed, number, "local"))
+        point = {}
+        for name, value in best.params.items():
+            dist = best.distributions[name]
+            if isinstance(dist, CategoricalDistribution):
+                point[name] = _other_choice(rng, dist, value) if rng.random() < 1.0 / len(best.params) else value
+            else:
+                point[name] = _from_unit(dist, _reflect(_to_unit(dist, value) + sigma * rng.standard_normal()))
         return point
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
@@ -235,10 +240,8 @@ class AutoSampler(BaseSampler):
         ends); a categorical keeps ``centre`` with probability 0.7, else another choice."""
         rng = np.random.default_rng(_key(self.seed, number, "prior", name))
         if isinstance(dist, CategoricalDistribution):
-            others = [c for c in dist.choices if c != centre]
-            return centre if not others or rng.random() < 0.7 else others[int(rng.integers(len(others)))]
-        u = abs(_to_unit(dist, centre) + 0.15 * rng.standard_normal()) % 2.0
-        return _from_unit(dist, 2.0 - u if u > 1 else u)
+            return centre if rng.random() < 0.7 else _other_choice(rng, dist, centre)
+        return _from_unit(dist, _reflect(_to_unit(dist, centre) + 0.15 * rng.standard_normal()))
 
     def _latin(self, number: int, name: str, dist: BaseDistribution) -> Any:
         """Slice ``number`` (of ``n_startup``) of ``name``'s range, in an order seeded by the name."""
@@ -246,6 +249,23 @@ class AutoSampler(BaseSampler):
         order = np.random.default_rng(_key(self.seed, "lhs", name)).permutation(n)
         u = (order[number % n] + self._uniform(number, "lhs", name)) / n
         return _from_unit(dist, u)
+
+
+def _reflect(u: float) -> float:
+    """``u`` folded into [0, 1] by reflection at both ends (a step past an end comes back)."""
+    u = abs(u) % 2.0
+    return 2.0 - u if u > 1 else u
+
+
+def _other_choice(rng: np.random.Generator, dist: CategoricalDistribution, value: Any) -> Any:
+    """A choice other than ``value``, uniformly (``value`` itself when it is the only one)."""
+    others = [c for c in dist.choices if c != value]
+    return others[int(rng.integers(len(others)))] if others else value
+
+
+def _int_log_bounds(lo: float, hi: float) -> tuple[float, float]:
+    """The log range of an integer log distribution: integer k covers [log(k - 0.5), log(k + 0.5))."""
+    return (math.log(lo - 0.5) if lo > 0.5 else math.log(lo)), math.log(hi + 0.5)
 
 
 def _contains(dist: BaseDistribution, value: Any) -> bool:
@@ -262,14 +282,13 @@ def _to_unit(dist: BaseDistribution, value: Any) -> float:
     if hi <= lo:
         return 0.5
     if isinstance(dist, IntDistribution) and dist.log:
-        a, b = math.log(lo - 0.5) if lo > 0.5 else math.log(lo), math.log(hi + 0.5)
+        a, b = _int_log_bounds(lo, hi)
         return (math.log(value) - a) / (b - a)
     if dist.log:
         return (math.log(value) - math.log(lo)) / (math.log(hi) - math.log(lo))
-    step = dist.step if isinstance(dist, IntDistribution) else getattr(dist, "step", None)
-    if step is not None:
-        steps = int(round((hi - lo) / step))
-        return (round((float(value) - lo) / step) + 0.5) / (steps + 1)
+    if dist.step is not None:
+        steps = int(round((hi - lo) / dist.step))
+        return (round((float(value) - lo) / dist.step) + 0.5) / (steps + 1)
     return (float(value) - lo) / (hi - lo)
 
 
@@ -290,8 +309,7 @@ def _from_unit(dist: BaseDistribution, u: float) -> Any:
     if isinstance(dist, IntDistribution):
         lo, hi = dist.low, dist.high
         if dist.log:
-            # the integers' share of the log range: k covers [log(k - 0.5), log(k + 0.5))
-            a, b = math.log(lo - 0.5) if lo > 0.5 else math.log(lo), math.log(hi + 0.5)
+            a, b = _int_log_bounds(lo, hi)
             return int(min(hi, max(lo, round(math.exp(a + u * (b - a))))))
         steps = (hi - lo) // dist.step
         return int(lo + min(int(u * (steps + 1)), steps) * dist.step)

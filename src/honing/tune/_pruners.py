@@ -24,8 +24,6 @@ time budget                 best third), each decision taken only once at least
 from __future__ import annotations
 
 import math
-from typing import Any
-
 import optuna
 from optuna.pruners import BasePruner, MedianPruner, NopPruner, SuccessiveHalvingPruner
 from optuna.trial import TrialState
@@ -88,7 +86,3 @@ class AutoPruner(BasePruner):
     def __repr__(self) -> str:
         return f"AutoPruner({self.choice})"
 
-
-def describe(pruner: Any) -> str:
-    """A pruner in words, for the run's output."""
-    return getattr(pruner, "choice", type(pruner).__name__)
