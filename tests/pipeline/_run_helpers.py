@@ -22,6 +22,7 @@ from honing.tune import StudyResult, load_study_result  # noqa: E402
 _TINY = yaml.safe_load(BASE)
 _TINY["training"].update(epochs=3, threads=1)
 _TINY["tune"]["cv"] = None  # the validation split: fast (tune.cv: auto would cross-validate iris)
+_TINY["tune"]["warm_start"] = False  # sibling runs in one tmp folder stay independent (tests/tune/test_warm_start.py)
 
 
 def tiny(changes: dict[str, Any] | None = None) -> dict[str, Any]:

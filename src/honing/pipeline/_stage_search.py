@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import numpy as np
 from typing import Any
 
 from honing._core import ConfigError, DataError, RunFailedError, atomic_write_text
@@ -18,7 +20,7 @@ from honing.pipeline._objective import RecipeObjective
 
 RESULTS, REPORT, RECIPE_LOCK = "results.json", "report.html", "recipe.json"
 # fields a re-run may change without starting another study
-_BUDGET_FIELDS = ("n_trials", "timeout", "storage")
+_BUDGET_FIELDS = ("n_trials", "timeout", "storage", "warm_start")
 AUTO_CV_ROWS = 1000  # tune.cv: auto -> k-fold inside the search below this many train+validation rows
 AUTO_CV_FOLDS = 5
 
@@ -68,21 +70,27 @@ class SearchStage:
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         if url is None:
             store = resolve_storage(None, ctx.out_dir)  # the study journal inside the run folder
-        if check_same_study(ctx.out_dir, base, bound=_has_finished_trial(store, rec.name)):
+        resumed = _has_finished_trial(store, rec.name)
+        if check_same_study(ctx.out_dir, base, bound=resumed):
             _drop_study(store, rec.name, ctx.out_dir)
             ctx.forget()
+            resumed = False
         n = tune.n_trials or (len(space.grid(base)) if space is not None and space.is_finite else None)
         objective = RecipeObjective(searched, str(ctx.out_dir), threads=opts.threads or 1,
                                     save_weights=tune.final == "best_trial",
                                     data=ctx.data if opts.workers <= 1 else None)
+        experience = _Experience(ctx) if tune.warm_start and len(ctx.directions) == 1 else None
+        warm = experience.starts() if experience is not None and not resumed else []
         if opts.workers > 1:  # the workers load their own copies: the parent holds none while they train
             ctx.data = None
             ctx.memo.clear()
         study = optimize(
             objective, study_name=rec.name, storage=store, space=space, directions=ctx.directions, sampler=sampler,
             pruner=pruner, n_trials=n, timeout=tune.timeout, workers=opts.workers, seed=rec.seed,
-            base=base, progress=opts.progress, run_dir=ctx.out_dir,
+            base=base, progress=opts.progress, run_dir=ctx.out_dir, warm_start=warm,
         )
+        if experience is not None:
+            experience.record(study)
         if ctx.data is None:
             ctx.data = load_data(rec, ctx.memo)
         if study.counts.get("running"):  # another run shares the study (one SQLite/PostgreSQL storage)
@@ -108,6 +116,44 @@ class SelectStage:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+class _Experience:
+    """Warm start for one run: the store next to its run folder, its family and data features."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        from honing.tune import ExperienceStore
+
+        rec, data = ctx.recipe, ctx.data
+        self.ctx, self.store = ctx, ExperienceStore(ctx.out_dir.resolve().parent)
+        self.family = {"model": rec.model.name, "task": data.task, "metric": ctx.metric,
+                       "space": sorted(p.path for p in rec.space.params)}
+        self.features = {"rows": len(data.train), "features": int(np.prod(data.input_shape)),
+                         "classes": len(data.class_names or ())}
+
+    def starts(self) -> list[dict[str, Any]]:
+        """The earlier studies' best configurations (a new study only), said on the console."""
+        from honing.tune import EXPERIENCE_FILE
+
+        ctx = self.ctx
+        points, sources = self.store.starts(self.family, self.features, exclude=ctx.out_dir)
+        ctx.search["warm_start"] = {"configurations": len(points), "from": sources, "store": str(self.store.path)}
+        if points:
+            names = ", ".join(Path(s).name for s in sources)
+            ctx.note(f"warm start: {len(points)} configuration(s) from {len(sources)} earlier stud"
+                    f"{'y' if len(sources) == 1 else 'ies'} of model {self.family['model']} ({names}; "
+                    f"{self.store.path.parent / EXPERIENCE_FILE}) tried among the first trials; "
+                    "tune.warm_start: false for a cold start")
+        return points
+
+    def record(self, study: Any) -> None:
+        try:
+            self.store.record(self.ctx.out_dir, self.family, self.features,
+                              [{"params": t["params"], "value": t["values"][0]} for t in study.trials
+                               if t["state"] == "complete" and t["values"]], self.ctx.directions[0])
+        except OSError as err:  # a read-only parent folder: the run goes on without it
+            self.ctx.note(f"warm start: could not record this study in {self.store.path}: {err}")
+
 
 
 def named_data_errors(loader: Any, source: Any) -> Dataset:

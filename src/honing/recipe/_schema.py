@@ -124,6 +124,8 @@ class TuneSection(Section):
     """dotted recipe path -> distribution ({float: [lo, hi], log: true}, {int: ...}, {choice: [...]}, when: conditions)"""
     storage: str | None = None
     """the study's storage: a .journal file, sqlite:///file.db or postgresql://...; null: study.journal in the run folder"""
+    warm_start: bool = True
+    """start from the best configurations of earlier studies of the same model, metric and searched paths kept next to the run folder (.experience.jsonl in its parent); false: a cold start"""
 
     @model_validator(mode="before")
     @classmethod

@@ -6,6 +6,7 @@ Optuna is imported lazily (inside functions), so ``import honing.tune`` stays li
 
 from __future__ import annotations
 
+from honing.tune._experience import EXPERIENCE_FILE, ExperienceStore
 from honing.tune._loop import Pruned, Reporter
 from honing.tune._optimize import EXECUTORS, Executor, list_executors, optimize
 from honing.tune._result import StudyResult, load_study_result, param_importances, select_from_pareto
@@ -24,6 +25,8 @@ from honing.tune._study import (
 __all__ = [
     "AutoSampler",
     "ChoiceParam",
+    "EXPERIENCE_FILE",
+    "ExperienceStore",
     "FloatParam",
     "IntParam",
     "Param",

@@ -46,10 +46,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from honing._core import ConfigError, check_int, check_number
 from honing.tune._compat import distribution_contains, seed_sampler
+from honing.tune._gp import GaussianProcess, propose, warp
 
 __all__ = ["AutoSampler", "ROUTES"]
 
 ROUTES = ("start", "lhs", "prior", "random", "local", "model")
+GP_TRIALS = 200  # the Gaussian process models all-numeric spaces up to this many finished trials
 
 
 def _key(*parts: Any) -> list[int]:
@@ -79,7 +81,8 @@ class AutoSampler(BaseSampler):
     def __init__(self, seed: int | None = None, *, start: Sequence[Mapping[str, Any]] | None = None,
                  n_startup: int | None = None, n_trials: int | None = None, random_share: float = 0.1,
                  local_share: float = 0.5, constant_liar: bool = True,
-                 priors: Mapping[str, Any] | None = None, prior_weight: float = 10.0) -> None:
+                 priors: Mapping[str, Any] | None = None, prior_weight: float = 10.0,
+                 gp_trials: int = GP_TRIALS) -> None:
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         self.seed = check_int("seed", seed, low=0)
@@ -93,6 +96,9 @@ class AutoSampler(BaseSampler):
         if self.random_share + self.local_share > 0.95:
             raise ConfigError(f"invalid shares: random_share {random_share} + local_share {local_share} leave the "
                               "model no trials; allowed: a sum <= 0.95")
+        self.gp_trials = check_int("gp_trials", gp_trials, low=0)
+        self._gp: tuple[tuple[int, ...], GaussianProcess] | None = None  # the last fit, by its trials
+        self._gp_theta: np.ndarray | None = None  # starts the next fit
         self._local_cache: dict[int, dict[str, Any] | None] = {}
         self._routes: dict[int, str] = {}  # a trial's route, asked once per parameter and per later local step
         self.start = [dict(p) for p in (start or [])]
@@ -158,13 +164,62 @@ class AutoSampler(BaseSampler):
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         if self.route(trial.number) != "model":
             return {}
+        numeric = self._numeric_space(study, trial.number)
+        if numeric is not None:
+            return dict(numeric[0])
         return self._model.infer_relative_search_space(study, trial)
 
     def sample_relative(self, study: Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         if not search_space or self.route(trial.number) != "model":
             return {}
+        numeric = self._numeric_space(study, trial.number)
+        if numeric is not None and dict(numeric[0]) == search_space:
+            return self._gp_point(study, trial.number, *numeric)
         return self._model.sample_relative(study, trial, search_space)
+
+    # -- the Gaussian process (all-numeric spaces, single objective, small budgets) --------------
+
+    def _numeric_space(self, study: Study, number: int) -> tuple[list[tuple[str, BaseDistribution]],
+                                                                  list[FrozenTrial]] | None:
+        """The space and finished trials the Gaussian process models at trial ``number``, or
+        None (the TPE model decides): several objectives, a categorical parameter, a
+        conditional space (finished trials with different parameters), fewer than 3 or more
+        than ``gp_trials`` finished trials."""
+        if not self.gp_trials or len(study.directions) > 1:
+            return None
+        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.number < number]
+        if not 3 <= len(done) <= self.gp_trials:
+            return None
+        first = done[0].distributions
+        if not first or any(isinstance(d, CategoricalDistribution) for d in first.values()):
+            return None
+        if any(t.distributions != first for t in done[1:]):
+            return None
+        return sorted(first.items()), sorted(done, key=lambda t: t.number)
+
+    def _fit_gp(self, space: list[tuple[str, BaseDistribution]], done: list[FrozenTrial],
+                sign: float) -> GaussianProcess:
+        key = tuple(t.number for t in done)
+        if self._gp is not None and self._gp[0] == key:
+            return self._gp[1]
+        x = np.array([[_to_unit(d, t.params[n]) for n, d in space] for t in done])
+        gp = GaussianProcess(x, warp(np.array([sign * float(t.value) for t in done])), self._gp_theta)
+        self._gp, self._gp_theta = (key, gp), gp.theta
+        return gp
+
+    def _gp_point(self, study: Study, number: int, space: list[tuple[str, BaseDistribution]],
+                  done: list[FrozenTrial]) -> dict[str, Any]:
+        """The point of highest expected improvement; running trials (other workers') count as
+        the worst result seen, so two workers do not propose the same point."""
+        gp = self._fit_gp(space, done, 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0)
+        running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                   if t.number != number and all(n in t.params for n, _ in space)]
+        if running:
+            x = np.array([[_to_unit(d, t.params[n]) for n, d in space] for t in running])
+            gp = gp.with_points(x, np.full(len(running), float(gp.z.max())))
+        u = propose(gp, np.random.default_rng(_key(self.seed, number, "gp")))
+        return {n: _from_unit(d, float(v)) for (n, d), v in zip(space, u)}
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
@@ -212,6 +267,10 @@ class AutoSampler(BaseSampler):
                 sigma = min(0.5, max(1e-4, sigma))
             if value < best_value:
                 best, best_value = t, value
+        numeric = self._numeric_space(study, number)
+        if numeric is not None:  # the best by the model's mean: under noise the best value seen is luck
+            gp = self._fit_gp(*numeric, sign)
+            best = numeric[1][int(np.argmin(gp.predict(gp.x)[0]))]
         rng = np.random.default_rng(_key(self.seed, number, "local"))
         point = {}
         for name, value in best.params.items():

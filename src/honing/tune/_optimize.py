@@ -65,6 +65,7 @@ def optimize(
     progress: bool = True,
     run_dir: str | os.PathLike[str],
     executor: str | Executor | None = None,
+    warm_start: Sequence[Mapping[str, Any]] = (),
 ) -> StudyResult:
     """Run ``objective(params, reporter)`` until the study holds ``n_trials`` trials (any state).
 
@@ -78,7 +79,10 @@ def optimize(
     PostgreSQL, so processes on several machines sharing one PostgreSQL study stop at exactly
     ``n_trials`` (see ``honing.tune._claim``). ``executor``: where the
     trials run (``list_executors()``: ``inline`` in this process, ``processes`` in spawned local
-    workers); None picks ``inline`` for one worker, ``processes`` for more."""
+    workers); None picks ``inline`` for one worker, ``processes`` for more. ``warm_start``:
+    configurations (decoded, as ``StudyResult.trials`` holds them; e.g. ``ExperienceStore.starts``)
+    that an ``AutoSampler`` tries right after the recipe's own values and any other sampler
+    first (queued in a new study); values outside the space are left to the sampler."""
     import optuna
 
     dirs = _directions(directions)
@@ -97,10 +101,9 @@ def optimize(
         sampler = create_sampler(sampler, seed=seed, space=space, directions=dirs, n_trials=n_trials)
     from honing.tune._auto import AutoSampler
 
-    if isinstance(sampler, AutoSampler) and not sampler.start and base:
-        centre = space.centre(base)  # the recipe's own values: the first trial
-        if centre:
-            sampler.add_start([centre])
+    if isinstance(sampler, AutoSampler) and not sampler.start and (base or warm_start):
+        centre = space.centre(base or {})  # the recipe's own values: the first trial
+        sampler.add_start([p for p in [centre, *(_encoded(space, w) for w in warm_start)] if p])
     if isinstance(sampler, AutoSampler) and space.priors() and not sampler.priors:
         sampler.set_priors(space.priors())  # the values marked prior: override the centre
     if pruner is None:
@@ -123,6 +126,10 @@ def optimize(
             say(f"trials {', '.join(map(str, retried))} were left running by an earlier run: failed, retried once")
         if _has_history(study):
             sampler.reseed_rng()  # a continued study must not replay the first run's random draws
+        elif warm_start and not isinstance(sampler, AutoSampler):  # any other sampler: queued first
+            for point in warm_start:
+                if encoded := _encoded(space, point):
+                    study.enqueue_trial(encoded, skip_if_exists=True)
         job = Job(objective=objective, study_name=study_name, storage_url=handle.url, run_dir=str(run_dir),
                   space=space, directions=tuple(dirs), sampler=sampler, pruner=pruner, n_trials=n_trials,
                   deadline=None if timeout is None else start + float(timeout), seed=seed, base=base,
@@ -134,6 +141,15 @@ def optimize(
             run_trials.run(study, job, min(workers, max(remaining, 1)), show)
         _close_spent_retries(study, n_trials)
         return result_from_study(study, handle.url, elapsed_s=time.time() - start)
+
+
+def _encoded(space: SearchSpace, point: Mapping[str, Any]) -> dict[str, Any]:
+    """``point``'s values at the space's paths, encoded as Optuna stores them (others dropped)."""
+    known = {p.path for p in space.params}
+    try:
+        return space.encode({k: v for k, v in point.items() if k in known})
+    except (TypeError, ValueError):
+        return {}
 
 
 class Executor(Protocol):

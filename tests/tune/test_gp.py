@@ -1,0 +1,99 @@
+"""The Gaussian process behind AutoSampler's all-numeric spaces: its gradient, its fit, the
+output warping, the acquisition's tail, and how the sampler routes to it."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+from scipy.optimize import check_grad
+
+from honing.tune import AutoSampler
+from honing.tune._gp import GaussianProcess, log_ei, propose, warp
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def bowl(x: np.ndarray) -> np.ndarray:
+    return np.sum((x - 0.3) ** 2, axis=-1)
+
+
+def test_the_fit_follows_its_gradient_and_recovers_a_smooth_function():
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 3))
+    z = warp(bowl(x))
+    gp = GaussianProcess(x, z)
+    theta = np.array([-0.5, 0.2, -1.0, 0.3, -4.0])
+    err = check_grad(lambda t: gp._nlp(t, x, z, grad=False), lambda t: gp._nlp(t, x, z)[1], theta)
+    assert err < 1e-3 * np.linalg.norm(gp._nlp(theta, x, z)[1])
+    test = rng.random((200, 3))
+    mean, sd = gp.predict(test)
+    truth = warp(np.concatenate([bowl(x), bowl(test)]))[40:]  # the same warp, applied jointly
+    assert np.corrcoef(mean, truth)[0, 1] > 0.95 and np.all(sd > 0)
+    at_data, sd_data = gp.predict(x)
+    assert np.abs(at_data - z).max() < 0.1 and sd_data.mean() < sd.mean()
+    point = propose(gp, np.random.default_rng(1))  # the proposal lies near the bowl's bottom
+    assert np.all((point >= 0) & (point <= 1)) and np.linalg.norm(point - 0.3) < 0.25
+
+
+def test_warping_keeps_the_order_and_tames_a_heavy_tail():
+    y = np.concatenate([np.linspace(0, 1, 30), [1e6]])  # one diverged trial
+    z = warp(y)
+    assert np.all(np.diff(z) > 0) and abs(z.mean()) < 1e-9 and abs(z.std() - 1) < 1e-9
+    assert z[29] - z[0] > 0.5  # the good trials keep their spread (standardising alone squeezes them to ~0.003)
+    assert np.all(warp(np.ones(5)) == 0)
+
+
+def test_log_expected_improvement_is_finite_and_ordered_far_into_the_tail():
+    mean = np.array([0.0, 1.0, 5.0, 20.0, 60.0])
+    values = log_ei(mean, np.full(5, 0.5), best=0.0)
+    assert np.all(np.isfinite(values)) and np.all(np.diff(values) < 0)
+
+
+def test_numeric_spaces_go_to_the_process_and_others_to_tpe():
+    sampler = AutoSampler(seed=0, n_startup=5)
+    numeric = optuna.create_study(sampler=sampler)
+    numeric.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2 + t.suggest_int("k", 1, 64, log=True), n_trials=8)
+    assert sampler._numeric_space(numeric, 8) is not None
+    mixed = optuna.create_study(sampler=AutoSampler(seed=0))
+    mixed.optimize(lambda t: t.suggest_float("x", 0, 1) + len(t.suggest_categorical("c", ["a", "bb"])), n_trials=8)
+    assert mixed.sampler._numeric_space(mixed, 8) is None
+
+    def conditional(t: optuna.Trial) -> float:
+        x = t.suggest_float("x", 0, 1)
+        return t.suggest_float("y", 0, 1) if x > 0.5 else x
+
+    cond = optuna.create_study(sampler=AutoSampler(seed=0))
+    cond.optimize(conditional, n_trials=12)
+    assert cond.sampler._numeric_space(cond, 12) is None
+    capped = AutoSampler(seed=0, gp_trials=6)
+    study = optuna.create_study(sampler=capped)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=8)
+    assert capped._numeric_space(study, 8) is None  # past its budget the TPE model takes over
+
+
+def test_the_process_finds_a_narrow_optimum_tpe_alone_misses():
+    def ellipsoid(t: optuna.Trial) -> float:
+        x = np.array([t.suggest_float(f"x{i}", -5, 5) for i in range(4)])
+        return float(np.sum(10 ** (np.arange(4) * 1.5) * (x - 1.1) ** 2))
+
+    with_gp = optuna.create_study(sampler=AutoSampler(seed=0, n_trials=50))
+    with_gp.optimize(ellipsoid, n_trials=50)
+    without = optuna.create_study(sampler=AutoSampler(seed=0, n_trials=50, gp_trials=0))
+    without.optimize(ellipsoid, n_trials=50)
+    assert with_gp.best_value < 0.1 * without.best_value
+
+
+def test_local_steps_start_from_the_models_best_not_the_luckiest_value():
+    rng = np.random.default_rng(0)
+    sampler = AutoSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    dist = optuna.distributions.FloatDistribution(0, 1)
+    xs = np.linspace(0, 1, 41)
+    for x in xs:
+        study.add_trial(optuna.trial.create_trial(params={"x": float(x)}, distributions={"x": dist},
+                                                  value=float((x - 0.5) ** 2 + 0.02 * rng.standard_normal())))
+    study.add_trial(optuna.trial.create_trial(params={"x": 0.9}, distributions={"x": dist}, value=-0.2))  # luck
+    space = sampler._numeric_space(study, len(study.trials))
+    gp = sampler._fit_gp(*space, 1.0)
+    centre = space[1][int(np.argmin(gp.predict(gp.x)[0]))].params["x"]
+    assert abs(centre - 0.5) < 0.15 and study.best_params["x"] == 0.9
