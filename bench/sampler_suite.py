@@ -97,6 +97,11 @@ class YahpoTask:
         self.name = f"{scenario}-{instance}"
         self._bench: Any = None
 
+    def related(self) -> YahpoTask:
+        """The next instance of the same scenario (a related task for warm starts)."""
+        instances = [str(i) for i in self.bench().instances]
+        return YahpoTask(self.scenario, instances[(instances.index(self.instance) + 1) % len(instances)], self.data)
+
     def bench(self) -> Any:
         if self._bench is None:
             self._bench = open_yahpo(self.data, self.scenario)
@@ -198,7 +203,17 @@ def one_run(job: tuple[Any, int, str, int]) -> dict[str, Any]:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     task, seed, sampler_name, n_trials = job
     run, clean = task.objective(seed)
-    sampler = make_sampler(sampler_name, seed, n_trials)
+    if sampler_name == "auto+warm":  # warm start: the best 3 of a finished 100-trial study on a related task
+        source = task.related()
+        src = optuna.create_study(sampler=make_sampler("auto", seed, n_trials), direction=source.direction)
+        src.optimize(source.objective(seed)[0], n_trials=n_trials)
+        done = sorted((t for t in src.trials if t.value is not None),
+                      key=lambda t: t.value if source.direction == "minimize" else -t.value)
+        from honing.tune import AutoSampler
+
+        sampler = AutoSampler(seed=seed, n_trials=n_trials, start=[t.params for t in done[:3]])
+    else:
+        sampler = make_sampler(sampler_name, seed, n_trials)
     study = optuna.create_study(sampler=sampler, direction=task.direction)
     spent: list[float] = []
     values: list[float] = []
@@ -258,7 +273,21 @@ def summarise(runs: list[dict[str, Any]], samplers: list[str], n_trials: int) ->
                 if s in med and other in med:
                     a, b = med[s], med[other]
                     versus[s][other][0 if a < b * 0.99 else (1 if a <= b * 1.01 else 2)] += 1
-    return {"checkpoints": checkpoints,
+    warm = None
+    if "auto+warm" in samplers and "auto" in samplers:  # trials the warm start needs to reach cold's final median
+        reached, needed = 0, []
+        for task, rs in by_task.items():
+            rs_cold = [r for r in rs if r["sampler"] == "auto"]
+            rs_warm = [r for r in rs if r["sampler"] == "auto+warm"]
+            sign = 1 if rs[0]["direction"] == "minimize" else -1
+            goal = statistics.median(sign * r["incumbent"][-1] for r in rs_cold)
+            curve = [statistics.median(sign * r["incumbent"][i] for r in rs_warm) for i in range(n_trials)]
+            first = next((i + 1 for i, v in enumerate(curve) if v <= goal), None)
+            needed.append(first if first is not None else f">{n_trials}")
+            reached += first is not None and first <= 30
+        warm = {"tasks_reaching_cold_final_within_30": reached, "tasks": len(by_task),
+                "trials_needed_median_curve": dict(zip(by_task, needed))}
+    return {"checkpoints": checkpoints, "warm_start": warm,
             "mean_normalised_regret": {s: {c: float(np.mean(v)) for c, v in table[s].items() if v} for s in samplers},
             "mean_rank": {s: float(np.mean(v)) for s, v in ranks.items() if v},
             "versus": versus, "per_task_median_final": per_task}
@@ -332,6 +361,11 @@ def main() -> int:
         print(f"{s:<10}" + "".join(f"{row.get(c, math.nan):>10.3f}" for c in summary["checkpoints"]) +
               f"{summary['mean_rank'].get(s, math.nan):>8.2f}{'/'.join(map(str, vt)):>16}"
               f"{'/'.join(map(str, vr)):>18}{ms:>10.1f}")
+    if summary.get("warm_start"):
+        w = summary["warm_start"]
+        print(f"warm start reached cold auto's median 100-trial result within 30 trials on "
+              f"{w['tasks_reaching_cold_final_within_30']}/{w['tasks']} tasks; trials needed by task: "
+              f"{w['trials_needed_median_curve']}")
     name = f"sampler_suite_{args.suite}" + (f"_{args.tag}" if args.tag else "")
     path = save(name, {"machine": machine(), "args": vars(args), "summary": summary,
                        "runs": [{k: v for k, v in r.items() if k != "seconds"} | {"ms_per_trial": 1000 * float(

@@ -1,4 +1,5 @@
-"""Time to target: honing's default search against Optuna's tutorial default and random search.
+"""Time to target: honing's default search against Optuna's tutorial default, Optuna TPE with
+Hyperband pruning, and random search.
 
 The figure is the wall time from the start of a search until the best validation accuracy
 found so far first reaches a fixed target. Three strategies, the same search space, data
@@ -6,7 +7,7 @@ splits (one ``honing.data.load`` call gives the tensors to all three), maximum e
 threads (1 torch thread, one training process at a time):
 
   A  honing    what ``honing run`` does with a recipe that leaves ``tune.sampler`` and
-               ``tune.pruner`` at their defaults (tpe + asha): ``honing.tune.optimize`` with
+               ``tune.pruner`` at their defaults (auto + auto): ``honing.tune.optimize`` with
                ``honing.pipeline``'s ``RecipeObjective``, sampler and pruner made by name from
                the recipe exactly as ``honing.pipeline.run`` makes them, default journal
                storage. The recipe keeps early stopping of training as
@@ -19,6 +20,8 @@ threads (1 torch thread, one training process at a time):
                stopping); it returns the final epoch's validation accuracy. The loop evaluates
                the validation split after every epoch (to keep the curve); that evaluation time
                is recorded and a figure without it is given too.
+  D  hyperband B with each epoch's validation accuracy reported to Optuna's HyperbandPruner
+               (min_resource 1, max_resource the epochs); a pruned trial counts as no result.
   C  random    honing with ``sampler: random, pruner: none`` (same trainer, early stopping and
                best-epoch value as A): what TPE + ASHA add over random search inside honing.
 
@@ -29,7 +32,7 @@ a wall-clock cap and a trial cap; a run that misses the target is censored ("> c
 (workload, strategy, seed) runs in its own subprocess with OMP_NUM_THREADS=1 and the
 allocator variables of bench/run.sh; the order of strategies alternates per seed (A B C, C B A).
 
-usage: bench/run.sh bench/time_to_target.py [--seeds 3] [--workloads digits,fmnist] [--quick]
+usage: bench/run.sh bench/time_to_target.py [--seeds 5] [--workloads digits,fmnist] [--quick]
 """
 
 from __future__ import annotations
@@ -48,9 +51,9 @@ from typing import Any
 from _common import MALLOC_ENV, OUT, check_env, machine, median, save
 
 HERE = Path(__file__).resolve().parent
-STRATEGIES = ("honing", "optuna", "random")
-LABEL = {"honing": "A honing (tpe+asha)", "optuna": "B optuna tutorial (tpe, no pruning)",
-         "random": "C random (honing, no pruning)"}
+STRATEGIES = ("honing", "optuna", "hyperband", "random")
+LABEL = {"honing": "A honing (defaults: auto + auto)", "optuna": "B optuna tutorial (tpe, no pruning)",
+         "hyperband": "D optuna tpe + hyperband", "random": "C random (honing, no pruning)"}
 
 LR = (3.0e-4, 3.0e-2)
 WD = (1.0e-5, 1.0e-1)
@@ -246,8 +249,10 @@ def plain_model(wl: dict[str, Any], widths: list[int], dropout: float, input_sha
     return nn.Sequential(*layers)
 
 
-def run_optuna(wl: dict[str, Any], seed: int) -> dict[str, Any]:
-    """B: the Optuna tutorial's study with a hand-written torch loop."""
+def run_optuna(wl: dict[str, Any], seed: int, hyperband: bool = False) -> dict[str, Any]:
+    """B: the Optuna tutorial's study with a hand-written torch loop; D (``hyperband``): the
+    same, reporting each epoch's validation accuracy to Optuna's HyperbandPruner (min_resource
+    1, max_resource the epochs), as Optuna's pruning tutorial does."""
     import optuna
     import torch
     import torch.nn.functional as F
@@ -296,6 +301,12 @@ def run_optuna(wl: dict[str, Any], seed: int) -> dict[str, Any]:
             te = time.perf_counter()
             curve.append(evaluate(model))
             eval_s += time.perf_counter() - te
+            if hyperband:
+                trial.report(curve[-1], len(curve))
+                if trial.should_prune():  # a pruned trial returns nothing: its model is not a result
+                    rec.update(end=time.perf_counter() - t0, state="pruned", value=None, epochs=len(curve),
+                               curve=curve, eval_s=eval_s)
+                    raise optuna.TrialPruned()
             if time.perf_counter() - t0 > cap_s:
                 rec.update(end=time.perf_counter() - t0, state="capped", value=None, epochs=len(curve),
                            curve=curve, eval_s=eval_s)
@@ -312,10 +323,12 @@ def run_optuna(wl: dict[str, Any], seed: int) -> dict[str, Any]:
             study.stop()
 
     t0 = time.perf_counter()
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs) if hyperband else None
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
     study.optimize(objective, n_trials=wl["max_trials"], callbacks=[stop])
     wall = time.perf_counter() - t0
-    return {"sampler": "optuna.samplers.TPESampler (defaults)", "pruner": "none (nothing reported)",
+    return {"sampler": "optuna.samplers.TPESampler (defaults)",
+            "pruner": "HyperbandPruner(min_resource=1)" if hyperband else "none (nothing reported)",
             "n_trials": wl["max_trials"], "trials": trials, "wall_s": wall,
             "rows": {"train": n, "val": int(xv.shape[0])}}
 
@@ -325,8 +338,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     wl = spec["workload"]
-    if spec["strategy"] == "optuna":
-        out = run_optuna(wl, spec["seed"])
+    if spec["strategy"] in ("optuna", "hyperband"):
+        out = run_optuna(wl, spec["seed"], hyperband=spec["strategy"] == "hyperband")
     else:
         out = run_honing(wl, spec["strategy"], spec["seed"])
     return {**out, "threads": torch.get_num_threads()}
@@ -417,6 +430,7 @@ def summarize(name: str, wl: dict[str, Any], runs: dict[str, list[dict[str, Any]
     a, b, c = st["honing"]["median_s"], st["optuna"]["median_s"], st["random"]["median_s"]
     out["ratio_honing_optuna"] = ratio_bound(a, b, cap)
     out["ratio_honing_random"] = ratio_bound(a, c, cap)
+    out["ratio_honing_hyperband"] = ratio_bound(a, st["hyperband"]["median_s"], cap)
     out["rows"] = runs["honing"][0]["rows"]
     for key in ("median_s", "median_s_if_best_epoch", "median_s_without_extra_eval"):
         for e in st.values():
@@ -439,18 +453,20 @@ def table(results: list[dict[str, Any]]) -> str:
                          f"**{fmt_time(e['median_s'], cap)}** | {e['reached']}/{len(e['per_seed'])} | {seeds} | "
                          f"{e['median_trials']:g} ({trials}) | {e['median_epochs']:g} | "
                          f"{e['median_s_per_epoch'] * 1e3:.0f} ms |")
-    lines += ["", "| workload | target | honing / optuna-default | honing / random | optuna (B) median if it returned "
-              "its best epoch | B median without the per-epoch evaluations |", "|---|---|---|---|---|---|"]
+    lines += ["", "| workload | target | honing / optuna-default | honing / optuna tpe+hyperband | honing / random | "
+              "optuna (B) median if it returned its best epoch | B median without the per-epoch evaluations |",
+              "|---|---|---|---|---|---|---|"]
     for res in results:
         cap, o = res["cap_s"], res["strategies"]["optuna"]
-        lines.append(f"| {res['title']} | {res['target']} | **{res['ratio_honing_optuna']}** | {res['ratio_honing_random']} | "
+        lines.append(f"| {res['title']} | {res['target']} | **{res['ratio_honing_optuna']}** | "
+                     f"{res['ratio_honing_hyperband']} | {res['ratio_honing_random']} | "
                      f"{fmt_time(o['median_s_if_best_epoch'], cap)} | {fmt_time(o['median_s_without_extra_eval'], cap)} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--workloads", default="digits,fmnist")
     ap.add_argument("--strategies", default=",".join(STRATEGIES), help="for development; the table needs all")
     ap.add_argument("--cap-scale", type=float, default=1.0, help="multiply every wall-clock cap")
