@@ -212,6 +212,17 @@ def one_run(job: tuple[Any, int, str, int]) -> dict[str, Any]:
         from honing.tune import AutoSampler
 
         sampler = AutoSampler(seed=seed, n_trials=n_trials, start=[t.params for t in done[:3]])
+    elif sampler_name == "auto+portfolio":  # the portfolio learned without this task (bench/learn_portfolio.py)
+
+        from honing.tune import AutoSampler, list_portfolios, portfolio
+        from honing.tune._experience import _portfolios
+
+        start = []
+        if task.scenario in list_portfolios():  # none for iaml_glmnet (4 instances: nothing left to learn on)
+            if task.instance in _portfolios()[task.scenario]["learned_on"]:
+                raise SystemExit(f"{task.name} was learned on: run with the held-out instances (--instances 5)")
+            start = portfolio(task.scenario)
+        sampler = AutoSampler(seed=seed, n_trials=n_trials, start=start)
     else:
         sampler = make_sampler(sampler_name, seed, n_trials)
     study = optuna.create_study(sampler=sampler, direction=task.direction)

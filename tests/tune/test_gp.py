@@ -93,7 +93,26 @@ def test_local_steps_start_from_the_models_best_not_the_luckiest_value():
         study.add_trial(optuna.trial.create_trial(params={"x": float(x)}, distributions={"x": dist},
                                                   value=float((x - 0.5) ** 2 + 0.02 * rng.standard_normal())))
     study.add_trial(optuna.trial.create_trial(params={"x": 0.9}, distributions={"x": dist}, value=-0.2))  # luck
-    space = sampler._numeric_space(study, len(study.trials))
-    gp = sampler._fit_gp(*space, 1.0)
-    centre = space[1][int(np.argmin(gp.predict(gp.x)[0]))].params["x"]
+    data = sampler._numeric_space(study, len(study.trials))
+    gp = sampler._fit_gp(data, 1.0)
+    centre = data.trials[int(np.argmin(gp.predict(gp.x)[0]))].params["x"]
     assert abs(centre - 0.5) < 0.15 and study.best_params["x"] == 0.9
+
+
+def test_stopped_trials_teach_the_process_at_the_latest_well_filled_step():
+    study = optuna.create_study(sampler=AutoSampler(seed=0))
+    dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    for i, x in enumerate(np.linspace(0.05, 0.95, 8)):  # 8 trials stopped at step 3, 2 finished at step 9
+        steps = range(1, 10) if i in (2, 6) else range(1, 4)
+        state = optuna.trial.TrialState.COMPLETE if i in (2, 6) else optuna.trial.TrialState.PRUNED
+        curve = {s: float((x - 0.5) ** 2 + 1.0 / s) for s in steps}
+        study.add_trial(optuna.trial.create_trial(params={"x": float(x)}, distributions=dist, state=state,
+                                                  intermediate_values=curve,
+                                                  value=curve[9] if state.name == "COMPLETE" else None))
+    data = study.sampler._numeric_space(study, len(study.trials))
+    assert len(data.trials) == 8 and data.values[0] == (0.05 - 0.5) ** 2 + 1.0 / 3  # every trial, at step 3
+    gp = study.sampler._fit_gp(data, 1.0)
+    assert abs(data.trials[int(np.argmin(gp.predict(gp.x)[0]))].params["x"] - 0.5) < 0.2
+    plain = optuna.create_study(sampler=AutoSampler(seed=0))  # no intermediate values: the finished trials
+    plain.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=5)
+    assert len(plain.sampler._numeric_space(plain, 5).trials) == 5

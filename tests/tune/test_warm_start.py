@@ -80,3 +80,18 @@ def test_a_second_run_starts_from_the_first_runs_best_unless_turned_off(tmp_path
     assert len(expected) == 3 and queued[:3] == expected
     elsewhere = run({**recipe, "name": "elsewhere"}, out=tmp_path / "other" / "elsewhere", progress=False)
     assert elsewhere.results["search"]["warm_start"]["configurations"] == 0
+
+
+def test_the_shipped_portfolios_were_learned_apart_from_the_tasks_they_are_judged_on():
+    import pytest
+
+    from honing import ConfigError
+    from honing.tune import list_portfolios, portfolio
+    from honing.tune._experience import _portfolios
+
+    assert {"lcbench", "rbv2_xgboost", "rbv2_rpart"} <= set(list_portfolios())
+    for name, entry in _portfolios().items():
+        assert not set(entry["learned_on"]) & set(entry["held_out"]) and len(entry["learned_on"]) >= 20
+        assert portfolio(name) == entry["configurations"] and len(portfolio(name)) >= 3
+    with pytest.raises(ConfigError, match="allowed: lcbench"):
+        portfolio("resnet")

@@ -6,7 +6,7 @@ Optuna is imported lazily (inside functions), so ``import honing.tune`` stays li
 
 from __future__ import annotations
 
-from honing.tune._experience import EXPERIENCE_FILE, ExperienceStore
+from honing.tune._experience import EXPERIENCE_FILE, ExperienceStore, list_portfolios, portfolio
 from honing.tune._loop import Pruned, Reporter
 from honing.tune._optimize import EXECUTORS, Executor, list_executors, optimize
 from honing.tune._result import StudyResult, load_study_result, param_importances, select_from_pareto
@@ -38,10 +38,12 @@ __all__ = [
     "StudyResult",
     "create_pruner",
     "create_sampler",
+    "list_portfolios",
     "list_pruners",
     "list_samplers",
     "load_study_result",
     "optimize",
+    "portfolio",
     "EXECUTORS",
     "Executor",
     "list_executors",

@@ -36,7 +36,7 @@ import math
 import warnings
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
@@ -97,7 +97,7 @@ class AutoSampler(BaseSampler):
             raise ConfigError(f"invalid shares: random_share {random_share} + local_share {local_share} leave the "
                               "model no trials; allowed: a sum <= 0.95")
         self.gp_trials = check_int("gp_trials", gp_trials, low=0)
-        self._gp: tuple[tuple[int, ...], GaussianProcess] | None = None  # the last fit, by its trials
+        self._gp: tuple[Any, GaussianProcess] | None = None  # the last fit, by its trials
         self._gp_theta: np.ndarray | None = None  # starts the next fit
         self._local_cache: dict[int, dict[str, Any] | None] = {}
         self._routes: dict[int, str] = {}  # a trial's route, asked once per parameter and per later local step
@@ -166,7 +166,7 @@ class AutoSampler(BaseSampler):
             return {}
         numeric = self._numeric_space(study, trial.number)
         if numeric is not None:
-            return dict(numeric[0])
+            return dict(numeric.space)
         return self._model.infer_relative_search_space(study, trial)
 
     def sample_relative(self, study: Study, trial: FrozenTrial,
@@ -174,45 +174,62 @@ class AutoSampler(BaseSampler):
         if not search_space or self.route(trial.number) != "model":
             return {}
         numeric = self._numeric_space(study, trial.number)
-        if numeric is not None and dict(numeric[0]) == search_space:
-            return self._gp_point(study, trial.number, *numeric)
+        if numeric is not None and dict(numeric.space) == search_space:
+            return self._gp_point(study, trial.number, numeric)
         return self._model.sample_relative(study, trial, search_space)
 
     # -- the Gaussian process (all-numeric spaces, single objective, small budgets) --------------
 
-    def _numeric_space(self, study: Study, number: int) -> tuple[list[tuple[str, BaseDistribution]],
-                                                                  list[FrozenTrial]] | None:
-        """The space and finished trials the Gaussian process models at trial ``number``, or
-        None (the TPE model decides): several objectives, a categorical parameter, a
-        conditional space (finished trials with different parameters), fewer than 3 or more
-        than ``gp_trials`` finished trials."""
+    def _numeric_space(self, study: Study, number: int) -> _GpData | None:
+        """What the Gaussian process models at trial ``number``, or None (the TPE model decides):
+        several objectives, a categorical parameter, a conditional space (trials with different
+        parameters), fewer than 3 or more than ``gp_trials`` trials to learn from.
+
+        The trials to learn from (BOHB's rule, so stopped trials still teach the model): when
+        trials report intermediate values, those at the latest step that at least ``d + 2`` of
+        the finished and stopped trials reached (``d`` parameters), every trial that reached it
+        by its value there; else the finished trials by their values."""
         if not self.gp_trials or len(study.directions) > 1:
             return None
-        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.number < number]
-        if not 3 <= len(done) <= self.gp_trials:
+        seen = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+                if t.number < number]
+        if not seen:
             return None
-        first = done[0].distributions
+        first = seen[0].distributions
         if not first or any(isinstance(d, CategoricalDistribution) for d in first.values()):
             return None
-        if any(t.distributions != first for t in done[1:]):
+        if any(t.distributions != first for t in seen[1:]):
             return None
-        return sorted(first.items()), sorted(done, key=lambda t: t.number)
+        trials, values = [t for t in seen if t.state == TrialState.COMPLETE], None
+        steps: dict[int, int] = {}
+        for t in seen:
+            for step in t.intermediate_values:
+                steps[step] = steps.get(step, 0) + 1
+        rung = max((s for s, c in steps.items() if c >= len(first) + 2), default=None)
+        if rung is not None and len([t for t in seen if t.state == TrialState.PRUNED]) > 0:
+            trials = [t for t in seen if rung in t.intermediate_values]
+            values = [float(t.intermediate_values[rung]) for t in trials]
+        else:
+            values = [float(t.value) for t in trials]
+        if not 3 <= len(trials) <= self.gp_trials:
+            return None
+        order = sorted(range(len(trials)), key=lambda i: trials[i].number)
+        return _GpData(sorted(first.items()), [trials[i] for i in order], [values[i] for i in order])
 
-    def _fit_gp(self, space: list[tuple[str, BaseDistribution]], done: list[FrozenTrial],
-                sign: float) -> GaussianProcess:
-        key = tuple(t.number for t in done)
+    def _fit_gp(self, data: _GpData, sign: float) -> GaussianProcess:
+        key = (tuple(t.number for t in data.trials), tuple(data.values))
         if self._gp is not None and self._gp[0] == key:
             return self._gp[1]
-        x = np.array([[_to_unit(d, t.params[n]) for n, d in space] for t in done])
-        gp = GaussianProcess(x, warp(np.array([sign * float(t.value) for t in done])), self._gp_theta)
+        x = np.array([[_to_unit(d, t.params[n]) for n, d in data.space] for t in data.trials])
+        gp = GaussianProcess(x, warp(sign * np.array(data.values)), self._gp_theta)
         self._gp, self._gp_theta = (key, gp), gp.theta
         return gp
 
-    def _gp_point(self, study: Study, number: int, space: list[tuple[str, BaseDistribution]],
-                  done: list[FrozenTrial]) -> dict[str, Any]:
+    def _gp_point(self, study: Study, number: int, data: _GpData) -> dict[str, Any]:
         """The point of highest expected improvement; running trials (other workers') count as
         the worst result seen, so two workers do not propose the same point."""
-        gp = self._fit_gp(space, done, 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0)
+        space = data.space
+        gp = self._fit_gp(data, 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0)
         running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                    if t.number != number and all(n in t.params for n, _ in space)]
         if running:
@@ -269,8 +286,8 @@ class AutoSampler(BaseSampler):
                 best, best_value = t, value
         numeric = self._numeric_space(study, number)
         if numeric is not None:  # the best by the model's mean: under noise the best value seen is luck
-            gp = self._fit_gp(*numeric, sign)
-            best = numeric[1][int(np.argmin(gp.predict(gp.x)[0]))]
+            gp = self._fit_gp(numeric, sign)
+            best = numeric.trials[int(np.argmin(gp.predict(gp.x)[0]))]
         rng = np.random.default_rng(_key(self.seed, number, "local"))
         point = {}
         for name, value in best.params.items():
@@ -308,6 +325,12 @@ class AutoSampler(BaseSampler):
         order = np.random.default_rng(_key(self.seed, "lhs", name)).permutation(n)
         u = (order[number % n] + self._uniform(number, "lhs", name)) / n
         return _from_unit(dist, u)
+
+
+class _GpData(NamedTuple):
+    space: list[tuple[str, BaseDistribution]]  # (name, distribution), sorted by name
+    trials: list[FrozenTrial]  # by number
+    values: list[float]  # each trial's value (or its value at the chosen step), as reported
 
 
 def _reflect(u: float) -> float:

@@ -27,9 +27,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from honing._core import atomic_write_text
+from honing._core import ConfigError, atomic_write_text
 
-__all__ = ["ExperienceStore", "EXPERIENCE_FILE"]
+__all__ = ["ExperienceStore", "EXPERIENCE_FILE", "list_portfolios", "portfolio"]
 
 EXPERIENCE_FILE = ".experience.jsonl"
 KEEP_PER_STUDY = 3  # best configurations kept per finished study
@@ -103,3 +103,24 @@ def _canonical(family: Mapping[str, Any]) -> dict[str, Any]:
 def _distance(a: Mapping[str, float], b: Mapping[str, Any]) -> float:
     keys = set(a) | set(b)
     return sum(abs(math.log1p(float(a.get(k, 0))) - math.log1p(float(b.get(k, 0)))) for k in keys)
+
+
+def portfolio(name: str) -> list[dict[str, Any]]:
+    """The start portfolio learned offline for a model family (``list_portfolios()``): a few
+    configurations that did well across many tasks of that family, to try first on a new one
+    (``AutoSampler(start=portfolio("rbv2_xgboost"))``). How each was made, on which tasks, and
+    which were held out: ``portfolios.json`` beside this module, bench/learn_portfolio.py."""
+    shipped = _portfolios()
+    if name not in shipped:
+        raise ConfigError(f"invalid portfolio: got {name!r}; allowed: {', '.join(sorted(shipped))}")
+    return [dict(c) for c in shipped[name]["configurations"]]
+
+
+def list_portfolios() -> list[str]:
+    return sorted(_portfolios())
+
+
+def _portfolios() -> dict[str, Any]:
+    from importlib.resources import files
+
+    return json.loads(files("honing.tune").joinpath("portfolios.json").read_text(encoding="utf-8"))["portfolios"]
