@@ -126,7 +126,9 @@ class _Experience:
 
         rec, data = ctx.recipe, ctx.data
         self.ctx, self.store = ctx, ExperienceStore(ctx.out_dir.resolve().parent)
-        self.family = {"model": rec.model.name, "task": data.task, "metric": ctx.metric,
+        # a transfer recipe has no model section: its family is the pretrained source it starts from
+        model = rec.model.name if rec.model is not None else f"transfer:{rec.transfer.source}"
+        self.family = {"model": model, "task": data.task, "metric": ctx.metric,
                        "space": sorted(p.path for p in rec.space.params)}
         self.features = {"rows": len(data.train), "features": int(np.prod(data.input_shape)),
                          "classes": len(data.class_names or ())}
