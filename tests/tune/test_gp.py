@@ -116,3 +116,16 @@ def test_stopped_trials_teach_the_process_at_the_latest_well_filled_step():
     plain = optuna.create_study(sampler=AutoSampler(seed=0))  # no intermediate values: the finished trials
     plain.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=5)
     assert len(plain.sampler._numeric_space(plain, 5).trials) == 5
+
+
+def test_an_optimum_at_a_bound_is_not_tried_twice():
+    # the model's candidates are clipped to the range, so they land exactly on a bound; an integer
+    # rounds many candidates to one value: a point already tried is never proposed again
+    def at_bound(trial: optuna.Trial) -> float:
+        return trial.suggest_float("x", 0, 1) + trial.suggest_int("k", 0, 3)
+
+    study = optuna.create_study(sampler=AutoSampler(seed=0))
+    study.optimize(at_bound, n_trials=60)
+    points = [(t.params["x"], t.params["k"]) for t in study.trials]
+    assert len(set(points)) == len(points)
+    assert study.best_value == 0.0

@@ -235,8 +235,19 @@ class AutoSampler(BaseSampler):
         if running:
             x = np.array([[_to_unit(d, t.params[n]) for n, d in space] for t in running])
             gp = gp.with_points(x, np.full(len(running), float(gp.z.max())))
-        u = propose(gp, np.random.default_rng(_key(self.seed, number, "gp")))
-        return {n: _from_unit(d, float(v)) for (n, d), v in zip(space, u)}
+        # a point already tried (a clipped candidate at a bound, an integer rounded to the same
+        # value) is told to the model as the worst result and the proposal redrawn: never a trial
+        # spent twice on the same values
+        taken = {tuple(t.params.get(n) for n, _ in space) for t in study.get_trials(deepcopy=False)
+                 if t.number != number}
+        rng = np.random.default_rng(_key(self.seed, number, "gp"))
+        for _ in range(4):
+            u = propose(gp, rng)
+            point = {n: _from_unit(d, float(v)) for (n, d), v in zip(space, u)}
+            if tuple(point[n] for n, _ in space) not in taken:
+                return point
+            gp = gp.with_points(u[None, :], np.array([float(gp.z.max())]))
+        return {n: _from_unit(d, float(rng.random())) for n, d in space}
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
