@@ -66,6 +66,8 @@ def one_run(job: tuple[Any, int, str, int]) -> dict[str, Any]:
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     task, seed, name, budget = job
+    if name == "dehb":
+        return dehb_run(task, seed, budget)
     bench = task.bench()
     space = bench.get_opt_space(drop_fidelity_params=True)
     params = [p for p in space.get_hyperparameters() if p.name != "OpenML_task_id"]
@@ -101,6 +103,44 @@ def one_run(job: tuple[Any, int, str, int]) -> dict[str, Any]:
     per_full = [incumbent[b * EPOCHS - 1] for b in range(1, budget + 1)]
     return {"task": task.name, "seed": seed, "name": name, "incumbent": per_full, "trials": len(study.trials),
             "pruned": n_pruned, "sampler_ms": 1000 * sampler_s / max(1, len(study.trials))}
+
+
+def dehb_run(task: Any, seed: int, budget: int) -> dict[str, Any]:
+    """DEHB by ask and tell: each evaluation runs the asked configuration to the asked epoch."""
+    import tempfile
+
+    from dehb import DEHB
+
+    bench = task.bench()
+    space = task.config_space()
+    space.seed(seed)
+    constants = {p.name: p.value for p in bench.get_opt_space(drop_fidelity_params=True).get_hyperparameters()
+                 if type(p).__name__ == "Constant"}
+    with tempfile.TemporaryDirectory() as out:
+        dehb = DEHB(cs=space, dimensions=len(space), min_fidelity=1, max_fidelity=EPOCHS, eta=3, n_workers=1,
+                    output_path=out, seed=seed, log_level="ERROR")
+        spent, best, incumbent, sampler_s, n_pruned, n = 0, -math.inf, [], 0.0, 0, 0
+        while spent < budget * EPOCHS:
+            t0 = time.perf_counter()
+            job = dehb.ask()
+            config = {**dict(job["config"]), **constants}  # a Configuration already
+            sampler_s += time.perf_counter() - t0
+            epochs = min(EPOCHS, max(1, int(round(job["fidelity"]))), budget * EPOCHS - spent)
+            row = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in config.items()}
+            value = float(bench.objective_function({**row, "OpenML_task_id": task.instance, "epoch": epochs},
+                                                   seed=0)[0]["val_accuracy"])
+            spent, n = spent + epochs, n + 1
+            if epochs == EPOCHS:
+                best = max(best, value)
+            else:
+                n_pruned += 1
+            t0 = time.perf_counter()
+            dehb.tell(job, {"fitness": -value, "cost": float(epochs)})
+            sampler_s += time.perf_counter() - t0
+            incumbent.extend([best] * (spent - len(incumbent)))
+    per_full = [incumbent[b * EPOCHS - 1] for b in range(1, budget + 1)]
+    return {"task": task.name, "seed": seed, "name": "dehb", "incumbent": per_full, "trials": n,
+            "pruned": n_pruned, "sampler_ms": 1000 * sampler_s / max(1, n)}
 
 
 def main() -> int:

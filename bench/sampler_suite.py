@@ -41,6 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _bbob import NAMES, Bbob  # noqa: E402
 from _common import check_env, machine, save  # noqa: E402
+from _external import EXTERNAL, make_external  # noqa: E402
 
 CHECKPOINTS = (10, 25, 50, 100)
 SAMPLERS = ("auto", "tpe", "random", "cmaes", "gp")
@@ -87,6 +88,14 @@ class BbobTask:
             return f.value(np.array([params[f"x{i}"] for i in range(self.dim)]))
 
         return run, clean
+
+    def config_space(self) -> Any:
+        """The same box as a ConfigSpace (for the optimizers outside Optuna)."""
+        import ConfigSpace as CS
+
+        cs = CS.ConfigurationSpace()
+        cs.add([CS.Float(f"x{i}", (-5.0, 5.0)) for i in range(self.dim)])
+        return cs
 
 
 class YahpoTask:
@@ -146,6 +155,23 @@ class YahpoTask:
         return run, lambda params: evaluate(params)
 
 
+    def config_space(self) -> Any:
+        """YAHPO's search space without its fidelity and instance parameters (constants dropped:
+        the objective adds them), conditions kept, as a ConfigSpace (for the optimizers outside
+        Optuna)."""
+        import ConfigSpace as CS
+
+        space = self.bench().get_opt_space(drop_fidelity_params=True)
+        drop = {"task_id", "OpenML_task_id"} | {p.name for p in space.get_hyperparameters()
+                                               if type(p).__name__ == "Constant"}
+        cs = CS.ConfigurationSpace()
+        cs.add([p for p in space.get_hyperparameters() if p.name not in drop])
+        conditions = [c for c in space.get_conditions() if c.child.name not in drop and c.parent.name not in drop]
+        if conditions:
+            cs.add(conditions)
+        return cs
+
+
 def _active(space: Any, name: str, values: dict[str, Any]) -> bool:
     for cond in space.get_parent_conditions_of(name) if hasattr(space, "get_parent_conditions_of") else []:
         parent = cond.parent.name
@@ -203,6 +229,7 @@ def one_run(job: tuple[Any, int, str, int]) -> dict[str, Any]:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     task, seed, sampler_name, n_trials = job
     run, clean = task.objective(seed)
+    external = None
     if sampler_name == "auto+warm":  # warm start: the best 3 of a finished 100-trial study on a related task
         source = task.related()
         src = optuna.create_study(sampler=make_sampler("auto", seed, n_trials), direction=source.direction)
@@ -223,6 +250,9 @@ def one_run(job: tuple[Any, int, str, int]) -> dict[str, Any]:
                 raise SystemExit(f"{task.name} was learned on: run with the held-out instances (--instances 5)")
             start = portfolio(task.scenario)
         sampler = AutoSampler(seed=seed, n_trials=n_trials, start=start)
+    elif sampler_name in EXTERNAL:  # asked outside Optuna, its values enqueued into the study
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+        external = make_external(sampler_name, task.config_space(), seed, n_trials, task.direction == "minimize")
     else:
         sampler = make_sampler(sampler_name, seed, n_trials)
     study = optuna.create_study(sampler=sampler, direction=task.direction)
@@ -232,8 +262,12 @@ def one_run(job: tuple[Any, int, str, int]) -> dict[str, Any]:
     sign = 1 if task.direction == "minimize" else -1
     for _ in range(n_trials):
         t0 = time.perf_counter()
+        if external is not None:
+            study.enqueue_trial(external.ask())
         trial = study.ask()
         value = run(trial)  # the parameters are suggested inside: their time counts as the sampler's
+        if external is not None:
+            external.tell(value)
         spent.append(time.perf_counter() - t0)
         study.tell(trial, value)
         if best is None or sign * value < sign * best:
