@@ -22,12 +22,9 @@ def make_external(name: str, space: Any, seed: int, n_trials: int, minimize: boo
     return {"smac": _Smac, "hebo": _Hebo}[name](space, seed, n_trials, minimize)
 
 
-def _plain(config: Any) -> dict[str, Any]:
+def plain(config: Any) -> dict[str, Any]:
     """A ConfigSpace configuration as plain Python values (numpy scalars made int/float/str)."""
-    out = {}
-    for k, v in dict(config).items():
-        out[k] = v.item() if isinstance(v, np.generic) else v
-    return out
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in dict(config).items()}
 
 
 class _Smac:
@@ -43,7 +40,7 @@ class _Smac:
 
     def ask(self) -> dict[str, Any]:
         self._info = self.smac.ask()
-        return _plain(self._info.config)
+        return plain(self._info.config)
 
     def tell(self, value: float) -> None:
         from smac.runhistory.dataclasses import TrialValue
@@ -59,7 +56,7 @@ class _Hebo:
         if space.conditions:
             raise ValueError("HEBO has no conditional spaces")
         self.sign = 1.0 if minimize else -1.0
-        rows, self.log = [], set()
+        rows = []
         for hp in space.values():
             kind = type(hp).__name__
             if kind == "CategoricalHyperparameter":
@@ -79,7 +76,7 @@ class _Hebo:
 
     def ask(self) -> dict[str, Any]:
         self._rec = self.opt.suggest(n_suggestions=1)
-        return _plain(self._rec.iloc[0].to_dict())
+        return plain(self._rec.iloc[0].to_dict())
 
     def tell(self, value: float) -> None:
         self.opt.observe(self._rec, np.array([[self.sign * value]]))

@@ -109,6 +109,7 @@ def dehb_run(task: Any, seed: int, budget: int) -> dict[str, Any]:
     """DEHB by ask and tell: each evaluation runs the asked configuration to the asked epoch."""
     import tempfile
 
+    from _external import plain
     from dehb import DEHB
 
     bench = task.bench()
@@ -123,10 +124,9 @@ def dehb_run(task: Any, seed: int, budget: int) -> dict[str, Any]:
         while spent < budget * EPOCHS:
             t0 = time.perf_counter()
             job = dehb.ask()
-            config = {**dict(job["config"]), **constants}  # a Configuration already
+            row = {**plain(job["config"]), **constants}  # a Configuration already
             sampler_s += time.perf_counter() - t0
             epochs = min(EPOCHS, max(1, int(round(job["fidelity"]))), budget * EPOCHS - spent)
-            row = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in config.items()}
             value = float(bench.objective_function({**row, "OpenML_task_id": task.instance, "epoch": epochs},
                                                    seed=0)[0]["val_accuracy"])
             spent, n = spent + epochs, n + 1

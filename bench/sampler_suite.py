@@ -154,7 +154,6 @@ class YahpoTask:
 
         return run, lambda params: evaluate(params)
 
-
     def config_space(self) -> Any:
         """YAHPO's search space without its fidelity and instance parameters (constants dropped:
         the objective adds them), conditions kept, as a ConfigSpace (for the optimizers outside
@@ -411,7 +410,8 @@ def main() -> int:
         print(f"warm start reached cold auto's median 100-trial result within 30 trials on "
               f"{w['tasks_reaching_cold_final_within_30']}/{w['tasks']} tasks; trials needed by task: "
               f"{w['trials_needed_median_curve']}")
-    name = f"sampler_suite_{args.suite}" + (f"_{args.noise}" if args.noise != "none" else "") + (f"_{args.tag}" if args.tag else "")
+    noise = f"_{args.noise}" if args.noise != "none" else ""
+    name = f"sampler_suite_{args.suite}{noise}" + (f"_{args.tag}" if args.tag else "")
     path = save(name, {"machine": machine(), "args": vars(args), "summary": summary,
                        "runs": [{k: v for k, v in r.items() if k != "seconds"} | {"ms_per_trial": 1000 * float(
                            np.mean(r["seconds"]))} for r in runs]})
