@@ -56,7 +56,7 @@ def make_sampler(name: str, seed: int, n_trials: int) -> Any:
         warnings.simplefilter("ignore")
         if name.startswith("auto"):  # auto, or auto:option=value,option=value (variants)
             opts = dict(kv.split("=") for kv in name.partition(":")[2].split("+") if kv)
-            return AutoSampler(seed=seed, n_trials=n_trials, **{k: float(v) for k, v in opts.items()})
+            return AutoSampler(seed=seed, n_trials=n_trials, **{k: (int(v) if v.isdigit() else float(v)) for k, v in opts.items()})
         if name == "tpe":  # Optuna's default, as its tutorial uses it
             return optuna.samplers.TPESampler(seed=seed)
         if name == "random":

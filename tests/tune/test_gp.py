@@ -49,26 +49,39 @@ def test_log_expected_improvement_is_finite_and_ordered_far_into_the_tail():
     assert np.all(np.isfinite(values)) and np.all(np.diff(values) < 0)
 
 
-def test_numeric_spaces_go_to_the_process_and_others_to_tpe():
+def test_the_process_takes_numbers_categoricals_and_conditions_on_a_categorical():
     sampler = AutoSampler(seed=0, n_startup=5)
     numeric = optuna.create_study(sampler=sampler)
     numeric.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2 + t.suggest_int("k", 1, 64, log=True), n_trials=8)
-    assert sampler._numeric_space(numeric, 8) is not None
+    assert sampler._gp_space(numeric, 8) is not None
     mixed = optuna.create_study(sampler=AutoSampler(seed=0))
     mixed.optimize(lambda t: t.suggest_float("x", 0, 1) + len(t.suggest_categorical("c", ["a", "bb"])), n_trials=8)
-    assert mixed.sampler._numeric_space(mixed, 8) is None
+    data = mixed.sampler._gp_space(mixed, 8)
+    assert data.encoding.n_features == 3  # x, and c one-hot
 
-    def conditional(t: optuna.Trial) -> float:
+    def on_a_choice(t: optuna.Trial) -> float:
+        opt = t.suggest_categorical("opt", ["sgd", "adam", "lion"])
+        return t.suggest_float("momentum", 0, 1) if opt == "sgd" else 0.5
+
+    chosen = optuna.create_study(sampler=AutoSampler(seed=0))
+    chosen.optimize(on_a_choice, n_trials=12)
+    enc = chosen.sampler._gp_space(chosen, 12).encoding
+    assert enc.rules == {"momentum": ("opt", frozenset({"sgd"}))}
+    u = np.array([[0.9, 0.1], [0.9, 0.5]])  # momentum 0.9 with sgd (slice 0), then with adam (slice 1)
+    assert enc.point(u[0]) == {"momentum": 0.9, "opt": "sgd"} and enc.point(u[1]) == {"opt": "adam"}
+    assert np.allclose(enc.features(u), [[0.9, 1, 0, 0], [0.5, 0, 1, 0]])  # absent: the middle of its range
+
+    def on_a_number(t: optuna.Trial) -> float:
         x = t.suggest_float("x", 0, 1)
         return t.suggest_float("y", 0, 1) if x > 0.5 else x
 
     cond = optuna.create_study(sampler=AutoSampler(seed=0))
-    cond.optimize(conditional, n_trials=12)
-    assert cond.sampler._numeric_space(cond, 12) is None
+    cond.optimize(on_a_number, n_trials=12)
+    assert cond.sampler._gp_space(cond, 12) is None
     capped = AutoSampler(seed=0, gp_trials=6)
     study = optuna.create_study(sampler=capped)
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=8)
-    assert capped._numeric_space(study, 8) is None  # past its budget the TPE model takes over
+    assert capped._gp_space(study, 8) is None  # past its budget the TPE model takes over
 
 
 def test_the_process_finds_a_narrow_optimum_tpe_alone_misses():
@@ -93,7 +106,7 @@ def test_local_steps_start_from_the_models_best_not_the_luckiest_value():
         study.add_trial(optuna.trial.create_trial(params={"x": float(x)}, distributions={"x": dist},
                                                   value=float((x - 0.5) ** 2 + 0.02 * rng.standard_normal())))
     study.add_trial(optuna.trial.create_trial(params={"x": 0.9}, distributions={"x": dist}, value=-0.2))  # luck
-    data = sampler._numeric_space(study, len(study.trials))
+    data = sampler._gp_space(study, len(study.trials))
     gp = sampler._fit_gp(data, 1.0)
     centre = data.trials[int(np.argmin(gp.predict(gp.x)[0]))].params["x"]
     assert abs(centre - 0.5) < 0.15 and study.best_params["x"] == 0.9
@@ -109,13 +122,13 @@ def test_stopped_trials_teach_the_process_at_the_latest_well_filled_step():
         study.add_trial(optuna.trial.create_trial(params={"x": float(x)}, distributions=dist, state=state,
                                                   intermediate_values=curve,
                                                   value=curve[9] if state.name == "COMPLETE" else None))
-    data = study.sampler._numeric_space(study, len(study.trials))
+    data = study.sampler._gp_space(study, len(study.trials))
     assert len(data.trials) == 8 and data.values[0] == (0.05 - 0.5) ** 2 + 1.0 / 3  # every trial, at step 3
     gp = study.sampler._fit_gp(data, 1.0)
     assert abs(data.trials[int(np.argmin(gp.predict(gp.x)[0]))].params["x"] - 0.5) < 0.2
     plain = optuna.create_study(sampler=AutoSampler(seed=0))  # no intermediate values: the finished trials
     plain.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=5)
-    assert len(plain.sampler._numeric_space(plain, 5).trials) == 5
+    assert len(plain.sampler._gp_space(plain, 5).trials) == 5
 
 
 def test_an_optimum_at_a_bound_is_not_tried_twice():

@@ -39,13 +39,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import BaseSampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from honing._core import ConfigError, check_int, check_number
-from honing.tune._compat import distribution_contains, seed_sampler
+from honing.tune._compat import seed_sampler
+from honing.tune._encode import Encoding, contains, from_unit, to_unit
 from honing.tune._gp import GaussianProcess, propose, warp
 
 __all__ = ["AutoSampler", "ROUTES"]
@@ -164,26 +165,26 @@ class AutoSampler(BaseSampler):
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         if self.route(trial.number) != "model":
             return {}
-        numeric = self._numeric_space(study, trial.number)
-        if numeric is not None:
-            return dict(numeric.space)
+        data = self._gp_space(study, trial.number)
+        if data is not None:
+            return dict(data.encoding.space)
         return self._model.infer_relative_search_space(study, trial)
 
     def sample_relative(self, study: Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         if not search_space or self.route(trial.number) != "model":
             return {}
-        numeric = self._numeric_space(study, trial.number)
-        if numeric is not None and dict(numeric.space) == search_space:
-            return self._gp_point(study, trial.number, numeric)
+        data = self._gp_space(study, trial.number)
+        if data is not None and dict(data.encoding.space) == search_space:
+            return self._gp_point(study, trial.number, data)
         return self._model.sample_relative(study, trial, search_space)
 
-    # -- the Gaussian process (all-numeric spaces, single objective, small budgets) --------------
+    # -- the Gaussian process (single objective, small budgets) -----------------------------------
 
-    def _numeric_space(self, study: Study, number: int) -> _GpData | None:
+    def _gp_space(self, study: Study, number: int) -> _GpData | None:
         """What the Gaussian process models at trial ``number``, or None (the TPE model decides):
-        several objectives, a categorical parameter, a conditional space (trials with different
-        parameters), fewer than 3 or more than ``gp_trials`` trials to learn from.
+        several objectives, fewer than 3 or more than ``gp_trials`` trials to learn from, a space
+        the process cannot take (``Encoding.of``: conditions that follow no categorical).
 
         The trials to learn from (BOHB's rule, so stopped trials still teach the model): when
         trials report intermediate values, those at the latest step that at least ``d + 2`` of
@@ -193,19 +194,17 @@ class AutoSampler(BaseSampler):
             return None
         seen = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
                 if t.number < number]
-        if not seen:
+        if not seen or not seen[0].distributions:
             return None
-        first = seen[0].distributions
-        if not first or any(isinstance(d, CategoricalDistribution) for d in first.values()):
-            return None
-        if any(t.distributions != first for t in seen[1:]):
+        encoding = Encoding.of(seen)
+        if encoding is None:
             return None
         trials, values = [t for t in seen if t.state == TrialState.COMPLETE], None
         steps: dict[int, int] = {}
         for t in seen:
             for step in t.intermediate_values:
                 steps[step] = steps.get(step, 0) + 1
-        rung = max((s for s, c in steps.items() if c >= len(first) + 2), default=None)
+        rung = max((s for s, c in steps.items() if c >= len(encoding.names) + 2), default=None)
         if rung is not None and len([t for t in seen if t.state == TrialState.PRUNED]) > 0:
             trials = [t for t in seen if rung in t.intermediate_values]
             values = [float(t.intermediate_values[rung]) for t in trials]
@@ -214,13 +213,13 @@ class AutoSampler(BaseSampler):
         if not 3 <= len(trials) <= self.gp_trials:
             return None
         order = sorted(range(len(trials)), key=lambda i: trials[i].number)
-        return _GpData(sorted(first.items()), [trials[i] for i in order], [values[i] for i in order])
+        return _GpData(encoding, [trials[i] for i in order], [values[i] for i in order])
 
     def _fit_gp(self, data: _GpData, sign: float) -> GaussianProcess:
         key = (tuple(t.number for t in data.trials), tuple(data.values))
         if self._gp is not None and self._gp[0] == key:
             return self._gp[1]
-        x = np.array([[_to_unit(d, t.params[n]) for n, d in data.space] for t in data.trials])
+        x = data.encoding.features(np.array([data.encoding.unit(t.params) for t in data.trials]))
         gp = GaussianProcess(x, warp(sign * np.array(data.values)), self._gp_theta)
         self._gp, self._gp_theta = (key, gp), gp.theta
         return gp
@@ -228,43 +227,45 @@ class AutoSampler(BaseSampler):
     def _gp_point(self, study: Study, number: int, data: _GpData) -> dict[str, Any]:
         """The point of highest expected improvement; running trials (other workers') count as
         the worst result seen, so two workers do not propose the same point."""
-        space = data.space
+        enc = data.encoding
         gp = self._fit_gp(data, 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0)
+        unit = np.array([enc.unit(t.params) for t in data.trials])
         running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                   if t.number != number and all(n in t.params for n, _ in space)]
+                   if t.number != number and t.params]
         if running:
-            x = np.array([[_to_unit(d, t.params[n]) for n, d in space] for t in running])
-            gp = gp.with_points(x, np.full(len(running), float(gp.z.max())))
+            u = np.array([enc.unit(t.params) for t in running])
+            gp, unit = gp.with_points(enc.features(u), np.full(len(running), float(gp.z.max()))), np.vstack([unit, u])
         # a point already tried (a clipped candidate at a bound, an integer rounded to the same
         # value) is told to the model as the worst result and the proposal redrawn: never a trial
         # spent twice on the same values
-        taken = {tuple(t.params.get(n) for n, _ in space) for t in study.get_trials(deepcopy=False)
+        taken = {tuple(t.params.get(n) for n in enc.names) for t in study.get_trials(deepcopy=False)
                  if t.number != number}
         rng = np.random.default_rng(_key(self.seed, number, "gp"))
         for _ in range(4):
-            u = propose(gp, rng)
-            point = {n: _from_unit(d, float(v)) for (n, d), v in zip(space, u)}
-            if tuple(point[n] for n, _ in space) not in taken:
+            u = propose(gp, rng, unit=unit, encode=enc.features)
+            point = enc.point(u)
+            if tuple(point.get(n) for n in enc.names) not in taken:
                 return point
-            gp = gp.with_points(u[None, :], np.array([float(gp.z.max())]))
-        return {n: _from_unit(d, float(rng.random())) for n, d in space}
+            gp = gp.with_points(enc.features(u), np.array([float(gp.z.max())]))
+            unit = np.vstack([unit, u])
+        return enc.point(rng.random(len(enc.names)))
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
         route = self.route(trial.number)
         if route == "start":
             value = self.start[trial.number].get(param_name)
-            if value is not None and _contains(param_distribution, value):
+            if value is not None and contains(param_distribution, value):
                 return value
         if route in ("start", "lhs"):
             return self._latin(trial.number, param_name, param_distribution)
         if route == "random":
-            return _from_unit(param_distribution, self._uniform(trial.number, param_name))
-        if route == "prior" and param_name in self.priors and _contains(param_distribution, self.priors[param_name]):
+            return from_unit(param_distribution, self._uniform(trial.number, param_name))
+        if route == "prior" and param_name in self.priors and contains(param_distribution, self.priors[param_name]):
             return self._around(trial.number, param_name, param_distribution, self.priors[param_name])
         if route == "local":
             point = self._local_point(study, trial)
-            if point is not None and param_name in point and _contains(param_distribution, point[param_name]):
+            if point is not None and param_name in point and contains(param_distribution, point[param_name]):
                 return point[param_name]
         return self._model.sample_independent(study, trial, param_name, param_distribution)
 
@@ -295,10 +296,10 @@ class AutoSampler(BaseSampler):
                 sigma = min(0.5, max(1e-4, sigma))
             if value < best_value:
                 best, best_value = t, value
-        numeric = self._numeric_space(study, number)
-        if numeric is not None:  # the best by the model's mean: under noise the best value seen is luck
-            gp = self._fit_gp(numeric, sign)
-            best = numeric.trials[int(np.argmin(gp.predict(gp.x)[0]))]
+        data = self._gp_space(study, number)
+        if data is not None:  # the best by the model's mean: under noise the best value seen is luck
+            gp = self._fit_gp(data, sign)
+            best = data.trials[int(np.argmin(gp.predict(gp.x)[0]))]
         rng = np.random.default_rng(_key(self.seed, number, "local"))
         point = {}
         for name, value in best.params.items():
@@ -306,7 +307,7 @@ class AutoSampler(BaseSampler):
             if isinstance(dist, CategoricalDistribution):
                 point[name] = _other_choice(rng, dist, value) if rng.random() < 1.0 / len(best.params) else value
             else:
-                point[name] = _from_unit(dist, _reflect(_to_unit(dist, value) + sigma * rng.standard_normal()))
+                point[name] = from_unit(dist, _reflect(to_unit(dist, value) + sigma * rng.standard_normal()))
         return point
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
@@ -328,18 +329,18 @@ class AutoSampler(BaseSampler):
         rng = np.random.default_rng(_key(self.seed, number, "prior", name))
         if isinstance(dist, CategoricalDistribution):
             return centre if rng.random() < 0.7 else _other_choice(rng, dist, centre)
-        return _from_unit(dist, _reflect(_to_unit(dist, centre) + 0.15 * rng.standard_normal()))
+        return from_unit(dist, _reflect(to_unit(dist, centre) + 0.15 * rng.standard_normal()))
 
     def _latin(self, number: int, name: str, dist: BaseDistribution) -> Any:
         """Slice ``number`` (of ``n_startup``) of ``name``'s range, in an order seeded by the name."""
         n = self.n_startup
         order = np.random.default_rng(_key(self.seed, "lhs", name)).permutation(n)
         u = (order[number % n] + self._uniform(number, "lhs", name)) / n
-        return _from_unit(dist, u)
+        return from_unit(dist, u)
 
 
 class _GpData(NamedTuple):
-    space: list[tuple[str, BaseDistribution]]  # (name, distribution), sorted by name
+    encoding: Encoding  # the parameters as the process's inputs
     trials: list[FrozenTrial]  # by number
     values: list[float]  # each trial's value (or its value at the chosen step), as reported
 
@@ -354,56 +355,3 @@ def _other_choice(rng: np.random.Generator, dist: CategoricalDistribution, value
     """A choice other than ``value``, uniformly (``value`` itself when it is the only one)."""
     others = [c for c in dist.choices if c != value]
     return others[int(rng.integers(len(others)))] if others else value
-
-
-def _int_log_bounds(lo: float, hi: float) -> tuple[float, float]:
-    """The log range of an integer log distribution: integer k covers [log(k - 0.5), log(k + 0.5))."""
-    return (math.log(lo - 0.5) if lo > 0.5 else math.log(lo)), math.log(hi + 0.5)
-
-
-def _contains(dist: BaseDistribution, value: Any) -> bool:
-    try:
-        return distribution_contains(dist, dist.to_internal_repr(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _to_unit(dist: BaseDistribution, value: Any) -> float:
-    """The inverse of ``_from_unit`` for numbers: where ``value`` lies in [0, 1] (the middle of
-    its slice for integers and stepped values, which ``_from_unit`` maps back to it)."""
-    lo, hi = float(dist.low), float(dist.high)
-    if hi <= lo:
-        return 0.5
-    if isinstance(dist, IntDistribution) and dist.log:
-        a, b = _int_log_bounds(lo, hi)
-        return (math.log(value) - a) / (b - a)
-    if dist.log:
-        return (math.log(value) - math.log(lo)) / (math.log(hi) - math.log(lo))
-    if dist.step is not None:
-        steps = int(round((hi - lo) / dist.step))
-        return (round((float(value) - lo) / dist.step) + 0.5) / (steps + 1)
-    return (float(value) - lo) / (hi - lo)
-
-
-def _from_unit(dist: BaseDistribution, u: float) -> Any:
-    """The value at quantile ``u`` in [0, 1) of ``dist``'s range (log scale for log ranges;
-    the grid for stepped ones; a choice for categorical ones)."""
-    u = min(max(float(u), 0.0), math.nextafter(1.0, 0.0))
-    if isinstance(dist, CategoricalDistribution):
-        return dist.choices[int(u * len(dist.choices))]
-    if isinstance(dist, FloatDistribution):
-        lo, hi = dist.low, dist.high
-        if dist.log:
-            return float(min(hi, max(lo, math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))))))
-        if dist.step is not None:
-            steps = int(round((hi - lo) / dist.step))
-            return float(min(hi, lo + min(int(u * (steps + 1)), steps) * dist.step))
-        return float(lo + u * (hi - lo))
-    if isinstance(dist, IntDistribution):
-        lo, hi = dist.low, dist.high
-        if dist.log:
-            a, b = _int_log_bounds(lo, hi)
-            return int(min(hi, max(lo, round(math.exp(a + u * (b - a))))))
-        steps = (hi - lo) // dist.step
-        return int(lo + min(int(u * (steps + 1)), steps) * dist.step)
-    raise ConfigError(f"AutoSampler cannot sample a {type(dist).__name__}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from scipy import stats
@@ -169,17 +170,25 @@ def log_ei(mean: np.ndarray, sd: np.ndarray, best: float) -> np.ndarray:
     return np.where(u > -6.0, direct, tail) + np.log(sd)
 
 
-def propose(gp: GaussianProcess, rng: np.random.Generator, n_random: int = 1000) -> np.ndarray:
-    """The candidate with the highest log expected improvement (a point in the unit cube)."""
-    x, d = gp.x, gp.x.shape[1]
-    mean_obs, _ = gp.predict(x)
+def propose(gp: GaussianProcess, rng: np.random.Generator, n_random: int = 1000, *,
+            unit: np.ndarray | None = None, encode: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """The candidate with the highest log expected improvement, a point in the unit cube.
+
+    Candidates are drawn in the unit cube of the parameters; ``encode`` maps them to the
+    process's inputs (one-hot categoricals: ``Encoding.features``) and ``unit`` holds the
+    observed points' unit coordinates (row by row with ``gp.x``); without them the unit cube is
+    the process's own input space."""
+    encode = encode or (lambda u: u)
+    unit = gp.x if unit is None else unit
+    d = unit.shape[1]
+    mean_obs, _ = gp.predict(gp.x)
     best = float(mean_obs.min())
-    top = x[np.argsort(mean_obs, kind="stable")[:5]]
+    top = unit[np.argsort(mean_obs, kind="stable")[:5]]
     near = [np.clip(c + s * rng.standard_normal((60, d)), 0.0, 1.0) for c in top for s in (0.2, 0.05, 0.01)]
     cands = np.vstack([rng.random((n_random, d)), *near])
-    score = log_ei(*gp.predict(cands), best)
+    score = log_ei(*gp.predict(encode(cands)), best)
     lead = cands[np.argsort(-score, kind="stable")[:3]]
     finer = np.vstack([np.clip(c + s * rng.standard_normal((50, d)), 0.0, 1.0) for c in lead for s in (0.02, 0.004)])
     cands = np.vstack([lead, finer])
-    score = log_ei(*gp.predict(cands), best)
+    score = log_ei(*gp.predict(encode(cands)), best)
     return cands[int(np.argmax(score))]
