@@ -96,6 +96,19 @@ def test_the_process_finds_a_narrow_optimum_tpe_alone_misses():
     assert with_gp.best_value < 0.1 * without.best_value
 
 
+def test_the_process_finds_the_best_choice_and_its_numbers_where_tpe_alone_does_not():
+    def shifted(t: optuna.Trial) -> float:
+        act = t.suggest_categorical("act", ["relu", "gelu", "tanh", "sigmoid"])
+        x = np.array([t.suggest_float(f"x{i}", -5, 5) for i in range(3)])
+        return float(np.sum(10.0 ** np.arange(3) * (x - 1.1) ** 2) + {"relu": 1, "gelu": 0, "tanh": 2, "sigmoid": 3}[act])
+
+    with_gp = optuna.create_study(sampler=AutoSampler(seed=0, n_trials=50))
+    with_gp.optimize(shifted, n_trials=50)
+    without = optuna.create_study(sampler=AutoSampler(seed=0, n_trials=50, gp_trials=0))
+    without.optimize(shifted, n_trials=50)
+    assert with_gp.best_params["act"] == "gelu" and with_gp.best_value < 0.05 < without.best_value
+
+
 def test_local_steps_start_from_the_models_best_not_the_luckiest_value():
     rng = np.random.default_rng(0)
     sampler = AutoSampler(seed=0)

@@ -18,13 +18,15 @@ re-run with the same seed proposes the same points:
    categorical ones) is used once, in a seeded order of its own, so the start covers every
    range evenly whatever the number of parameters and however they are nested (conditional
    parameters take their slices when they appear);
-3. then, by a seeded draw per trial: a ``random_share`` (0.1) drawn at random, so the search
-   never falls far behind random search when its model misleads it; a ``local_share`` (0.5)
+3. then, by a seeded draw per trial: a ``random_share`` (0.05) drawn at random, so the search
+   never falls far behind random search when its model misleads it; a ``local_share`` (0.25)
    of **local steps** from the best trial so far (a Gaussian step per number in its unit range,
    its width set by the one-fifth rule over the earlier local steps: TPE alone is slow to
-   close in on an optimum it has found); the rest from **the model**: multivariate TPE over
-   conditional groups with the constant liar (a running trial counts as a bad result, so
-   parallel workers do not propose the same point).
+   close in on an optimum it has found); the rest from **the model**: a Gaussian process
+   (``_gp.py``; numbers, categoricals one-hot, conditions that follow a categorical:
+   ``_encode.py``) up to ``gp_trials`` trials, else multivariate TPE over conditional groups,
+   both with the constant liar (a running trial counts as a bad result, so parallel workers do
+   not propose the same point).
 
 Every random draw is seeded by (seed, trial number, parameter name): two worker processes with
 pickled copies of one sampler never draw the same point for different trials.
@@ -52,7 +54,7 @@ from honing.tune._gp import GaussianProcess, propose, warp
 __all__ = ["AutoSampler", "ROUTES"]
 
 ROUTES = ("start", "lhs", "prior", "random", "local", "model")
-GP_TRIALS = 200  # the Gaussian process models all-numeric spaces up to this many finished trials
+GP_TRIALS = 200  # the Gaussian process models a study up to this many finished trials
 
 
 def _key(*parts: Any) -> list[int]:
@@ -61,7 +63,7 @@ def _key(*parts: Any) -> list[int]:
 
 
 class AutoSampler(BaseSampler):
-    """Start points, a Latin hypercube, then TPE with the constant liar and a random share.
+    """Start points, a Latin hypercube, then a Gaussian process or TPE, local steps and random draws.
 
     Args:
         seed: seeds every draw (None: a random seed, fixed for the sampler's life).
@@ -70,7 +72,7 @@ class AutoSampler(BaseSampler):
             or a third of ``n_trials`` when that is given and smaller (at least 2).
         n_trials: the study's budget when known (sizes ``n_startup``).
         random_share: share of the trials after the start-up drawn at random (0 to 0.5).
-        local_share: share of them that step from the best trial so far (0 to 0.9; default 0.5,
+        local_share: share of them that step from the best trial so far (0 to 0.9; default 0.25,
             measured in bench/README.md).
         constant_liar: count running trials as bad results in the model (parallel workers).
         priors: expected best values by parameter name (a recipe's ``prior:``): the first
@@ -80,8 +82,8 @@ class AutoSampler(BaseSampler):
     """
 
     def __init__(self, seed: int | None = None, *, start: Sequence[Mapping[str, Any]] | None = None,
-                 n_startup: int | None = None, n_trials: int | None = None, random_share: float = 0.1,
-                 local_share: float = 0.5, constant_liar: bool = True,
+                 n_startup: int | None = None, n_trials: int | None = None, random_share: float = 0.05,
+                 local_share: float = 0.25, constant_liar: bool = True,
                  priors: Mapping[str, Any] | None = None, prior_weight: float = 10.0,
                  gp_trials: int = GP_TRIALS) -> None:
         if seed is None:

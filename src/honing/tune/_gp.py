@@ -1,7 +1,7 @@
-"""A small Gaussian process for ``AutoSampler``'s all-numeric spaces, with a bounded cost.
+"""A small Gaussian process for ``AutoSampler``, with a bounded cost.
 
 Inputs live in the unit cube (log parameters already on a log scale, integers at the middle of
-their slices); outputs are minimised. The model:
+their slices, categoricals one-hot: ``_encode.py``); outputs are minimised. The model:
 
 * **output warping** (``warp``): a robust scale whose worse half is compressed by a log, then
   Yeo-Johnson (scipy's maximum-likelihood lambda) when still skewed, so a few very bad trials
