@@ -155,3 +155,26 @@ def test_an_optimum_at_a_bound_is_not_tried_twice():
     points = [(t.params["x"], t.params["k"]) for t in study.trials]
     assert len(set(points)) == len(points)
     assert study.best_value == 0.0
+
+
+def test_parallel_workers_on_a_conditional_space_share_the_process_without_repeats():
+    import threading
+    import time
+
+    lock = threading.Lock()
+
+    def slow(t: optuna.Trial) -> float:
+        opt = t.suggest_categorical("opt", ["sgd", "adam"])
+        lr = t.suggest_float("lr", 1e-4, 1e-1, log=True)
+        momentum = t.suggest_float("momentum", 0.0, 0.99) if opt == "sgd" else 0.9
+        with lock:
+            time.sleep(0.005)
+        return (np.log10(lr) + 2.5) ** 2 + (momentum - 0.9) ** 2 + (0.3 if opt == "adam" else 0.0)
+
+    study = optuna.create_study(sampler=AutoSampler(seed=0, n_trials=40))
+    study.optimize(slow, n_trials=40, n_jobs=2)
+    points = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(points)) == len(points) == 40
+    data = study.sampler._gp_space(study, 40)
+    assert data is not None and data.encoding.rules == {"momentum": ("opt", frozenset({"sgd"}))}
+    assert study.best_params["opt"] == "sgd" and study.best_value < 0.05
