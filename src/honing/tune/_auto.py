@@ -101,6 +101,7 @@ class AutoSampler(BaseSampler):
                               "model no trials; allowed: a sum <= 0.95")
         self.gp_trials = check_int("gp_trials", gp_trials, low=0)
         self._gp: tuple[Any, GaussianProcess] | None = None  # the last fit, by its trials
+        self._gp_data: tuple[Any, _GpData | None] | None = None  # the last _gp_space, by the trials seen
         self._gp_theta: np.ndarray | None = None  # starts the next fit
         self._local_cache: dict[int, dict[str, Any] | None] = {}
         self._routes: dict[int, str] = {}  # a trial's route, asked once per parameter and per later local step
@@ -196,6 +197,15 @@ class AutoSampler(BaseSampler):
             return None
         seen = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
                 if t.number < number]
+        # finished trials do not change: the same ones of the same study, the same answer (asked
+        # once for the search space and again for the point)
+        key = (study.study_name, id(study), tuple(t.number for t in seen))
+        cached = self._gp_data  # one read: another worker thread may replace it meanwhile
+        if cached is None or cached[0] != key:
+            cached = self._gp_data = (key, self._learn_from(seen))
+        return cached[1]
+
+    def _learn_from(self, seen: list[FrozenTrial]) -> _GpData | None:
         if not seen or not seen[0].distributions:
             return None
         encoding = Encoding.of(seen)
@@ -215,14 +225,15 @@ class AutoSampler(BaseSampler):
         if not 3 <= len(trials) <= self.gp_trials:
             return None
         order = sorted(range(len(trials)), key=lambda i: trials[i].number)
-        return _GpData(encoding, [trials[i] for i in order], [values[i] for i in order])
+        trials = [trials[i] for i in order]
+        return _GpData(encoding, trials, [values[i] for i in order],
+                       np.array([encoding.unit(t.params) for t in trials]))
 
     def _fit_gp(self, data: _GpData, sign: float) -> GaussianProcess:
         key = (tuple(t.number for t in data.trials), tuple(data.values))
         if self._gp is not None and self._gp[0] == key:
             return self._gp[1]
-        x = data.encoding.features(np.array([data.encoding.unit(t.params) for t in data.trials]))
-        gp = GaussianProcess(x, warp(sign * np.array(data.values)), self._gp_theta)
+        gp = GaussianProcess(data.encoding.features(data.unit), warp(sign * np.array(data.values)), self._gp_theta)
         self._gp, self._gp_theta = (key, gp), gp.theta
         return gp
 
@@ -231,7 +242,7 @@ class AutoSampler(BaseSampler):
         the worst result seen, so two workers do not propose the same point."""
         enc = data.encoding
         gp = self._fit_gp(data, 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0)
-        unit = np.array([enc.unit(t.params) for t in data.trials])
+        unit = data.unit
         running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                    if t.number != number and t.params]
         if running:
@@ -345,6 +356,7 @@ class _GpData(NamedTuple):
     encoding: Encoding  # the parameters as the process's inputs
     trials: list[FrozenTrial]  # by number
     values: list[float]  # each trial's value (or its value at the chosen step), as reported
+    unit: np.ndarray  # the trials' unit coordinates (row by row with ``trials``)
 
 
 def _reflect(u: float) -> float:
