@@ -229,7 +229,7 @@ def one_run(job: tuple[Any, int, str, int]) -> dict[str, Any]:
     task, seed, sampler_name, n_trials = job
     run, clean = task.objective(seed)
     external = None
-    if sampler_name == "auto+warm":  # warm start: the best 3 of a finished 100-trial study on a related task
+    if sampler_name in ("auto+warm", "auto+transfer"):  # warm start from a finished 100-trial study on a related task
         source = task.related()
         src = optuna.create_study(sampler=make_sampler("auto", seed, n_trials), direction=source.direction)
         src.optimize(source.objective(seed)[0], n_trials=n_trials)
@@ -237,7 +237,12 @@ def one_run(job: tuple[Any, int, str, int]) -> dict[str, Any]:
                       key=lambda t: t.value if source.direction == "minimize" else -t.value)
         from honing.tune import AutoSampler
 
-        sampler = AutoSampler(seed=seed, n_trials=n_trials, start=[t.params for t in done[:3]])
+        if sampler_name == "auto+warm":  # its best 3 first
+            sampler = AutoSampler(seed=seed, n_trials=n_trials, start=[t.params for t in done[:3]])
+        else:  # its best 3 first, and every trial of it in the model (a short start-up after them)
+            history = [{"params": t.params, "value": t.value} for t in src.trials if t.value is not None]
+            sampler = AutoSampler(seed=seed, n_trials=n_trials, start=[t.params for t in done[:3]], n_startup=5,
+                                  history=history)
     elif sampler_name == "auto+portfolio":  # the portfolio learned without this task (bench/learn_portfolio.py)
 
         from honing.tune import AutoSampler, list_portfolios, portfolio
@@ -317,20 +322,22 @@ def summarise(runs: list[dict[str, Any]], samplers: list[str], n_trials: int) ->
                 if s in med and other in med:
                     a, b = med[s], med[other]
                     versus[s][other][0 if a < b * 0.99 else (1 if a <= b * 1.01 else 2)] += 1
-    warm = None
-    if "auto+warm" in samplers and "auto" in samplers:  # trials the warm start needs to reach cold's final median
+    warm = {}
+    for variant in ("auto+warm", "auto+transfer"):  # trials the warm start needs to reach cold's final median
+        if variant not in samplers or "auto" not in samplers:
+            continue
         reached, needed = 0, []
         for task, rs in by_task.items():
             rs_cold = [r for r in rs if r["sampler"] == "auto"]
-            rs_warm = [r for r in rs if r["sampler"] == "auto+warm"]
+            rs_warm = [r for r in rs if r["sampler"] == variant]
             sign = 1 if rs[0]["direction"] == "minimize" else -1
             goal = statistics.median(sign * r["incumbent"][-1] for r in rs_cold)
             curve = [statistics.median(sign * r["incumbent"][i] for r in rs_warm) for i in range(n_trials)]
             first = next((i + 1 for i, v in enumerate(curve) if v <= goal), None)
             needed.append(first if first is not None else f">{n_trials}")
             reached += first is not None and first <= 30
-        warm = {"tasks_reaching_cold_final_within_30": reached, "tasks": len(by_task),
-                "trials_needed_median_curve": dict(zip(by_task, needed))}
+        warm[variant] = {"tasks_reaching_cold_final_within_30": reached, "tasks": len(by_task),
+                         "trials_needed_median_curve": dict(zip(by_task, needed))}
     return {"checkpoints": checkpoints, "warm_start": warm,
             "mean_normalised_regret": {s: {c: float(np.mean(v)) for c, v in table[s].items() if v} for s in samplers},
             "mean_rank": {s: float(np.mean(v)) for s, v in ranks.items() if v},
@@ -438,9 +445,8 @@ def main() -> int:
         print(f"{s:<10}" + "".join(f"{row.get(c, math.nan):>10.3f}" for c in summary["checkpoints"]) +
               f"{summary['mean_rank'].get(s, math.nan):>8.2f}{'/'.join(map(str, vt)):>16}"
               f"{'/'.join(map(str, vr)):>18}{ms:>10.1f}")
-    if summary.get("warm_start"):
-        w = summary["warm_start"]
-        print(f"warm start reached cold auto's median 100-trial result within 30 trials on "
+    for variant, w in summary["warm_start"].items():
+        print(f"{variant} reached cold auto's median 100-trial result within 30 trials on "
               f"{w['tasks_reaching_cold_final_within_30']}/{w['tasks']} tasks; trials needed by task: "
               f"{w['trials_needed_median_curve']}")
     noise = f"_{args.noise}" if args.noise != "none" else ""

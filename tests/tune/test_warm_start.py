@@ -38,6 +38,12 @@ def test_the_store_keeps_each_studys_best_and_orders_by_the_nearest_data(tmp_pat
     store.record(tmp_path / "small", FAMILY, {"rows": 100, "classes": 2}, trials(0.1, 0.95), "maximize")
     assert len(store.records()) == 2 and store.starts(FAMILY, {"rows": 100}, k=1)[0] == [{"a": 1, "b": "x"}]
     assert store.starts({**FAMILY, "model": "cnn"}, {"rows": 100}) == ([], [])
+    # the nearest study's every finished trial, for the next study's model
+    history, source = store.history(FAMILY, {"rows": 40_000, "classes": 2})
+    assert Path(source).name == "big" and [h["value"] for h in history] == [0.1, 0.2]
+    assert [h["value"] for h in store.history(FAMILY, {"rows": 90})[0]] == [0.1, 0.95]
+    assert store.history(FAMILY, {"rows": 90}, exclude=tmp_path / "small")[1].endswith("big")
+    assert store.history({**FAMILY, "model": "cnn"}, {}) == ([], None)
     assert store.starts({**FAMILY, "space": ["a"]}, {"rows": 100}) == ([], [])
     assert [p["a"] for p in store.starts(FAMILY, {"rows": 100}, exclude=tmp_path / "small")[0]] == [11, 10]
     assert store.starts({**FAMILY, "space": ["a", "b"]}, {"rows": 100})[0]  # the order of the paths does not matter
@@ -61,10 +67,13 @@ def test_a_second_run_starts_from_the_first_runs_best_unless_turned_off(tmp_path
     second = run({**recipe, "name": "second"}, out=tmp_path / "runs" / "second", progress=False)
     said = capsys.readouterr().err
     assert "warm start: 3 configuration(s) from 1 earlier study of model mlp (first;" in said
+    assert "tried among the first trials, and the model learns from the 4 trials of first;" in said
+    assert len(records[0]["trials"]) == 4
     params = [t["params"] for t in journal_of(tmp_path / "runs" / "second", "second").trials]
     assert params[1] == best  # trial 0 is the recipe's own values, trial 1 the earlier study's best
     assert results_of(tmp_path / "runs" / "second")["search"]["warm_start"]["configurations"] == 3
     assert second.results["search"]["warm_start"]["from"] == [str((tmp_path / "runs" / "first").resolve())]
+    assert second.results["search"]["warm_start"]["history"]["trials"] == 4
     # off by the flag; a run folder under another parent sees nothing
     cold = run({**recipe, "name": "cold", "tune": {**recipe["tune"], "warm_start": False}},
                out=tmp_path / "runs" / "cold", progress=False)

@@ -49,7 +49,7 @@ from optuna.trial import FrozenTrial, TrialState
 from honing._core import ConfigError, check_int, check_number
 from honing.tune._compat import seed_sampler
 from honing.tune._encode import Encoding, contains, from_unit, to_unit
-from honing.tune._gp import GaussianProcess, propose, warp
+from honing.tune._gp import GaussianProcess, TransferProcess, propose, warp
 
 __all__ = ["AutoSampler", "ROUTES"]
 
@@ -85,7 +85,7 @@ class AutoSampler(BaseSampler):
                  n_startup: int | None = None, n_trials: int | None = None, random_share: float = 0.05,
                  local_share: float = 0.25, constant_liar: bool = True,
                  priors: Mapping[str, Any] | None = None, prior_weight: float = 10.0,
-                 gp_trials: int = GP_TRIALS) -> None:
+                 gp_trials: int = GP_TRIALS, history: Sequence[Mapping[str, Any]] | None = None) -> None:
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         self.seed = check_int("seed", seed, low=0)
@@ -100,6 +100,9 @@ class AutoSampler(BaseSampler):
             raise ConfigError(f"invalid shares: random_share {random_share} + local_share {local_share} leave the "
                               "model no trials; allowed: a sum <= 0.95")
         self.gp_trials = check_int("gp_trials", gp_trials, low=0)
+        self.history: list[dict[str, Any]] = []
+        self._source: tuple[Any, GaussianProcess | None] | None = None  # the related study's process
+        self.set_history(history or [])
         self._gp: tuple[Any, GaussianProcess] | None = None  # the last fit, by its trials
         self._gp_data: tuple[Any, _GpData | None] | None = None  # the last _gp_space, by the trials seen
         self._gp_theta: np.ndarray | None = None  # starts the next fit
@@ -129,6 +132,11 @@ class AutoSampler(BaseSampler):
             first = self.start[0] if self.start else {}
             self.start[:1] = [{**first, **self.priors}]
             self.n_startup = max(self.n_startup, len(self.start))
+
+    def set_history(self, history: Sequence[Mapping[str, Any]]) -> None:
+        """A related study's trials (``[{"params": {...}, "value": v}]``, the same objective's
+        direction): the Gaussian process learns from them too (``TransferProcess``)."""
+        self.history, self._source = _check_history(history), None
 
     def add_start(self, points: Sequence[Mapping[str, Any]]) -> None:
         """Append start points (tried after those already given, before the hypercube's own)."""
@@ -233,9 +241,27 @@ class AutoSampler(BaseSampler):
         key = (tuple(t.number for t in data.trials), tuple(data.values))
         if self._gp is not None and self._gp[0] == key:
             return self._gp[1]
-        gp = GaussianProcess(data.encoding.features(data.unit), warp(sign * np.array(data.values)), self._gp_theta)
+        x, z = data.encoding.features(data.unit), warp(sign * np.array(data.values))
+        source = self._source_gp(data.encoding, sign)
+        gp = GaussianProcess(x, z, self._gp_theta) if source is None else TransferProcess(source, x, z, self._gp_theta)
         self._gp, self._gp_theta = (key, gp), gp.theta
         return gp
+
+    def _source_gp(self, encoding: Encoding, sign: float) -> GaussianProcess | None:
+        """The process fitted on ``history`` (the related study's trials whose values lie in this
+        study's space), or None without one or with fewer than 3 such trials."""
+        key = (tuple((n, repr(d)) for n, d in encoding.space), sign)
+        if self._source is None or self._source[0] != key:
+            names = set(encoding.names)
+            rows = [h for h in self.history
+                    if set(h["params"]) <= names and all(contains(d, h["params"][n]) for n, d in encoding.space
+                                                         if n in h["params"])]
+            gp = None
+            if len(rows) >= 3:
+                unit = np.array([encoding.unit(h["params"]) for h in rows])
+                gp = GaussianProcess(encoding.features(unit), warp(sign * np.array([h["value"] for h in rows])))
+            self._source = (key, gp)
+        return self._source[1]
 
     def _gp_point(self, study: Study, number: int, data: _GpData) -> dict[str, Any]:
         """The point of highest expected improvement; running trials (other workers') count as
@@ -357,6 +383,20 @@ class _GpData(NamedTuple):
     trials: list[FrozenTrial]  # by number
     values: list[float]  # each trial's value (or its value at the chosen step), as reported
     unit: np.ndarray  # the trials' unit coordinates (row by row with ``trials``)
+
+
+def _check_history(history: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    """``history`` as ``[{"params": {...}, "value": float}]``, finite values only (at most
+    ``GP_TRIALS``, the last ones), or a ConfigError naming the first bad entry."""
+    out = []
+    for i, h in enumerate(history or []):
+        if not (isinstance(h, Mapping) and isinstance(h.get("params"), Mapping)
+                and isinstance(h.get("value"), (int, float)) and not isinstance(h.get("value"), bool)):
+            raise ConfigError(f"invalid history[{i}]: got {h!r}; allowed: a mapping with 'params' (a mapping of "
+                              "parameter name -> value) and 'value' (a number)")
+        if math.isfinite(float(h["value"])):
+            out.append({"params": dict(h["params"]), "value": float(h["value"])})
+    return out[-GP_TRIALS:]
 
 
 def _reflect(u: float) -> float:

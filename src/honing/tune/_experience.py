@@ -14,7 +14,8 @@ A study is found again only by the same *family*: the same model, task kind, met
 searched parameters (its record says which). Among those, the studies on the data most like the
 new one (by ``|log(1 + a) - log(1 + b)|`` over the data features, rows, features and classes)
 come first; their best configurations are the new study's first trials after the recipe's own
-values. The store lives in the folder that holds the run folders (``runs/`` by default), so it
+values, and the nearest study's trials (its last ``KEEP_TRIALS``) go into the new study's model
+(``ExperienceStore.history``, ``AutoSampler.set_history``). The store lives in the folder that holds the run folders (``runs/`` by default), so it
 is the user's own: nothing is read from or written to any other folder unless a caller names it.
 """
 
@@ -33,6 +34,7 @@ __all__ = ["ExperienceStore", "EXPERIENCE_FILE", "list_portfolios", "portfolio"]
 
 EXPERIENCE_FILE = ".experience.jsonl"
 KEEP_PER_STUDY = 3  # best configurations kept per finished study
+KEEP_TRIALS = 200  # finished trials kept per study for the next study's model (the last ones)
 MAX_RECORDS = 500  # the oldest records go past this many
 
 
@@ -67,7 +69,8 @@ class ExperienceStore:
             return 0
         rec = {"source": str(Path(source).resolve()), "family": _canonical(family),
                "features": {k: float(v) for k, v in features.items()}, "direction": direction,
-               "best": [{"params": dict(t["params"]), "value": float(t["value"])} for t in best]}
+               "best": [{"params": dict(t["params"]), "value": float(t["value"])} for t in best],
+               "trials": [{"params": dict(t["params"]), "value": float(t["value"])} for t in done[-KEEP_TRIALS:]]}
         kept = [r for r in self.records() if r.get("source") != rec["source"]][-(MAX_RECORDS - 1):]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in [*kept, rec]))
@@ -93,6 +96,21 @@ class ExperienceStore:
                     if r["source"] not in sources:
                         sources.append(r["source"])
         return points, sources
+
+
+    def history(self, family: Mapping[str, Any], features: Mapping[str, float], *,
+                exclude: str | os.PathLike[str] | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """The finished trials (``{"params", "value"}``) of the earlier study of ``family`` on the
+        data most like ``features`` (``AutoSampler.set_history``: its model learns from them),
+        and that study's folder; ``([], None)`` when there is none."""
+        key = _canonical(family)
+        skip = None if exclude is None else str(Path(exclude).resolve())
+        same = [r for r in self.records() if r["family"] == key and r.get("source") != skip
+                and isinstance(r.get("trials"), list) and r["trials"]]
+        if not same:
+            return [], None
+        nearest = min(same, key=lambda r: _distance(features, r.get("features") or {}))
+        return [dict(t) for t in nearest["trials"]], nearest["source"]
 
 
 def _canonical(family: Mapping[str, Any]) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from scipy.linalg import cho_solve, cholesky, solve_triangular
 from scipy.optimize import minimize
 from scipy.special import log_ndtr
 
-__all__ = ["GaussianProcess", "propose", "warp"]
+__all__ = ["GaussianProcess", "TransferProcess", "propose", "warp"]
 
 SQRT5 = math.sqrt(5.0)
 FIT_POINTS = 80  # trials the hyperparameters are fitted on (all of them condition the model)
@@ -148,6 +148,39 @@ class GaussianProcess:
     def with_points(self, x: np.ndarray, z: np.ndarray) -> GaussianProcess:
         """The same hyperparameters conditioned on extra points (the constant liar's)."""
         return GaussianProcess(np.vstack([self.x, x]), np.concatenate([self.z, z]), self.theta, fit=False)
+
+
+class TransferProcess:
+    """A Gaussian process on what a related study's model does not explain (a warm start that
+    learns from every earlier trial, not only the best few).
+
+    ``source`` is a process fitted on the related study's trials (warped the same way). This
+    study's warped values ``z`` are modelled as ``beta * source_mean(x) + residual(x)``, the
+    residual a process of its own; ``beta`` is the least-squares weight of the source's mean
+    on this study's values, shrunk towards 1 while there are few of them (``SHRINK`` pseudo
+    points) and kept in [0, 1.5]: a related study that misleads loses its weight as the
+    study's own trials come in. Used like ``GaussianProcess`` (``x``, ``z``, ``theta``,
+    ``predict``, ``with_points``)."""
+
+    SHRINK = 3.0
+
+    def __init__(self, source: GaussianProcess, x: np.ndarray, z: np.ndarray, theta: np.ndarray | None = None,
+                 *, fit: bool = True, beta: float | None = None) -> None:
+        self.source, self.x, self.z = source, np.asarray(x, dtype=float), np.asarray(z, dtype=float)
+        m = source.predict(self.x)[0]
+        if beta is None:
+            beta = float(np.clip((self.z @ m + self.SHRINK) / (m @ m + self.SHRINK), 0.0, 1.5))
+        self.beta = beta
+        self.residual = GaussianProcess(self.x, self.z - beta * m, theta, fit=fit)
+        self.theta = self.residual.theta
+
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean, sd = self.residual.predict(x)
+        return mean + self.beta * self.source.predict(x)[0], sd
+
+    def with_points(self, x: np.ndarray, z: np.ndarray) -> TransferProcess:
+        return TransferProcess(self.source, np.vstack([self.x, x]), np.concatenate([self.z, z]), self.theta,
+                               fit=False, beta=self.beta)
 
 
 def _fit_subset(z: np.ndarray, size: int) -> np.ndarray:

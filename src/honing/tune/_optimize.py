@@ -66,6 +66,7 @@ def optimize(
     run_dir: str | os.PathLike[str],
     executor: str | Executor | None = None,
     warm_start: Sequence[Mapping[str, Any]] = (),
+    history: Sequence[Mapping[str, Any]] = (),
 ) -> StudyResult:
     """Run ``objective(params, reporter)`` until the study holds ``n_trials`` trials (any state).
 
@@ -82,7 +83,9 @@ def optimize(
     workers); None picks ``inline`` for one worker, ``processes`` for more. ``warm_start``:
     configurations (decoded, as ``StudyResult.trials`` holds them; e.g. ``ExperienceStore.starts``)
     that an ``AutoSampler`` tries right after the recipe's own values and any other sampler
-    first (queued in a new study); values outside the space are left to the sampler."""
+    first (queued in a new study); values outside the space are left to the sampler. ``history``:
+    a related earlier study's finished trials (``{"params": decoded, "value"}``; e.g.
+    ``ExperienceStore.history``) that an ``AutoSampler``'s model learns from (others ignore it)."""
     import optuna
 
     dirs = _directions(directions)
@@ -104,6 +107,9 @@ def optimize(
     if isinstance(sampler, AutoSampler) and not sampler.start and (base or warm_start):
         centre = space.centre(base or {})  # the recipe's own values: the first trial
         sampler.add_start([p for p in [centre, *(_encoded(space, w) for w in warm_start)] if p])
+    if isinstance(sampler, AutoSampler) and history and not sampler.history:
+        sampler.set_history([{"params": p, "value": h["value"]} for h in history
+                             if (p := _encoded(space, h.get("params") or {}))])
     if isinstance(sampler, AutoSampler) and space.priors() and not sampler.priors:
         sampler.set_priors(space.priors())  # the values marked prior: override the centre
     if pruner is None:
