@@ -54,9 +54,8 @@ def make_sampler(name: str, seed: int, n_trials: int) -> Any:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if name.startswith("auto"):  # auto, or auto:option=value,option=value (variants)
-            opts = dict(kv.split("=") for kv in name.partition(":")[2].split("+") if kv)
-            return AutoSampler(seed=seed, n_trials=n_trials, **{k: (int(v) if v.isdigit() else float(v)) for k, v in opts.items()})
+        if name.startswith("auto"):  # auto, or auto:option=value+option=value (variants)
+            return AutoSampler(seed=seed, n_trials=n_trials, **_options(name.partition(":")[2]))
         if name == "tpe":  # Optuna's default, as its tutorial uses it
             return optuna.samplers.TPESampler(seed=seed)
         if name == "random":
@@ -66,6 +65,12 @@ def make_sampler(name: str, seed: int, n_trials: int) -> Any:
         if name == "gp":
             return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
     raise ValueError(name)
+
+
+def _options(text: str) -> dict[str, Any]:
+    """``option=value+option=value`` (a variant's AutoSampler options) as keyword arguments."""
+    opts = dict(kv.split("=") for kv in text.split("+") if kv)
+    return {k: (int(v) if v.isdigit() else float(v)) for k, v in opts.items()}
 
 
 # -- tasks ------------------------------------------------------------------------------------
@@ -229,7 +234,8 @@ def one_run(job: tuple[Any, int, str, int]) -> dict[str, Any]:
     task, seed, sampler_name, n_trials = job
     run, clean = task.objective(seed)
     external = None
-    if sampler_name in ("auto+warm", "auto+transfer"):  # warm start from a finished 100-trial study on a related task
+    base_name, _, options = sampler_name.partition(":")  # auto+warm:n_startup=5 (options as for auto)
+    if base_name in ("auto+warm", "auto+transfer"):  # warm start from a finished 100-trial study on a related task
         source = task.related()
         src = optuna.create_study(sampler=make_sampler("auto", seed, n_trials), direction=source.direction)
         src.optimize(source.objective(seed)[0], n_trials=n_trials)
@@ -237,12 +243,10 @@ def one_run(job: tuple[Any, int, str, int]) -> dict[str, Any]:
                       key=lambda t: t.value if source.direction == "minimize" else -t.value)
         from honing.tune import AutoSampler
 
-        if sampler_name == "auto+warm":  # its best 3 first
-            sampler = AutoSampler(seed=seed, n_trials=n_trials, start=[t.params for t in done[:3]])
-        else:  # its best 3 first, and every trial of it in the model (a short start-up after them)
-            history = [{"params": t.params, "value": t.value} for t in src.trials if t.value is not None]
-            sampler = AutoSampler(seed=seed, n_trials=n_trials, start=[t.params for t in done[:3]], n_startup=5,
-                                  history=history)
+        kw = _options(options)
+        if base_name == "auto+transfer":  # and every trial of it in the model
+            kw["history"] = [{"params": t.params, "value": t.value} for t in src.trials if t.value is not None]
+        sampler = AutoSampler(seed=seed, n_trials=n_trials, start=[t.params for t in done[:3]], **kw)
     elif sampler_name == "auto+portfolio":  # the portfolio learned without this task (bench/learn_portfolio.py)
 
         from honing.tune import AutoSampler, list_portfolios, portfolio
@@ -323,8 +327,8 @@ def summarise(runs: list[dict[str, Any]], samplers: list[str], n_trials: int) ->
                     a, b = med[s], med[other]
                     versus[s][other][0 if a < b * 0.99 else (1 if a <= b * 1.01 else 2)] += 1
     warm = {}
-    for variant in ("auto+warm", "auto+transfer"):  # trials the warm start needs to reach cold's final median
-        if variant not in samplers or "auto" not in samplers:
+    for variant in samplers:  # trials a warm start needs to reach cold's final median
+        if not variant.startswith(("auto+warm", "auto+transfer")) or "auto" not in samplers:
             continue
         reached, needed = 0, []
         for task, rs in by_task.items():

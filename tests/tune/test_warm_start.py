@@ -67,13 +67,11 @@ def test_a_second_run_starts_from_the_first_runs_best_unless_turned_off(tmp_path
     second = run({**recipe, "name": "second"}, out=tmp_path / "runs" / "second", progress=False)
     said = capsys.readouterr().err
     assert "warm start: 3 configuration(s) from 1 earlier study of model mlp (first;" in said
-    assert "tried among the first trials, and the model learns from the 4 trials of first;" in said
     assert len(records[0]["trials"]) == 4
     params = [t["params"] for t in journal_of(tmp_path / "runs" / "second", "second").trials]
     assert params[1] == best  # trial 0 is the recipe's own values, trial 1 the earlier study's best
     assert results_of(tmp_path / "runs" / "second")["search"]["warm_start"]["configurations"] == 3
     assert second.results["search"]["warm_start"]["from"] == [str((tmp_path / "runs" / "first").resolve())]
-    assert second.results["search"]["warm_start"]["history"]["trials"] == 4
     # off by the flag; a run folder under another parent sees nothing
     cold = run({**recipe, "name": "cold", "tune": {**recipe["tune"], "warm_start": False}},
                out=tmp_path / "runs" / "cold", progress=False)

@@ -80,7 +80,6 @@ class SearchStage:
                                     save_weights=tune.final == "best_trial",
                                     data=ctx.data if opts.workers <= 1 else None)
         experience = _Experience(ctx) if tune.warm_start and len(ctx.directions) == 1 else None
-        history = experience.history() if experience is not None and not resumed else []
         warm = experience.starts() if experience is not None and not resumed else []
         if opts.workers > 1:  # the workers load their own copies: the parent holds none while they train
             ctx.data = None
@@ -88,7 +87,7 @@ class SearchStage:
         study = optimize(
             objective, study_name=rec.name, storage=store, space=space, directions=ctx.directions, sampler=sampler,
             pruner=pruner, n_trials=n, timeout=tune.timeout, workers=opts.workers, seed=rec.seed,
-            base=base, progress=opts.progress, run_dir=ctx.out_dir, warm_start=warm, history=history,
+            base=base, progress=opts.progress, run_dir=ctx.out_dir, warm_start=warm,
         )
         if experience is not None:
             experience.record(study)
@@ -133,7 +132,6 @@ class _Experience:
                        "space": sorted(p.path for p in rec.space.params)}
         self.features = {"rows": len(data.train), "features": int(np.prod(data.input_shape)),
                          "classes": len(data.class_names or ())}
-        self.learned: tuple[int, str | None] = (0, None)  # trials of an earlier study the model learns from
 
     def starts(self) -> list[dict[str, Any]]:
         """The earlier studies' best configurations (a new study only), said on the console."""
@@ -142,23 +140,13 @@ class _Experience:
         ctx = self.ctx
         points, sources = self.store.starts(self.family, self.features, exclude=ctx.out_dir)
         ctx.search["warm_start"] = {"configurations": len(points), "from": sources, "store": str(self.store.path)}
-        learned, source = self.learned
-        if learned:
-            ctx.search["warm_start"]["history"] = {"trials": learned, "from": source}
         if points:
             names = ", ".join(Path(s).name for s in sources)
-            also = f", and the model learns from the {learned} trials of {Path(source).name}" if learned else ""
             ctx.note(f"warm start: {len(points)} configuration(s) from {len(sources)} earlier stud"
                     f"{'y' if len(sources) == 1 else 'ies'} of model {self.family['model']} ({names}; "
-                    f"{self.store.path.parent / EXPERIENCE_FILE}) tried among the first trials{also}; "
+                    f"{self.store.path.parent / EXPERIENCE_FILE}) tried among the first trials; "
                     "tune.warm_start: false for a cold start")
         return points
-
-    def history(self) -> list[dict[str, Any]]:
-        """The nearest earlier study's trials, for the sampler's model (a new study only)."""
-        trials, source = self.store.history(self.family, self.features, exclude=self.ctx.out_dir)
-        self.learned = (len(trials), source)
-        return trials
 
     def record(self, study: Any) -> None:
         try:

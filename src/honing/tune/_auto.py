@@ -55,6 +55,7 @@ __all__ = ["AutoSampler", "ROUTES"]
 
 ROUTES = ("start", "lhs", "prior", "random", "local", "model")
 GP_TRIALS = 200  # the Gaussian process models a study up to this many finished trials
+N_STARTUP = 7  # start-up trials by default (chosen over 5, 6, 8 and 10 in bench/README.md)
 
 
 def _key(*parts: Any) -> list[int]:
@@ -68,7 +69,7 @@ class AutoSampler(BaseSampler):
     Args:
         seed: seeds every draw (None: a random seed, fixed for the sampler's life).
         start: parameter dicts tried first, in order (e.g. the recipe's own values).
-        n_startup: trials before the model takes over (start points included); default 10,
+        n_startup: trials before the model takes over (start points included); default 7,
             or a third of ``n_trials`` when that is given and smaller (at least 2).
         n_trials: the study's budget when known (sizes ``n_startup``).
         random_share: share of the trials after the start-up drawn at random (0 to 0.5).
@@ -79,6 +80,10 @@ class AutoSampler(BaseSampler):
             trial takes them; after the start-up, trial ``n`` draws around them with
             probability ``0.5 * w / (w + n - n_startup)``, ``w = prior_weight`` (piBO's idea:
             the prior's weight fades as the study's own data grows).
+        history: a related earlier study's finished trials, ``[{"params": {...}, "value": v}]``
+            (the same objective direction; e.g. ``ExperienceStore.history``): the Gaussian
+            process models this study's values as a weighted copy of that study's model plus a
+            residual (``TransferProcess``), the weight refitted as this study's trials come in.
     """
 
     def __init__(self, seed: int | None = None, *, start: Sequence[Mapping[str, Any]] | None = None,
@@ -92,7 +97,7 @@ class AutoSampler(BaseSampler):
         if n_trials is not None:
             check_int("n_trials", n_trials, low=1)
         if n_startup is None:
-            n_startup = 10 if n_trials is None else max(2, min(10, n_trials // 3))
+            n_startup = N_STARTUP if n_trials is None else max(2, min(N_STARTUP, n_trials // 3))
         self.n_startup = check_int("n_startup", n_startup, low=1)
         self.random_share = check_number("random_share", random_share, low=0, high=0.5)
         self.local_share = check_number("local_share", local_share, low=0, high=0.9)
@@ -136,7 +141,7 @@ class AutoSampler(BaseSampler):
     def set_history(self, history: Sequence[Mapping[str, Any]]) -> None:
         """A related study's trials (``[{"params": {...}, "value": v}]``, the same objective's
         direction): the Gaussian process learns from them too (``TransferProcess``)."""
-        self.history, self._source = _check_history(history), None
+        self.history, self._source, self._gp = _check_history(history), None, None
 
     def add_start(self, points: Sequence[Mapping[str, Any]]) -> None:
         """Append start points (tried after those already given, before the hypercube's own)."""
