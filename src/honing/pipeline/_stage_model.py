@@ -121,7 +121,8 @@ def retrain_epochs(curve: list[float], mode: str, *, default: int) -> int:
     0.97 for ten epochs retrains for the plateau, not for 2 epochs."""
     if len(curve) < 3:
         return default
-    smooth = [sum(curve[max(0, i - 1):i + 2]) / len(curve[max(0, i - 1):i + 2]) for i in range(len(curve))]
+    windows = [curve[max(0, i - 1):i + 2] for i in range(len(curve))]
+    smooth = [sum(w) / len(w) for w in windows]
     best = max(smooth) if mode == "max" else min(smooth)
     return 1 + smooth.index(best)
 

@@ -14,8 +14,9 @@ A study is found again only by the same *family*: the same model, task kind, met
 searched parameters (its record says which). Among those, the studies on the data most like the
 new one (by ``|log(1 + a) - log(1 + b)|`` over the data features, rows, features and classes)
 come first; their best configurations are the new study's first trials after the recipe's own
-values, and the nearest study's trials (its last ``KEEP_TRIALS``) go into the new study's model
-(``ExperienceStore.history``, ``AutoSampler.set_history``). The store lives in the folder that holds the run folders (``runs/`` by default), so it
+values. Each record also keeps the study's last ``KEEP_TRIALS`` finished trials: ``history``
+gives the nearest study's, for ``AutoSampler(history=...)`` (an API option; a run does not use
+them). The store lives in the folder that holds the run folders (``runs/`` by default), so it
 is the user's own: nothing is read from or written to any other folder unless a caller names it.
 """
 
@@ -96,7 +97,6 @@ class ExperienceStore:
                     if r["source"] not in sources:
                         sources.append(r["source"])
         return points, sources
-
 
     def history(self, family: Mapping[str, Any], features: Mapping[str, float], *,
                 exclude: str | os.PathLike[str] | None = None) -> tuple[list[dict[str, Any]], str | None]:
