@@ -35,6 +35,7 @@ pickled copies of one sampler never draw the same point for different trials.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 import zlib
 from collections.abc import Mapping, Sequence
@@ -113,6 +114,10 @@ class AutoSampler(BaseSampler):
         self._gp_theta: np.ndarray | None = None  # starts the next fit
         self._local_cache: dict[int, dict[str, Any] | None] = {}
         self._routes: dict[int, str] = {}  # a trial's route, asked once per parameter and per later local step
+        # the model's proposals not yet finished, by trial number: worker threads of one process
+        # share this sampler, and a proposal's values reach the study only as its trial asks for them
+        self._pending: dict[int, dict[str, Any]] = {}
+        self._lock = threading.Lock()
         self.start = [dict(p) for p in (start or [])]
         for i, point in enumerate(self.start):
             if not all(isinstance(k, str) for k in point):
@@ -270,20 +275,29 @@ class AutoSampler(BaseSampler):
 
     def _gp_point(self, study: Study, number: int, data: _GpData) -> dict[str, Any]:
         """The point of highest expected improvement; running trials (other workers') count as
-        the worst result seen, so two workers do not propose the same point."""
+        the worst result seen, so two workers do not propose the same point. Worker threads
+        propose one at a time, each seeing the others' proposals before their trials hold them."""
+        with self._lock:
+            point = self._propose_point(study, number, data)
+            self._pending[number] = point
+        return point
+
+    def _propose_point(self, study: Study, number: int, data: _GpData) -> dict[str, Any]:
         enc = data.encoding
         gp = self._fit_gp(data, 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0)
         unit = data.unit
-        running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                   if t.number != number and t.params]
-        if running:
-            u = np.array([enc.unit(t.params) for t in running])
-            gp, unit = gp.with_points(enc.features(u), np.full(len(running), float(gp.z.max()))), np.vstack([unit, u])
+        trials = study.get_trials(deepcopy=False)
+        running = {t.number: t.params for t in trials if t.state == TrialState.RUNNING and t.number != number}
+        pending = [p for n, p in self._pending.items() if n in running]
+        busy = [p for p in running.values() if p and p not in pending] + pending
+        if busy:
+            u = np.array([enc.unit(p) for p in busy])
+            gp, unit = gp.with_points(enc.features(u), np.full(len(busy), float(gp.z.max()))), np.vstack([unit, u])
         # a point already tried (a clipped candidate at a bound, an integer rounded to the same
         # value) is told to the model as the worst result and the proposal redrawn: never a trial
         # spent twice on the same values
-        taken = {tuple(t.params.get(n) for n in enc.names) for t in study.get_trials(deepcopy=False)
-                 if t.number != number}
+        taken = {tuple(p.get(n) for n in enc.names) for p in
+                 [*(t.params for t in trials if t.number != number), *pending]}
         rng = np.random.default_rng(_key(self.seed, number, "gp"))
         for _ in range(4):
             u = propose(gp, rng, unit=unit, encode=enc.features)
@@ -362,7 +376,17 @@ class AutoSampler(BaseSampler):
 
     def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
                     values: Sequence[float] | None) -> None:
+        self._pending.pop(trial.number, None)
         self._model.after_trial(study, trial, state, values)
+
+    def __getstate__(self) -> dict[str, Any]:  # pickled to worker processes: a lock does not travel
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def reseed_rng(self) -> None:  # draws are seeded by trial number; nothing to reseed
         pass
