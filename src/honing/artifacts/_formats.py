@@ -12,6 +12,8 @@ format              weights file           read back as
 ``fp16``/``bf16``   model.safetensors      half-precision weights, run in that precision
 ``onnx``            model.onnx             an ONNX Runtime session (float or int8 graph)
 ``torch-export``    model.pt2              ``torch.export.load(...).module()``
+``ensemble``        model.safetensors      the members (each from its own model section) and
+                                           their weights or stacking head (``honing.ensemble``)
 =================== ====================== ===================================================
 
 A new format (an ensemble, a searched architecture, ...) is one ``register_format`` call.
@@ -137,6 +139,12 @@ def _load_onnx(folder: Path, meta: dict[str, Any], build: Callable[[], nn.Module
     return OnnxModel(folder / ONNX_FILE, threads=int(meta["compression"].get("threads", 1)))
 
 
+def _load_ensemble(folder: Path, meta: dict[str, Any], build: Callable[[], nn.Module]) -> nn.Module:
+    from honing.ensemble import load_ensemble
+
+    return load_ensemble(folder, meta, build)
+
+
 def _load_pt2(folder: Path, meta: dict[str, Any], build: Callable[[], nn.Module]) -> Any:
     from honing.export import load_torch_export
 
@@ -150,4 +158,6 @@ register_format("fp16", weights_file=WEIGHTS, load=_load_half, description="half
 register_format("bf16", weights_file=WEIGHTS, load=_load_half, description="bfloat16 weights")
 register_format("onnx", weights_file=ONNX_FILE, load=_load_onnx, runtime="onnxruntime",
                 description="an ONNX graph (float or int8) run by ONNX Runtime")
+register_format("ensemble", weights_file=WEIGHTS, load=_load_ensemble,
+                description="several models and their weights (or a stacking head) as one module")
 register_format("torch-export", weights_file=PT2_FILE, load=_load_pt2, description="a torch.export program")

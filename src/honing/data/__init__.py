@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from honing.data._augment import Augment, create_augment, list_augmentations, list_transforms
-from honing.data._dataset import Dataset, Split
+from honing.data._dataset import Dataset, Split, make_split
 from honing.data._idx import find_idx_files, parse_idx, read_idx
 from honing.data._load import load
 from honing.data._array import ArrayPreprocessor
@@ -39,23 +39,22 @@ from honing.data._transforms import (
 )
 
 __all__ = [
-    "EMBED_DIM",
-    "PROFILE_VERSION",
-    "RawData",
-    "read_source",
     "ArrayPreprocessor",
     "Augment",
     "Brightness",
     "Contrast",
     "CutMix",
     "Dataset",
+    "EMBED_DIM",
     "FASHION_MNIST_CLASSES",
     "GaussianNoise",
     "HorizontalFlip",
     "Mixup",
+    "PROFILE_VERSION",
     "Preprocessor",
     "RandomAffine",
     "RandomErasing",
+    "RawData",
     "Split",
     "TabularNoise",
     "TabularPreprocessor",
@@ -70,9 +69,11 @@ __all__ = [
     "list_sources",
     "list_transforms",
     "load",
+    "make_split",
     "output_profile",
-    "prediction_profile",
     "parse_idx",
+    "prediction_profile",
     "project",
     "read_idx",
+    "read_source",
 ]

@@ -130,7 +130,19 @@ class Dataset:
         """k (train, val) pairs over the train+val rows; the preprocessor is refit on each fold's train part.
 
         Stratified for classification when every class has at least ``k`` rows (else plain k-fold).
+        ``fold_indices`` gives the same folds as row indices into ``raw_train_val``.
         """
+        out = []
+        for tr, va in self.fold_indices(k, seed=seed, stratify=stratify):
+            pre = self.fold_preprocessor(tr)
+            out.append((
+                make_split(pre, self._pool_x[tr], self._pool_y[tr], self.task),
+                make_split(pre, self._pool_x[va], self._pool_y[va], self.task),
+            ))
+        return out
+
+    def fold_indices(self, k: int = 5, *, seed: int = 0, stratify: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The (train, val) row indices of ``folds(k, seed=seed)`` into the train+val rows (train first)."""
         from sklearn.model_selection import KFold, StratifiedKFold
 
         n = len(self._pool_y)
@@ -141,15 +153,14 @@ class Dataset:
             counts = np.bincount(self._pool_y)
             if counts[counts > 0].min() >= k:
                 splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-        out = []
-        for tr, va in splitter.split(np.zeros(n), self._pool_y):
-            pre = self.preprocessor if getattr(self.preprocessor, "frozen", False) else (
-                self.preprocessor.unfitted().fit(self._pool_x[tr], self._pool_y[tr]))
-            out.append((
-                make_split(pre, self._pool_x[tr], self._pool_y[tr], self.task),
-                make_split(pre, self._pool_x[va], self._pool_y[va], self.task),
-            ))
-        return out
+        return [(tr, va) for tr, va in splitter.split(np.zeros(n), self._pool_y)]
+
+    def fold_preprocessor(self, rows: np.ndarray) -> Preprocessor:
+        """The preprocessor a fold trains with: refit on ``rows`` of the train+val rows (the same
+        one when it is frozen: images, token ids)."""
+        if getattr(self.preprocessor, "frozen", False):
+            return self.preprocessor
+        return self.preprocessor.unfitted().fit(self._pool_x[rows], self._pool_y[rows])
 
     def __repr__(self) -> str:
         parts = [f"train={len(self.train)}", f"val={len(self.val) if self.val else 0}",

@@ -52,13 +52,14 @@ class RecipeObjective:
     loads its own; the run passes its data with ``data=`` so a one-process search loads none)."""
 
     def __init__(self, recipe: Any, run_dir: str, *, threads: int | None = 1, save_weights: bool = False,
-                 data: Dataset | None = None) -> None:
+                 keep_predictions: bool = False, data: Dataset | None = None) -> None:
         from honing.recipe import Recipe, parse_recipe
 
         self.recipe = recipe if isinstance(recipe, Recipe) else parse_recipe(recipe)
         self.run_dir = str(run_dir)
         self.threads = threads
         self.save_weights = save_weights
+        self.keep_predictions = keep_predictions  # each finished trial's weights and validation predictions
         self.memo = DataMemo()
         if data is not None:
             self.memo.put(data_key(self.recipe), data)
@@ -78,6 +79,7 @@ class RecipeObjective:
         seed = int(getattr(reporter, "seed", recipe.seed))
         run = self._cross_validate if isinstance(recipe.tune.cv, int) else self._holdout
         self._losses: list[float] = []  # validation loss per epoch (fold-averaged): breaks ties between trials
+        self._kept: tuple[dict[str, torch.Tensor], torch.Tensor] | None = None  # weights, predictions
         curve, best_epoch, model, pruned, reason = run(recipe, data, metric, seed, reporter)
         reporter.set("curve", [round(v, 6) for v in curve])
         reporter.set("best_epoch", best_epoch)
@@ -92,6 +94,9 @@ class RecipeObjective:
             path = Path(self.run_dir) / "trials" / f"{int(reporter.number)}.safetensors"
             state = {name: t.detach().contiguous() for name, t in model.state_dict().items()}
             atomic_save_file(path, lambda tmp: save_file(state, tmp))
+        if self.keep_predictions and self._kept is not None:
+            self._keep(int(reporter.number), *self._kept)
+            self._kept = None
         best = curve[best_epoch - 1]
         objectives = recipe.tune.objectives
         if not objectives:
@@ -117,6 +122,8 @@ class RecipeObjective:
             self._losses.append(float(logs.get("val_loss", float("nan"))))
         result = trainer.result
         best_epoch = _best_epoch(curve, resolve_mode(metric, "auto"))
+        if self.keep_predictions and not result.pruned and data.val is not None:
+            self._kept = (_weights(model), trainer.predict(data.val.x))  # the best epoch's weights (keep_best)
         return curve, best_epoch, model, result.pruned, result.stop_reason
 
     def _cross_validate(self, recipe, data, metric, seed, reporter):
@@ -150,7 +157,30 @@ class RecipeObjective:
             for _ in run:
                 pass
         best_epoch = _best_epoch(curve, resolve_mode(metric, "auto"))
+        if self.keep_predictions and not pruned:  # each fold predicts its own held-out rows: out-of-fold predictions
+            rows = data.fold_indices(k, seed=recipe.seed)
+            oof = None
+            weights: dict[str, torch.Tensor] = {}
+            for i, (trainer, (_, val), (_, va)) in enumerate(zip(trainers, folds, rows)):
+                pred = trainer.predict(val.x)
+                oof = pred.new_zeros((len(data.raw_train_val[1]), *pred.shape[1:])) if oof is None else oof
+                oof[torch.as_tensor(va)] = pred
+                weights.update({f"fold{i}.{name}": t for name, t in _weights(trainer.model).items()})
+            self._kept = (weights, oof)
         return curve, best_epoch, trainers[0].model, pruned, reason or f"completed {len(curve)} epochs"
+
+    def _keep(self, number: int, weights: dict[str, torch.Tensor], pred: torch.Tensor) -> None:
+        """``trials/<n>.members.safetensors`` (the weights: one model, or ``fold<i>.`` per fold) and
+        ``trials/<n>.pred.safetensors`` (its outputs on the validation rows, or out-of-fold on
+        the train+validation rows): what the ensemble stage combines without training again."""
+        folder = Path(self.run_dir) / "trials"
+        atomic_save_file(folder / f"{number}.members.safetensors", lambda tmp: save_file(weights, tmp))
+        pred = pred.detach().float().contiguous().cpu()
+        atomic_save_file(folder / f"{number}.pred.safetensors", lambda tmp: save_file({"pred": pred}, tmp))
+
+
+def _weights(model: Any) -> dict[str, torch.Tensor]:
+    return {name: t.detach().contiguous().cpu().clone() for name, t in model.state_dict().items()}
 
 
 def _best_epoch(curve: list[float], mode: str) -> int:

@@ -18,6 +18,7 @@ from honing._core import load_plugins
 from honing.pipeline._build import as_recipe
 from honing.pipeline._card import CardStage
 from honing.pipeline._context import RunContext, RunOptions
+from honing.pipeline._ensemble import EnsembleStage
 from honing.pipeline._stage_model import FinalFitStage, FitStage, TestStage
 from honing.pipeline._stage_output import (
     BaselinesStage,
@@ -109,6 +110,7 @@ def _register_builtin() -> None:
     for stage in (TestStage(), BaselinesStage(), TransferStage(), SaveStage(), ReferenceStage(), CompressStage(),
                   ResultsStage(), CardStage(), ReportStage()):
         register_stage(stage, lists=both)
+    register_stage(EnsembleStage(), lists=("run",), after="test")
 
 
 _register_builtin()

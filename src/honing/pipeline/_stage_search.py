@@ -77,7 +77,7 @@ class SearchStage:
             resumed = False
         n = tune.n_trials or (len(space.grid(base)) if space is not None and space.is_finite else None)
         objective = RecipeObjective(searched, str(ctx.out_dir), threads=opts.threads or 1,
-                                    save_weights=tune.final == "best_trial",
+                                    save_weights=tune.final == "best_trial", keep_predictions=rec.ensemble is not None,
                                     data=ctx.data if opts.workers <= 1 else None)
         experience = _Experience(ctx) if tune.warm_start and len(ctx.directions) == 1 else None
         warm = experience.starts() if experience is not None and not resumed else []

@@ -22,7 +22,7 @@ _MAX_CANDIDATES = 12  # values per parameter tried against the schema
 
 
 def check_recipe(recipe: Recipe) -> Problems:
-    problems = _check_model(recipe) + _check_task(recipe) + _check_logged(recipe)
+    problems = _check_model(recipe) + _check_task(recipe) + _check_logged(recipe) + _check_ensemble(recipe)
     if recipe.tune is None:
         es = recipe.training.early_stopping
         if es is not None and es.monitor.startswith("val_") and recipe.data.val_size == 0:
@@ -34,6 +34,22 @@ def check_recipe(recipe: Recipe) -> Problems:
     if not problems:
         problems += check_space(recipe)
     return problems
+
+
+def _check_ensemble(recipe: Recipe) -> Problems:
+    """An ensemble combines a single-objective search's trials, each built from the model section."""
+    if recipe.ensemble is None:
+        return []
+    if recipe.tune is None:
+        return [(("ensemble",), "got an ensemble section without a tune section; allowed: null, or a tune section "
+                                "(the ensemble combines the search's trials)")]
+    if recipe.tune.objectives is not None:
+        return [(("ensemble",), "got an ensemble section with tune.objectives; allowed: null (an ensemble combines "
+                                "the trials of a single-objective search)")]
+    if recipe.transfer is not None:
+        return [(("ensemble",), "got an ensemble section with a transfer section; allowed: null (ensembles are built "
+                                "from the model section's architectures; fine-tuned members are not supported yet)")]
+    return []
 
 
 def _check_model(recipe: Recipe) -> Problems:
@@ -283,7 +299,7 @@ def _check_values(recipe: Recipe, spec: Mapping[str, Any], param: Any) -> Proble
     if companions is None:
         return []
     base = recipe.to_dict()
-    base["tune"] = None
+    base["tune"] = base["ensemble"] = None  # the sections that need a search are checked on their own
     for other in spec:  # other searched bag arguments: set by the space, not part of this check
         if other != param.path and other not in companions:
             _paths.unset_bag_key(base, other)

@@ -25,6 +25,7 @@ from honing.recipe._sections import (
     direction_for,
 )
 from honing.recipe._compress import CompressSection
+from honing.recipe._ensemble import EnsembleSection
 from honing.recipe._transfer import TransferSection
 from honing.train import list_metrics
 
@@ -312,6 +313,8 @@ class Recipe(Section):
     """the hyperparameter search; null trains the recipe once (honing train)"""
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
     """metrics and baselines on the held-out test rows"""
+    ensemble: EnsembleSection | None = None
+    """combine the search's finished trials into one model, no further training (docs/ensemble.md)"""
     compress: CompressSection | None = None
     """compression steps run on the final model (docs/compress.md)"""
     output: OutputSection = Field(default_factory=OutputSection)
