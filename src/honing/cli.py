@@ -250,6 +250,29 @@ def _compress_exit(compressed: dict[str, Any] | None) -> int:
     return EXIT_FAILURE if failed else EXIT_OK
 
 
+def _print_ensemble(ens: dict[str, Any] | None, primary: str | None) -> None:
+    if not ens:
+        return
+    if ens.get("skipped"):
+        print(f"  ensemble:     skipped: {ens['skipped']}")
+        return
+    members = ens["members"]
+    print(f"  ensemble ({ens['method']} of {len(members)} trial{'s' if len(members) != 1 else ''}, weights from "
+          f"{ens['rows']}) -> {ens['folder']}")
+    test = ens.get("test")
+    if not test:
+        return
+    metric = primary if primary in test["ensemble"]["metrics"] else next(iter(test["ensemble"]["metrics"]))
+    cols = [metric] + (["loss"] if metric != "loss" else [])
+    ece = "ece" in test["ensemble"]
+    print(f"    {'test rows':<24}" + "".join(f"{c:>12}" for c in cols) + (f"{'ECE':>9}" if ece else "")
+          + f"{'params':>12}{'ms (1 row)':>12}")
+    for label, row in (("ensemble", test["ensemble"]), (f"best trial ({test['best_single']['trial']})",
+                                                         test["best_single"]), ("final model", test["final_model"])):
+        print(f"    {label:<24}" + "".join(f"{row['metrics'].get(c, float('nan')):>12.4f}" for c in cols)
+              + (f"{row['ece']:>9.4f}" if ece else "") + f"{row['parameters']:>12,}{row['latency_ms']:>12.3f}")
+
+
 def _print_compression(compressed: dict[str, Any] | None) -> None:
     if not compressed:
         return
@@ -520,6 +543,7 @@ def _print_summary(folder: Path, results: dict[str, Any]) -> None:
         print(f"  test {k:<18s} {metrics[k]:.4f}", file=out)
     for line in baseline_lines(results):
         print(line, file=out)
+    _print_ensemble(results.get("ensemble"), results.get("primary_metric"))
     _print_compression(results.get("compress"))
     t = results.get("timings") or {}
     if t:

@@ -131,7 +131,10 @@ def folder_info(model: EnsembleModel, sections: Sequence[dict[str, Any]], extra:
         if i < len(extra):
             record.update(extra[i])
         members.append(record)
+    params = list(model.parameters())
     info: dict[str, Any] = {"format": "ensemble", "task": model.task, "members": members,
+                            "parameters": sum(p.numel() for p in params),
+                            "nonzero_parameters": int(sum(int(torch.count_nonzero(p)) for p in params)),
                             "combine": "stacking" if model.head is not None else "weighted average",
                             "temperature": float(model.temperature)}
     if model.head is not None:

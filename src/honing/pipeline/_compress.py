@@ -436,10 +436,15 @@ def compress_folder(model_dir: str | Path, recipe: Any, *, out: str | Path | Non
     folder = Path(model_dir)
     if not (folder / "meta.json").is_file():
         folder = folder / "model"
-    if not isinstance(loaded.model, nn.Module) or (loaded.meta.get("compression") or {}).get("format", "torch") != "torch":
+    kind = (loaded.meta.get("compression") or {}).get("format", "torch")
+    if not isinstance(loaded.model, nn.Module) or kind not in ("torch", "ensemble"):
         raise ConfigError(f"invalid model folder {str(model_dir)!r}: it holds a "
                           f"{loaded.meta['compression']['format']} model; allowed: a trained float model "
                           "(compress the folder it came from)")
+    first = next(iter(rec.compress.steps[0]))
+    if kind == "ensemble" and first != "distill":
+        raise ConfigError(f"invalid compress steps for the ensemble {str(model_dir)!r}: got {first!r} first; allowed: "
+                          "distill first (one student learns from the ensemble; the later steps compress the student)")
     args = rec.load_args()
     args.pop("preprocessor", None)
     data = load(rec.data.source, **args, preprocessor=loaded.preprocessor)
@@ -448,9 +453,10 @@ def compress_folder(model_dir: str | Path, recipe: Any, *, out: str | Path | Non
                           f"{tuple(data.input_shape)} and {data.num_outputs} outputs, the model takes "
                           f"{tuple(loaded.input_shape)} and {loaded.num_outputs}")
     r = rec.to_dict()
-    trunk_recipe = parse_recipe({**{k: v for k, v in loaded.recipe.items() if k not in ("tune", "compress")},
+    trunk_recipe = parse_recipe({**{k: v for k, v in loaded.recipe.items() if k not in ("tune", "compress", "ensemble")},
                                  "seed": r["seed"], "data": r["data"], "training": r["training"],
                                  "evaluate": r["evaluate"]})
-    out_dir = Path(out) if out is not None else folder.parent
+    # default: compress/ beside the model folder (an ensemble's: inside it, apart from the run's own)
+    out_dir = Path(out) if out is not None else folder if kind == "ensemble" else folder.parent
     set_threads(threads or rec.training.threads)
     return compress(out_dir, trunk_recipe, rec.compress, data, loaded.model, baseline=folder, progress=progress)

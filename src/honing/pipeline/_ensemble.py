@@ -15,6 +15,7 @@ refit the preprocessing on its own rows: a per-feature rescaling, which the memb
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,7 @@ def _build_ensemble(ctx: RunContext, section: Any, candidates: list[dict[str, An
             for i, ((_, va), (in_map, out_map)) in enumerate(zip(rows, maps)):
                 model = _model_of(trial, data, {k[len(f"fold{i}."):]: v for k, v in state.items()
                                                  if k.startswith(f"fold{i}.")})
-                folds.append(E.Member(model, input_map=in_map, output_map=out_map))
+                folds.append(E.Member(model, input_map=copy.deepcopy(in_map), output_map=copy.deepcopy(out_map)))
                 if out_map is not None:  # this fold's predictions in the model folder's target units
                     idx = torch.as_tensor(va)
                     pred[idx] = out_map(pred[idx])

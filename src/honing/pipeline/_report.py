@@ -51,7 +51,9 @@ def report_data(results: dict[str, Any], *, study: Any, history: list[dict[str, 
         final_validation=results.get("final_validation"),
         warnings=list(results.get("warnings") or []),
         tie_break=results.get("tie_break"),
-        extra_tables=_transfer_tables(results.get("transfer")) + _compress_tables(results.get("compress")),
+        extra_tables=(_transfer_tables(results.get("transfer")) + _ensemble_tables(results.get("ensemble"),
+                                                                                   results.get("primary_metric"))
+                      + _compress_tables(results.get("compress"))),
     )
 
 
@@ -70,6 +72,43 @@ def _transfer_tables(t: dict[str, Any] | None) -> list[dict[str, Any]]:
                  ["forgetting (points)", f"{100 * old['forgetting']:.2f}"]]
     return [{"title": "Fine-tuning", "columns": ["", ""], "rows": rows,
              "note": "LoRA adapters are merged into the saved model." if t["strategy"] == "lora" else ""}]
+
+
+def _ensemble_tables(e: dict[str, Any] | None, primary: str | None) -> list[dict[str, Any]]:
+    """The ensemble against the best single trial and the final model on the test rows, and each member."""
+    if not e:
+        return []
+    if e.get("skipped"):
+        return [{"title": "Ensemble", "columns": ["", ""], "rows": [["skipped", e["skipped"]]], "note": ""}]
+    test = e.get("test")
+    weight = {m["trial"]: m["weight"] for m in e["members"]}
+    if not test:
+        rows = [[f"trial {m['trial']}", m["weight"], m["value"]] for m in e["members"]]
+        return [{"title": "Ensemble", "columns": ["member", "weight", "validation value"], "rows": rows, "note": ""}]
+    metrics = list(test["ensemble"]["metrics"])
+    metric = primary if primary in metrics else metrics[0]
+    cols = [metric] + (["loss"] if metric != "loss" else [])
+    ece = "ece" in test["ensemble"]
+
+    def line(label: str, row: dict[str, Any], w: Any = "") -> list[Any]:
+        return ([label, w] + [f"{row['metrics'].get(c, float('nan')):.4f}" for c in cols]
+                + ([f"{row['ece']:.4f}"] if ece else []) + [f"{row['parameters']:,}",
+                                                            f"{row['latency_ms']:.3f}" if "latency_ms" in row else ""])
+
+    rows = [line("ensemble", test["ensemble"], "1.0"),
+            line(f"best single trial ({test['best_single']['trial']})", test["best_single"]),
+            line("final model", test["final_model"])]
+    for name, row in test["members"].items():
+        number = int(name.split()[-1])
+        rows.append(line(f"member: {name}", row, "" if weight.get(number) is None else f"{weight[number]:.2f}"))
+    columns = ["model", "weight", *[f"test {c}" for c in cols], *(["ECE"] if ece else []), "parameters",
+               "latency b1 (ms)"]
+    sel = e["selection_loss"]
+    note = (f"{e['method']} over the search's best trials, weights chosen on {e['rows']} (no further training); "
+            f"{sel['what']} there: ensemble {sel['ensemble']:.4g}, best single trial {sel['best_single']:.4g} "
+            f"({sel['note']}). Temperature {e['temperature']}. The final model was {test['final_model']['how']}. "
+            f"Saved as a model folder: {e['folder']}.")
+    return [{"title": "Ensemble", "columns": columns, "rows": rows, "note": note}]
 
 
 def _compress_tables(c: dict[str, Any] | None) -> list[dict[str, Any]]:
