@@ -100,13 +100,21 @@ def test_regression_fold_members_answer_in_the_targets_units(tmp_path):
                           rtol=1e-4, atol=1e-2)
 
 
-def test_stacking_and_a_lone_trial(tmp_path):
-    stacked = run(_recipe({"ensemble.method": "stacking"}), out=tmp_path / "stack", progress=False).results["ensemble"]
+def test_stacking_on_the_same_folder_reuses_the_search_and_a_lone_trial_is_no_ensemble(tmp_path):
+    first = run(_recipe({"ensemble.method": "average"}), out=tmp_path / "stack", progress=False)
+    stamp = (tmp_path / "stack" / "trials" / "0.pred.safetensors").stat().st_mtime_ns
+    # another ensemble method on the same folder: the study and the final model are kept
+    again = run(_recipe({"ensemble.method": "stacking"}), out=tmp_path / "stack", progress=False)
+    outcomes = {s["stage"]: s["outcome"] for s in again.results["stages"]}
+    assert outcomes["final_fit"] == "resumed" and outcomes["ensemble"] == "done"
+    assert again.results["trials"] == first.results["trials"]
+    assert (tmp_path / "stack" / "trials" / "0.pred.safetensors").stat().st_mtime_ns == stamp
+    stacked = again.results["ensemble"]
     assert all(m["weight"] is None for m in stacked["members"]) and len(stacked["members"]) == 4
     assert "cross-fitted" in stacked["selection_loss"]["note"]
     assert load_model(tmp_path / "stack" / "ensemble").model.head is not None
     lone = run(_recipe({"tune.n_trials": 1}), out=tmp_path / "one", progress=False).results["ensemble"]
-    assert lone == {"skipped": "1 finished trial(s) kept predictions; an ensemble needs 2"}
+    assert lone["skipped"].startswith("1 finished trial(s) kept predictions; an ensemble needs 2")
     assert not (tmp_path / "one" / "ensemble").exists()
 
 

@@ -48,7 +48,8 @@ class EnsembleStage:
         stored = ctx.resume(key)
         if stored is None or not (ctx.out_dir / ENSEMBLE_DIR / "meta.json").is_file():
             if len(candidates) < 2:
-                stored = {"skipped": f"{len(candidates)} finished trial(s) kept predictions; an ensemble needs 2"}
+                stored = {"skipped": f"{len(candidates)} finished trial(s) kept predictions; an ensemble needs 2 "
+                                     "(trials run before the recipe had an ensemble section keep none)"}
             else:
                 try:
                     stored = _build_ensemble(ctx, section, candidates, cv)

@@ -42,8 +42,8 @@ class FinalFitStage:
             return {"how": ctx.final_how}
         epochs = retrain_epochs(sel["user_attrs"].get("curve") or [], resolve_mode(rec.search_metric(data.task), "auto"),
                                 default=int(sel["user_attrs"].get("best_epoch") or final.training.epochs))
-        # the budget, compression and output sections do not change the final model
-        recipe = {k: v for k, v in final.to_dict().items() if k not in ("tune", "compress", "output")}
+        # the budget, ensemble, compression and output sections do not change the final model
+        recipe = {k: v for k, v in final.to_dict().items() if k not in ("tune", "ensemble", "compress", "output")}
         key = {"trial": sel["number"], "params": sel["params"], "epochs": epochs, "recipe": recipe}
         ctx.model_key = digest(key)
         ctx.final_how = f"retrained on train+validation for {epochs} epochs"

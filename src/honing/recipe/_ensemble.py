@@ -34,6 +34,3 @@ class EnsembleSection(Section):
     """greedy: members added, with replacement (weights are multiples of 1/rounds)"""
     calibrate: bool = True
     """classification: fit a temperature on the validation rows"""
-    use: Literal["report", "model"] = "report"
-    """report: ensemble/ beside model/, compared in results.json; model: the ensemble is the run's model
-    when it beats the final model on the validation rows"""

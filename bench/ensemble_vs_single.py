@@ -1,0 +1,148 @@
+"""The ensemble of a search's trials against the best single trial, at no extra training (issue 15).
+
+For each task and seed, one ``honing run`` of the task's recipe with ``seed`` changed and an
+``ensemble:`` section (greedy selection); then the same folder is re-run with ``method:
+stacking`` and ``method: average``: the search and the final model are kept (resumed) and only
+the ensemble stage runs again, so the three methods combine the very same trials. Figures are
+on the test rows, from results.json's ``ensemble.test``:
+
+  best single   the trial with the best validation value, its own weights (trained on the
+                training rows, or its k fold models averaged under cross-validation, like the
+                members)
+  greedy / stacking / average   the ensembles
+  final model   the run's model (retrained on train+validation)
+
+``--distill`` also distills the greedy ensemble of each seed into one student (``honing
+compress ENSEMBLE distill``) and tests it.
+
+Tasks: the example recipes with a single objective (digits-mlp, wine-cv, diabetes-regression,
+breast-cancer as a single-objective search of the multi-objective example's space) and a
+Fashion-MNIST subset CNN (12,000 rows, 8 trials of 8 epochs).
+
+usage: bench/run.sh bench/ensemble_vs_single.py [--tasks digits,wine,...] [--seeds 0,1,2,3,4] [--distill]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+EXAMPLES = HERE.parent / "examples"
+OUT = HERE / "out" / "ensemble"
+
+
+def _example(name: str) -> dict:
+    return yaml.safe_load((EXAMPLES / name).read_text())
+
+
+def _breast_cancer() -> dict:
+    r = _example("breast-cancer-multiobjective.yaml")
+    r["name"] = "breast-cancer"
+    tune = r["tune"]
+    tune.pop("objectives"), tune.pop("select")
+    tune.update(sampler="auto", metric="val_accuracy")
+    return r
+
+
+def _fashion() -> dict:
+    return {
+        "name": "fashion-subset",
+        "data": {"source": "fashion-mnist", "limit": 12000, "val_size": 0.15},
+        "model": {"name": "cnn", "channels": [16, 32], "batch_norm": True, "dropout": 0.2, "head_hidden": 128,
+                  "global_pool": None},
+        "training": {"epochs": 8, "batch_size": 128, "optimizer": {"name": "adamw", "lr": 0.002,
+                                                                    "weight_decay": 0.0005},
+                     "schedule": {"name": "onecycle", "max_lr": 0.004}, "threads": 1},
+        "tune": {"n_trials": 8, "metric": "val_accuracy", "final": "best_trial",
+                 "space": {"training.schedule.max_lr": {"float": [2.0e-3, 1.0e-2], "log": True},
+                           "model.dropout": {"float": [0.05, 0.3]},
+                           "training.optimizer.weight_decay": {"float": [1.0e-5, 1.0e-2], "log": True}}},
+    }
+
+
+TASKS = {
+    "digits": (lambda: _example("digits-mlp.yaml"), 1, "accuracy"),
+    "wine": (lambda: _example("wine-cv.yaml"), 1, "accuracy"),
+    "diabetes": (lambda: _example("diabetes-regression.yaml"), 1, "r2"),
+    "breast-cancer": (_breast_cancer, 1, "accuracy"),
+    "fashion": (_fashion, 2, "accuracy"),
+}
+METHODS = ("stacking", "average", "greedy")  # greedy last: its folder is the one distilled
+STUDENT = {"digits": {"name": "mlp", "hidden": [64]}, "fashion": {"name": "cnn", "channels": [8, 16],
+                                                                  "global_pool": None, "head_hidden": 64}}
+
+
+def run_task(task: str, seed: int, *, distill: bool) -> dict:
+    from honing.pipeline import compress_folder, run
+
+    make, workers, metric = TASKS[task]
+    recipe = make()
+    recipe["seed"] = seed
+    recipe.setdefault("training", {})["threads"] = 1
+    recipe["tune"]["warm_start"] = False  # seeds independent of each other
+    out = OUT / f"{task}-s{seed}"
+    row: dict = {"task": task, "seed": seed, "metric": metric}
+    for method in METHODS:
+        r = copy.deepcopy(recipe)
+        r["ensemble"] = {"method": method}
+        t0 = time.perf_counter()
+        res = run(r, out=out, workers=workers, threads=1, progress=False).results
+        ens = res["ensemble"]
+        stage = next(s for s in res["stages"] if s["stage"] == "ensemble")
+        if method == METHODS[0]:  # the run that searched
+            row["search_s"] = round(res["timings"]["search"], 2)
+            row["trials"] = res["trials"]
+        if method == "greedy":
+            test = ens["test"]
+            row["best_single"] = test["best_single"]["metrics"][metric]
+            row["best_single_ece"] = test["best_single"].get("ece")
+            row["final_model"] = test["final_model"]["metrics"][metric]
+            row["params"] = {"best_single": test["best_single"]["parameters"], "greedy": test["ensemble"]["parameters"]}
+            row["latency_ms"] = {"best_single": test["best_single"]["latency_ms"],
+                                 "greedy": test["ensemble"]["latency_ms"]}
+        row[method] = ens["test"]["ensemble"]["metrics"][metric]
+        row[f"{method}_ece"] = ens["test"]["ensemble"].get("ece")
+        row[f"{method}_members"] = len(ens["members"])
+        row[f"{method}_stage_s"] = stage["seconds"]
+        row[f"{method}_wall_s"] = round(time.perf_counter() - t0, 2)
+    if distill and task in STUDENT:
+        r = copy.deepcopy(recipe)
+        r.pop("tune"), r.pop("ensemble", None)
+        r["compress"] = [{"distill": {"model": STUDENT[task]}}]
+        res = compress_folder(out / "ensemble", r, threads=1, progress=False)
+        stages = {s["stage"]: s for s in res["stages"]}
+        row["student"] = stages["distill"]["metrics"][metric]
+        row["params"]["student"] = stages["distill"]["parameters"]
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("--distill", action="store_true")
+    ap.add_argument("--tag", default="")
+    args = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    rows = []
+    dest = OUT / f"results{args.tag}.jsonl"
+    for task in args.tasks.split(","):
+        for seed in (int(s) for s in args.seeds.split(",")):
+            row = run_task(task, seed, distill=args.distill)
+            rows.append(row)
+            with dest.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"{task} s{seed}: best single {row['best_single']:.4f}  greedy {row['greedy']:.4f} "
+                  f"({row['greedy_members']})  stacking {row['stacking']:.4f}  average {row['average']:.4f}  "
+                  f"final {row['final_model']:.4f}" + (f"  student {row['student']:.4f}" if "student" in row else ""),
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
