@@ -101,12 +101,15 @@ def run_task(task: str, seed: int, *, distill: bool) -> dict:
         if method == "greedy":
             test = ens["test"]
             row["best_single"] = test["best_single"]["metrics"][metric]
+            row["best_single_loss"] = test["best_single"]["metrics"]["loss"]
+            row["final_model_loss"] = test["final_model"]["metrics"]["loss"]
             row["best_single_ece"] = test["best_single"].get("ece")
             row["final_model"] = test["final_model"]["metrics"][metric]
             row["params"] = {"best_single": test["best_single"]["parameters"], "greedy": test["ensemble"]["parameters"]}
             row["latency_ms"] = {"best_single": test["best_single"]["latency_ms"],
                                  "greedy": test["ensemble"]["latency_ms"]}
         row[method] = ens["test"]["ensemble"]["metrics"][metric]
+        row[f"{method}_loss"] = ens["test"]["ensemble"]["metrics"]["loss"]
         row[f"{method}_ece"] = ens["test"]["ensemble"].get("ece")
         row[f"{method}_members"] = len(ens["members"])
         row[f"{method}_stage_s"] = stage["seconds"]
@@ -122,13 +125,44 @@ def run_task(task: str, seed: int, *, distill: bool) -> dict:
     return row
 
 
+def summary(paths: list[Path]) -> None:
+    """Per task, the means over seeds; the ensemble counts as better when its mean beats the best
+    single trial's (accuracy, r2: higher; loss: lower)."""
+    rows = [json.loads(line) for p in paths for line in p.read_text().splitlines() if line.strip()]
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    cols = ["best_single", *METHODS, "final_model"]
+    print(f"{'task':<14}{'metric':<9}{'seeds':>6}" + "".join(f"{c:>13}" for c in cols) + f"{'student':>10}")
+    better = {m: 0 for m in METHODS}
+    for task in tasks:
+        rs = [r for r in rows if r["task"] == task]
+        m = {c: mean([r[c] for r in rs]) for c in cols}
+        student = f"{mean([r['student'] for r in rs]):>10.4f}" if all("student" in r for r in rs) else ""
+        print(f"{task:<14}{rs[0]['metric']:<9}{len(rs):>6}" + "".join(f"{m[c]:>13.4f}" for c in cols) + student)
+        if all("best_single_loss" in r for r in rs):
+            lo = {c: mean([r[f"{c}_loss"] for r in rs]) for c in cols}
+            print(f"{'':<14}{'loss':<9}{'':>6}" + "".join(f"{lo[c]:>13.4f}" for c in cols))
+        for meth in METHODS:
+            better[meth] += m[meth] > m["best_single"]
+        wins = {meth: sum(r[meth] > r["best_single"] for r in rs) for meth in METHODS}
+        losses = {meth: sum(r[meth] < r["best_single"] for r in rs) for meth in METHODS}
+        print(f"{'':<14}{'seeds better/worse than best single: ':<9}" +
+              ", ".join(f"{meth} {wins[meth]}/{losses[meth]}" for meth in METHODS))
+    print("tasks where the ensemble's mean beats the best single trial's: " +
+          ", ".join(f"{meth} {better[meth]}/{len(tasks)}" for meth in METHODS))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--summary", action="store_true", help="print the table of bench/out/ensemble/results*.jsonl")
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--distill", action="store_true")
     ap.add_argument("--tag", default="")
     args = ap.parse_args()
+    if args.summary:
+        summary(sorted(OUT.glob("results*.jsonl")))
+        return
     OUT.mkdir(parents=True, exist_ok=True)
     rows = []
     dest = OUT / f"results{args.tag}.jsonl"

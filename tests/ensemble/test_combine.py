@@ -119,3 +119,24 @@ def test_fit_affine_recovers_a_per_feature_rescaling_and_refuses_anything_else()
     assert E.fit_affine(x, x.clone(), what="same") is None
     with pytest.raises(DataError, match="fold 2 inputs: .*not a rescaling"):
         E.fit_affine(x, x ** 2, what="fold 2 inputs")
+
+
+def test_a_temperature_that_does_not_help_unseen_rows_is_not_applied():
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(4000, 5, generator=g) * 1.5
+    y = torch.multinomial(z.softmax(-1), 1, generator=g)[:, 0]
+    t, why = E.checked_temperature(3.0 * z, y)
+    assert t == pytest.approx(3.0, rel=0.1) and why.startswith("fitted on 4000 rows")
+    # already calibrated: a temperature fitted on one half does not help the other
+    assert E.checked_temperature(z, y)[0] == 1.0
+    # separable rows but one sure mistake: the half without it wants a sharpening temperature,
+    # which makes the mistake on the other half cost far more than it saves
+    y2 = torch.arange(40) % 2
+    z2 = torch.stack([torch.where(y2 == 0, 2.0, -2.0), torch.where(y2 == 1, 2.0, -2.0)], 1)
+    z2[0] = torch.tensor([-2.0, 2.0])
+    t, why = E.checked_temperature(z2, y2)
+    assert t == 1.0 and why.startswith("not applied: a temperature fitted on half the rows raised")
+    # cleanly separable everywhere: sharpening holds up on unseen rows, so it is kept
+    z3 = z2.clone()
+    z3[0] = torch.tensor([2.0, -2.0])
+    assert E.checked_temperature(z3, y2)[0] < 0.5

@@ -22,7 +22,7 @@ In a run, the recipe's ``ensemble:`` section makes the ``ensemble`` stage (docs/
 
 from __future__ import annotations
 
-from honing.ensemble._calibrate import expected_calibration_error, fit_temperature
+from honing.ensemble._calibrate import checked_temperature, expected_calibration_error, fit_temperature
 from honing.ensemble._folds import fit_affine
 from honing.ensemble._model import Affine, EnsembleModel, Member, bag, folder_info, load_ensemble
 from honing.ensemble._select import Selection, as_probabilities, greedy_selection, prediction_loss
@@ -35,6 +35,7 @@ __all__ = [
     "Selection",
     "as_probabilities",
     "bag",
+    "checked_temperature",
     "cross_fitted_predictions",
     "expected_calibration_error",
     "fit_affine",

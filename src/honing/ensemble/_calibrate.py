@@ -57,3 +57,29 @@ def fit_temperature(logits: torch.Tensor, y: torch.Tensor, *, max_iter: int = 10
     if not math.isfinite(t):
         return 1.0
     return min(max(t, 0.05), 20.0)
+
+
+def checked_temperature(logits: torch.Tensor, y: torch.Tensor, *, seed: int = 0) -> tuple[float, str]:
+    """``fit_temperature`` on all rows, kept only when it also lowers the log loss of rows it was
+    not fitted on (2-fold: a temperature fitted on each half, scored on the other); else 1.
+
+    On a small or nearly separable validation split the fitted temperature runs to its bound
+    (0.05: every prediction made nearly certain) and the test log loss gets worse, not better:
+    on wine (151 out-of-fold rows) one seed's test log loss went from 0.12 to 0.30. Returns the
+    temperature and why."""
+    n = len(y)
+    if n < 20:
+        return 1.0, f"not fitted: {n} rows"
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    halves = (order[: n // 2], order[n // 2:])
+    z = logits.detach().double()
+    plain = scaled = 0.0
+    for fit_rows, score_rows in (halves, halves[::-1]):
+        t = fit_temperature(z[fit_rows], y[fit_rows])
+        plain += float(F.cross_entropy(z[score_rows], y[score_rows], reduction="sum"))
+        scaled += float(F.cross_entropy(z[score_rows] / t, y[score_rows], reduction="sum"))
+    if scaled >= plain:
+        return 1.0, (f"not applied: a temperature fitted on half the rows raised the other half's log loss "
+                     f"({scaled / n:.4g} against {plain / n:.4g})")
+    t = fit_temperature(z, y)
+    return t, f"fitted on {n} rows; on rows it was not fitted on it lowered the log loss from {plain / n:.4g} to {scaled / n:.4g}"

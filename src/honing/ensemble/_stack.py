@@ -1,8 +1,8 @@
 """Stacking: a meta-learner on the members' out-of-sample predictions (Wolpert, "Stacked
 generalization", 1992).
 
-The head is a linear model over the members' log-probabilities (multinomial logistic
-regression with an L2 penalty, fitted by L-BFGS) or values (ridge regression), so the stacked
+The head is a linear model over the members' log-probabilities (a weight per member and a
+bias per class, fitted by log loss with L-BFGS) or values (ridge regression), so the stacked
 ensemble stays one small ``nn.Module`` that exports. It trains on predictions the members made
 for rows they did not train on (a holdout split, or each fold's out-of-fold rows), and its own
 score is cross-fitted: each row is scored by a head fitted without that row
@@ -29,9 +29,17 @@ def stack_features(preds: Sequence[torch.Tensor], task: str) -> torch.Tensor:
 
 def fit_stacker(preds: Sequence[torch.Tensor], y: torch.Tensor, *, task: str, l2: float = 1e-2,
                 max_iter: int = 200) -> nn.Linear:
-    """A linear head over ``stack_features(preds)``: multinomial logistic regression
-    (classification; ``preds`` are probabilities) or ridge regression (values), with penalty ``l2``
-    on the weights (not the bias). Starts from the plain average of the members."""
+    """A linear head over ``stack_features(preds)``.
+
+    Classification (``preds`` are probabilities): one weight per member and one bias per class,
+    ``logits = sum_m a_m log p_m + b``, fitted by log loss with the penalty ``l2 * sum (a_m -
+    1/M)^2`` (towards the members' geometric mean). A full matrix over every member's every
+    class (M*K*K weights) overfits the few hundred validation rows a search usually has: on
+    digits (10 classes, 270 validation rows, 5 seeds) it scored 0.964 mean test accuracy against
+    this head's 0.971, and 5.2 points under the best single trial on one seed (bench/README.md).
+    The head is an ``nn.Linear`` whose weight is ``[a_1 I, ..., a_M I]``.
+    Regression (values): ridge regression on the members' values, penalty ``l2`` (not the bias).
+    """
     if not preds:
         raise ConfigError("fit_stacker needs at least one member's predictions; got none")
     if not l2 >= 0:
@@ -48,18 +56,22 @@ def fit_stacker(preds: Sequence[torch.Tensor], y: torch.Tensor, *, task: str, l2
             head.weight.copy_(sol[:-1].T)
             head.bias.copy_(sol[-1])
         return head.float()
-    with torch.no_grad():  # the average of the members' log-probabilities
-        head.weight.copy_(torch.cat([torch.eye(k, dtype=x.dtype) / m] * m, dim=1))
-        head.bias.zero_()
-    opt = torch.optim.LBFGS(head.parameters(), lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
+    logp = x.reshape(len(x), m, k)  # (N, M, K)
+    a = torch.full((m,), 1.0 / m, dtype=x.dtype, requires_grad=True)
+    b = torch.zeros(k, dtype=x.dtype, requires_grad=True)
+    opt = torch.optim.LBFGS([a, b], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = F.cross_entropy(head(x), y) + l2 * head.weight.pow(2).sum() / 2
+        logits = torch.einsum("m,nmk->nk", a, logp) + b
+        loss = F.cross_entropy(logits, y) + l2 * (a - 1.0 / m).pow(2).sum()
         loss.backward()
         return loss
 
     opt.step(closure)
+    with torch.no_grad():
+        head.weight.copy_(torch.cat([a.detach()[i] * torch.eye(k, dtype=x.dtype) for i in range(m)], dim=1))
+        head.bias.copy_(b.detach())
     return head.float()
 
 

@@ -110,7 +110,8 @@ def _build_ensemble(ctx: RunContext, section: Any, candidates: list[dict[str, An
     selection = None
     cross_fitted = None
     if section.method == "greedy":
-        selection = E.greedy_selection(preds, y, task=task, rounds=section.rounds)
+        selection = E.greedy_selection(preds, y, task=task, rounds=section.rounds, init=min(section.init, len(preds)),
+                                       bags=section.bags, seed=rec.seed)
         weights: list[float] | None = selection.weights
         head = None
         mix = sum(w * p for w, p in zip(weights, preds))
@@ -127,9 +128,9 @@ def _build_ensemble(ctx: RunContext, section: Any, candidates: list[dict[str, An
     if head is None:  # members with no weight are left out of the model
         members, sections, weights = [members[i] for i in keep], [sections[i] for i in keep], [weights[i] for i in keep]
         candidates = [candidates[i] for i in keep]
-    temperature = 1.0
+    temperature, calibration = 1.0, "not fitted (regression)" if task == "regression" else "off (calibrate: false)"
     if task == "classification" and section.calibrate:
-        temperature = E.fit_temperature(mix.clamp_min(1e-12).log(), y)
+        temperature, calibration = E.checked_temperature(mix.clamp_min(1e-12).log(), y, seed=rec.seed)
     model = E.EnsembleModel(members, task=task, weights=weights, head=head, temperature=temperature).eval()
 
     single = [E.prediction_loss(p, y, task) for p in preds]
@@ -137,6 +138,7 @@ def _build_ensemble(ctx: RunContext, section: Any, candidates: list[dict[str, An
     rows_name = "out-of-fold train+validation rows" if cv else "validation rows"
     out: dict[str, Any] = {
         "method": section.method, "rows": f"{len(y)} {rows_name}", "temperature": round(temperature, 4),
+        "calibration": calibration,
         "selection_loss": {"ensemble": round(chosen["loss"], 6), "best_single": round(min(single), 6),
                            "what": "log loss" if task == "classification" else "mean squared error (scaled target)",
                            "note": ("the ensemble's weights were chosen on these rows (optimistic)" if head is None

@@ -32,5 +32,9 @@ class EnsembleSection(Section):
     """the best finished trials (by their validation value) the ensemble may use"""
     rounds: Annotated[int, Field(ge=1, le=1000)] = 25
     """greedy: members added, with replacement (weights are multiples of 1/rounds)"""
+    init: Annotated[int, Field(ge=1, le=64)] = 1
+    """greedy: the best trials that enter once each before the greedy additions (sorted initialisation)"""
+    bags: Annotated[int, Field(ge=1, le=100)] = 1
+    """greedy: selections averaged, each among a random half of the candidates (bagged selection)"""
     calibrate: bool = True
     """classification: fit a temperature on the validation rows"""
