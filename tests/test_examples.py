@@ -72,3 +72,16 @@ def test_breast_cancer_multiobjective_keeps_a_pareto_front(tmp_path: Path) -> No
 def test_every_example_validates(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(path)]) == 0
     assert "valid" in capsys.readouterr().out
+
+
+def test_digits_ensemble_combines_trials_into_a_model_folder(tmp_path: Path) -> None:
+    results = _run("digits-ensemble.yaml", tmp_path / "ens", "--n-trials", "6")
+    ens = results["ensemble"]
+    assert ens["method"] == "greedy" and len(ens["members"]) >= 1
+    assert abs(sum(m["weight"] for m in ens["members"]) - 1) < 1e-6
+    assert ens["selection_loss"]["ensemble"] <= ens["selection_loss"]["best_single"] + 1e-9
+    assert ens["test"]["ensemble"]["metrics"]["accuracy"] >= 0.9
+    from honing.artifacts import load_model
+
+    again = load_model(tmp_path / "ens" / "ensemble").evaluate("sklearn:digits")
+    assert again["accuracy"] == pytest.approx(ens["test"]["ensemble"]["metrics"]["accuracy"], abs=1e-6)
