@@ -14,6 +14,7 @@ from honing.models._cnn import CNN
 from honing.models._common import check_shape
 from honing.models._init import InitSpec, initialize, resolve_init
 from honing.models._mlp import MLP
+from honing.models._mobile import MobileNet
 from honing.models._rnn import RNN
 from honing.models._transformer import Transformer
 
@@ -25,6 +26,9 @@ MODELS.register("mlp", MLP, description="multi-layer perceptron on flattened inp
                 inputs="any shape (flattened)", example_input_shape=(2, 6))
 MODELS.register("cnn", CNN, description="2-D convolutional network with global pooling or a flatten before the head",
                 inputs="(C, H, W) or (H, W)", example_input_shape=(2, 9, 7))
+MODELS.register("mobilenet", MobileNet, description="image network of efficient blocks (inverted residual, "
+                "depthwise-separable, squeeze-excitation), one spec per block", inputs="(C, H, W) or (H, W)",
+                example_input_shape=(2, 9, 7))
 MODELS.register("rnn", RNN, description="LSTM/GRU over sequences",
                 inputs="(T, F) or (L,)", example_input_shape=(7, 3))
 MODELS.register("transformer", Transformer, description="transformer encoder over sequences",
