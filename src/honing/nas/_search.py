@@ -1,0 +1,143 @@
+"""``search``: a strategy against any objective that maps an architecture to a score (or scores).
+
+The objective may train a network, look an architecture up in a published tabular benchmark,
+or compute anything else. Each evaluation goes to a JSON-lines journal when one is given; a
+search started again on the same journal replays the recorded scores (the strategies are
+deterministic given their seed and scores) and continues where it stopped. An objective that
+raises is recorded as failed (its scores the worst possible) and the search goes on. An
+architecture proposed again is not evaluated again: its recorded scores are reused (it still
+counts against the budget).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from honing._core import ConfigError, check_int
+from honing.nas._space import Arch, ArchSpace, key
+from honing.nas._strategies import create_strategy, pareto_ranks
+
+
+@dataclass
+class NasResult:
+    """Every evaluation in order (``history``: arch, scores as the objective returned them,
+    seconds, cached, error) and the directions; ``best`` (one objective) or ``pareto``."""
+
+    directions: list[str]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def _signed(self, scores: Sequence[float | None]) -> tuple[float, ...]:
+        return tuple(-math.inf if s is None or not math.isfinite(s) else (s if d == "maximize" else -s)
+                     for s, d in zip(scores, self.directions))
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        ok = [h for h in self.history if h["error"] is None]
+        return max(ok, key=lambda h: (self._signed(h["scores"])[0], -h["index"])) if ok else None
+
+    @property
+    def pareto(self) -> list[dict[str, Any]]:
+        """The non-dominated evaluations (distinct architectures), in the order they were found."""
+        seen, ok = set(), []
+        for h in self.history:
+            if h["error"] is None and key(h["arch"]) not in seen:
+                seen.add(key(h["arch"]))
+                ok.append(h)
+        ranks = pareto_ranks([self._signed(h["scores"]) for h in ok])
+        return [h for h, r in zip(ok, ranks) if r == 0]
+
+    def best_so_far(self) -> list[float]:
+        """The best first score after each evaluation (in the objective's own sign)."""
+        out, best = [], -math.inf
+        sign = 1.0 if self.directions[0] == "maximize" else -1.0
+        for h in self.history:
+            best = max(best, self._signed(h["scores"])[0])
+            out.append(sign * best)
+        return out
+
+
+def search(space: ArchSpace, objective: Callable[[Arch], float | Sequence[float]], *, strategy: str = "evolution",
+           budget: int = 100, seed: int = 0, directions: Sequence[str] = ("maximize",),
+           journal: str | Path | None = None, progress: bool = False, **options: Any) -> NasResult:
+    """Run ``strategy`` for ``budget`` proposals of architectures of ``space`` against
+    ``objective``; ``directions`` says for each score whether higher (``maximize``) or lower
+    (``minimize``) is better; ``options`` go to the strategy (``population``, ``sample``, ``lr``,
+    ...). With ``journal`` every evaluation is appended there and a later call resumes it."""
+    if not isinstance(space, ArchSpace):
+        raise ConfigError(f"invalid space: got {type(space).__name__}; allowed: a honing.nas.ArchSpace")
+    budget = check_int("budget", budget, low=1)
+    directions = list(directions)
+    if not directions or any(d not in ("maximize", "minimize") for d in directions):
+        raise ConfigError(f"invalid directions: got {directions!r}; allowed: a list of 'maximize' / 'minimize'")
+    plan = create_strategy(strategy, space, seed=seed, objectives=len(directions), **options)
+    result = NasResult(directions)
+    done = _read_journal(journal) if journal is not None else []
+    cache: dict[str, dict[str, Any]] = {}
+    for index in range(budget):
+        arch = space.check(plan.ask())
+        k = key(arch)
+        if index < len(done):
+            record = done[index]
+            if key(record["arch"]) != k:
+                raise ConfigError(f"invalid journal {str(journal)!r}: evaluation {index} was {record['arch']!r}, this "
+                                  f"search proposes {arch!r}; allowed: the journal of the same space, strategy, "
+                                  "options and seed (or a new journal)")
+        elif k in cache:
+            record = {**cache[k], "index": index, "cached": True, "seconds": 0.0}
+            _append(journal, record)
+        else:
+            record = _evaluate(objective, arch, index, len(directions))
+            _append(journal, record)
+        cache.setdefault(k, record)
+        result.history.append(record)
+        plan.tell(arch, result._signed(record["scores"]))
+        if progress:
+            best = result.best_so_far()[-1]
+            print(f"honing: nas {strategy}: {index + 1}/{budget}: {record['scores']} (best {best:.6g})",
+                  file=sys.stderr, flush=True)
+    return result
+
+
+def _evaluate(objective: Callable[[Arch], Any], arch: Arch, index: int, n: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    error = None
+    try:
+        out = objective(dict(arch))
+        scores = [float(v) for v in (out if isinstance(out, Sequence) else [out])]
+        if len(scores) != n:
+            raise ConfigError(f"the objective returned {len(scores)} score(s); the search has {n} direction(s)")
+    except Exception as err:  # a failed candidate is recorded; the search goes on
+        scores, error = [None] * n, f"{type(err).__name__}: {err}"[:300]
+    return {"index": index, "arch": dict(arch), "scores": scores, "seconds": round(time.perf_counter() - t0, 4),
+            "cached": False, "error": error}
+
+
+def _read_journal(path: str | Path) -> list[dict[str, Any]]:
+    p = Path(path)
+    if not p.is_file():
+        return []
+    out, kept = [], []
+    for line in p.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:  # a line cut short by a crash: dropped, and that candidate evaluated again
+            p.write_text("".join(k + "\n" for k in kept))
+            break
+        out.append(record)
+        kept.append(line)
+    return out
+
+
+def _append(path: str | Path | None, record: dict[str, Any]) -> None:
+    if path is None:
+        return
+    with Path(path).open("a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()

@@ -1,0 +1,124 @@
+"""Architecture spaces: named decisions, each a list of choices.
+
+An architecture is a plain dict ``{decision: choice}``. A layer-wise space has one decision per
+layer and property (``op_0``, ``kernel_0``, ...); ``mobile_space`` builds one over the
+``mobilenet`` blocks and ``mobile_blocks(arch)`` turns an architecture into the model's block
+list. A strategy needs only what ``ArchSpace`` gives: a random architecture, the neighbours
+of one (every architecture one decision away), and the choices of each decision.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from honing._core import ConfigError
+
+Arch = dict[str, Any]
+
+
+class ArchSpace:
+    """``decisions``: name -> a non-empty list of choices (JSON values)."""
+
+    def __init__(self, decisions: Mapping[str, Sequence[Any]]) -> None:
+        if not isinstance(decisions, Mapping) or not decisions:
+            raise ConfigError(f"invalid architecture space: got {decisions!r}; allowed: a non-empty mapping of "
+                              "decision name -> list of choices")
+        self.decisions: dict[str, list[Any]] = {}
+        for name, choices in decisions.items():
+            if not isinstance(name, str) or not name:
+                raise ConfigError(f"invalid decision name {name!r}; allowed: a non-empty string")
+            if isinstance(choices, (str, bytes)) or not isinstance(choices, Sequence) or len(choices) == 0:
+                raise ConfigError(f"invalid choices for decision {name!r}: got {choices!r}; allowed: a non-empty list")
+            keys = [key(c) for c in choices]
+            if len(set(keys)) != len(keys):
+                raise ConfigError(f"invalid choices for decision {name!r}: got {list(choices)!r}; allowed: distinct values")
+            self.decisions[name] = list(choices)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.decisions)
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for choices in self.decisions.values():
+            n *= len(choices)
+        return n
+
+    def sample(self, rng: random.Random) -> Arch:
+        return {name: rng.choice(choices) for name, choices in self.decisions.items()}
+
+    def neighbours(self, arch: Arch) -> list[Arch]:
+        """Every architecture that differs from ``arch`` in one decision."""
+        out = []
+        for name, choices in self.decisions.items():
+            for c in choices:
+                if key(c) != key(arch[name]):
+                    out.append({**arch, name: c})
+        return out
+
+    def mutate(self, arch: Arch, rng: random.Random) -> Arch:
+        """``arch`` with one decision (among those with a choice left) changed at random."""
+        free = [n for n, c in self.decisions.items() if len(c) > 1]
+        if not free:
+            return dict(arch)
+        name = rng.choice(free)
+        others = [c for c in self.decisions[name] if key(c) != key(arch[name])]
+        return {**arch, name: rng.choice(others)}
+
+    def check(self, arch: Any) -> Arch:
+        """``arch`` if it is an architecture of this space, else a ConfigError saying what is wrong."""
+        if not isinstance(arch, Mapping) or set(arch) != set(self.decisions):
+            got = sorted(arch) if isinstance(arch, Mapping) else arch
+            raise ConfigError(f"invalid architecture: got {got!r}; allowed: one choice for each of "
+                              f"{', '.join(self.decisions)}")
+        for name, value in arch.items():
+            if key(value) not in {key(c) for c in self.decisions[name]}:
+                raise ConfigError(f"invalid architecture: {name} = {value!r}; allowed: {self.decisions[name]!r}")
+        return dict(arch)
+
+
+def key(value: Any) -> str:
+    """A hashable, order-stable form of a choice or an architecture."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def mobile_space(*, blocks: int = 5, ops: Sequence[str] = ("ir", "dsconv", "conv"), kernels: Sequence[int] = (3, 5),
+                 expand: Sequence[int] = (2, 4, 6), widths: Sequence[int] = (8, 16, 24, 32, 48),
+                 se: Sequence[bool] = (False, True), strides: Mapping[int, int] | None = None,
+                 skippable: bool = True) -> ArchSpace:
+    """A layer-wise space over ``mobilenet`` blocks: for each of ``blocks`` layers its op, kernel,
+    expansion, output width and squeeze-excitation; ``strides`` fixes which layers halve the
+    image (default: the second and the fourth); with ``skippable`` every layer but the first
+    may be ``none`` (left out: the depth is searched too)."""
+    strides = dict(strides) if strides is not None else {1: 2, 3: 2}
+    decisions: dict[str, list[Any]] = {}
+    for i in range(blocks):
+        decisions[f"op_{i}"] = list(ops) + (["none"] if skippable and i > 0 and strides.get(i, 1) == 1 else [])
+        decisions[f"kernel_{i}"] = list(kernels)
+        decisions[f"expand_{i}"] = list(expand)
+        decisions[f"width_{i}"] = list(widths)
+        decisions[f"se_{i}"] = list(se)
+    space = ArchSpace(decisions)
+    space.strides = strides  # type: ignore[attr-defined]
+    return space
+
+
+def mobile_blocks(arch: Arch, *, strides: Mapping[int, int] | None = None) -> list[dict[str, Any]]:
+    """The ``mobilenet`` block list of an architecture of ``mobile_space`` (``none`` layers left out)."""
+    strides = dict(strides) if strides is not None else {1: 2, 3: 2}
+    out = []
+    i = 0
+    while f"op_{i}" in arch:
+        op = arch[f"op_{i}"]
+        if op != "none":
+            block = {"op": op, "out": int(arch[f"width_{i}"]), "kernel": int(arch[f"kernel_{i}"]),
+                     "stride": int(strides.get(i, 1)), "se": bool(arch[f"se_{i}"])}
+            if op == "ir":
+                block["expand"] = int(arch[f"expand_{i}"])
+            out.append(block)
+        i += 1
+    return out

@@ -1,0 +1,111 @@
+"""``honing.nas.search``: every strategy finds a known optimum, evolution ages its population,
+a search resumes from its journal, failures are recorded, several objectives give a front."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from honing import ConfigError, nas
+from honing.models import create_model
+
+SPACE = nas.ArchSpace({f"d{i}": [0, 1, 2, 3] for i in range(8)})  # 65,536 architectures
+TARGET = {f"d{i}": (3 * i) % 4 for i in range(8)}
+
+
+def matches(arch):
+    return sum(arch[k] == TARGET[k] for k in arch)  # 8 at the one optimum
+
+
+@pytest.mark.parametrize("strategy", ["evolution", "local", "reinforce", "tpe"])
+def test_each_strategy_finds_the_optimum_of_a_toy_space_within_its_budget(strategy):
+    result = nas.search(SPACE, matches, strategy=strategy, budget=200, seed=0)
+    assert result.best["scores"] == [8.0] and result.best["arch"] == TARGET
+    # random search on the same budget: 200 of 65,536 architectures; it does not get there
+    assert nas.search(SPACE, matches, strategy="random", budget=200, seed=0).best["scores"][0] < 8
+
+
+def test_random_search_finds_the_optimum_of_a_small_space():
+    small = nas.ArchSpace({"a": [1, 2, 3], "b": ["x", "y"]})
+    result = nas.search(small, lambda a: a["a"] * (2 if a["b"] == "y" else 1), strategy="random", budget=40, seed=0)
+    assert result.best["arch"] == {"a": 3, "b": "y"}
+
+
+def test_regularized_evolution_ages_out_even_its_best_member():
+    evo = nas.RegularizedEvolution(SPACE, seed=0, population=5, sample=2)
+    told = []
+    for i in range(12):
+        arch = evo.ask()
+        evo.tell(arch, (100.0 if i == 0 else float(matches(arch)),))  # the first is by far the best
+        told.append(arch)
+    assert [a for a, _ in evo.population] == told[-5:]  # the 5 most recent, the best one gone
+    assert evo.born == 12 and max(s[0] for _, s in evo.population) < 100
+
+
+def test_a_search_resumes_from_its_journal_without_evaluating_again(tmp_path):
+    calls = []
+
+    def counted(arch):
+        calls.append(arch)
+        return matches(arch)
+
+    journal = tmp_path / "nas.jsonl"
+    nas.search(SPACE, counted, strategy="evolution", budget=30, seed=3, journal=journal)
+    first = len(calls)
+    resumed = nas.search(SPACE, counted, strategy="evolution", budget=50, seed=3, journal=journal)
+    whole = nas.search(SPACE, matches, strategy="evolution", budget=50, seed=3)
+    assert [h["arch"] for h in resumed.history] == [h["arch"] for h in whole.history]
+    assert len(calls) - first == sum(not h["cached"] for h in whole.history[30:])  # only the new ones ran
+    with pytest.raises(ConfigError, match="journal"):
+        nas.search(SPACE, matches, strategy="evolution", budget=50, seed=4, journal=journal)
+
+
+def test_a_failing_candidate_is_recorded_and_the_search_goes_on():
+    def fragile(arch):
+        if arch["d0"] == 0:
+            raise RuntimeError("out of memory")
+        return matches(arch)
+
+    result = nas.search(SPACE, fragile, strategy="local", budget=60, seed=1)
+    failed = [h for h in result.history if h["error"]]
+    assert failed and all(h["error"] == "RuntimeError: out of memory" and h["scores"] == [None] for h in failed)
+    assert len(result.history) == 60 and result.best["error"] is None
+
+
+def test_two_objectives_give_a_pareto_front_and_single_objective_strategies_refuse():
+    def two(arch):  # matches against size: the front trades one for the other
+        return matches(arch), sum(arch.values())
+
+    result = nas.search(SPACE, two, strategy="evolution", budget=120, seed=0, directions=["maximize", "minimize"])
+    front = result.pareto
+    assert len(front) >= 2
+    for a in front:  # no evaluation dominates a point of the front
+        for b in result.history:
+            better = b["scores"][0] >= a["scores"][0] and b["scores"][1] <= a["scores"][1]
+            assert not (better and b["scores"] != a["scores"])
+    with pytest.raises(ConfigError, match="allowed: random, evolution, tpe"):
+        nas.search(SPACE, two, strategy="local", budget=5, directions=["maximize", "minimize"])
+
+
+def test_a_mobile_space_architecture_builds_a_mobilenet():
+    space = nas.mobile_space(blocks=4)
+    import random
+
+    arch = space.sample(random.Random(0))
+    arch.update(op_2="none", op_0="ir", se_0=True)
+    blocks = nas.mobile_blocks(arch)
+    assert len(blocks) == 3 and blocks[0]["se"] and blocks[1]["stride"] == 2 and "expand" in blocks[0]
+    model = create_model("mobilenet", input_shape=(1, 16, 16), num_outputs=4, blocks=blocks)
+    assert model(torch.zeros(2, 1, 16, 16)).shape == (2, 4)
+    assert "none" not in space.decisions["op_1"]  # a layer that halves the image is never left out
+
+
+def test_bad_spaces_and_options_are_named():
+    with pytest.raises(ConfigError, match="decision 'a'"):
+        nas.ArchSpace({"a": []})
+    with pytest.raises(ConfigError, match="distinct"):
+        nas.ArchSpace({"a": [1, 1]})
+    with pytest.raises(ConfigError, match="strategy: got 'darts'"):
+        nas.search(SPACE, matches, strategy="darts")
+    with pytest.raises(ConfigError, match="options for strategy 'evolution'"):
+        nas.search(SPACE, matches, strategy="evolution", mutation_rate=0.5)
