@@ -43,7 +43,7 @@ def test_bad_sizes():
 
 
 def test_unknown_model_lists_close_matches():
-    with pytest.raises(UnknownNameError, match="'cnnn'.*'cnn'.*Allowed: cnn, mlp"):
+    with pytest.raises(UnknownNameError, match="'cnnn'.*'cnn'.*Allowed: cellnet, cnn, mlp, mobilenet"):
         create_model("cnnn", input_shape=(3,), num_outputs=2)
 
 

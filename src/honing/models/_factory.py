@@ -10,6 +10,7 @@ from torch import nn
 
 from honing._core import ConfigError, Registry
 from honing.models._activations import check_kwargs
+from honing.models._cell import CellNet
 from honing.models._cnn import CNN
 from honing.models._common import check_shape
 from honing.models._init import InitSpec, initialize, resolve_init
@@ -29,6 +30,8 @@ MODELS.register("cnn", CNN, description="2-D convolutional network with global p
 MODELS.register("mobilenet", MobileNet, description="image network of efficient blocks (inverted residual, "
                 "depthwise-separable, squeeze-excitation), one spec per block", inputs="(C, H, W) or (H, W)",
                 example_input_shape=(2, 9, 7))
+MODELS.register("cellnet", CellNet, description="stages of a repeated cell, a 4-node DAG whose 6 edges each choose "
+                "an operation (the NAS-Bench-201 cell space)", inputs="(C, H, W) or (H, W)", example_input_shape=(2, 9, 7))
 MODELS.register("rnn", RNN, description="LSTM/GRU over sequences",
                 inputs="(T, F) or (L,)", example_input_shape=(7, 3))
 MODELS.register("transformer", Transformer, description="transformer encoder over sequences",

@@ -20,7 +20,7 @@ Strategies: ``random``, ``evolution`` (regularized, aging), ``local`` (local sea
 from __future__ import annotations
 
 from honing.nas._search import NasResult, search
-from honing.nas._space import ArchSpace, mobile_blocks, mobile_space
+from honing.nas._space import ArchSpace, cell_ops, cell_space, mobile_blocks, mobile_space
 from honing.nas._strategies import (
     STRATEGIES,
     LocalSearch,
@@ -41,6 +41,8 @@ __all__ = [
     "RandomSearch",
     "RegularizedEvolution",
     "Reinforce",
+    "cell_ops",
+    "cell_space",
     "create_strategy",
     "mobile_blocks",
     "mobile_space",
