@@ -250,6 +250,18 @@ def _compress_exit(compressed: dict[str, Any] | None) -> int:
     return EXIT_FAILURE if failed else EXIT_OK
 
 
+def _print_nas(n: dict[str, Any] | None) -> None:
+    if not n:
+        return
+    show = lambda o, v: f"{o} {v:,.0f}" if o == "params" else f"{o} {v:.4g}"  # noqa: E731
+    chosen = ", ".join(show(o, v) for o, v in zip(n["objectives"], n["chosen"]["scores"]))
+    base = ", ".join(show(o, v) for o, v in zip(n["objectives"], n["baseline"]["scores"]))
+    print(f"  architecture: {n['strategy']} over {n['size']:,} ({n['space']} space), {n['evaluated']} candidates "
+          f"trained {n['epochs']} epochs" + (f", {n['failed']} failed" if n["failed"] else ""))
+    print(f"    chose candidate {n['chosen']['index']}: {chosen}; the recipe's own architecture: {base}"
+          + (f"; Pareto front of {len(n['front'])}" if n["front"] else ""))
+
+
 def _print_ensemble(ens: dict[str, Any] | None, primary: str | None) -> None:
     if not ens:
         return
@@ -532,6 +544,7 @@ def _print_summary(folder: Path, results: dict[str, Any]) -> None:
             print(f"    {results['tie_break']}", file=out)
         for k, v in (results.get("best_params") or {}).items():
             print(f"    {k} = {v}", file=out)
+    _print_nas(results.get("nas"))
     print(f"  final model:  {results.get('final_model')}", file=out)
     fv = results.get("final_validation")
     if fv and fv.get("value") is not None:

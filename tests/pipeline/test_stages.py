@@ -19,10 +19,10 @@ def _outcomes(results: dict) -> dict[str, str]:
 
 def test_run_and_train_are_two_stage_lists() -> None:
     run_list, train_list = list_stages("run"), list_stages("train")
-    assert run_list[:4] == ["data", "search", "select", "final_fit"] and "fit" not in run_list
-    assert train_list[:2] == ["data", "fit"] and "search" not in train_list
+    assert run_list[:5] == ["data", "nas", "search", "select", "final_fit"] and "fit" not in run_list
+    assert train_list[:3] == ["data", "nas", "fit"] and "search" not in train_list
     after = ["baselines", "transfer", "save", "reference", "compress", "results", "card", "report"]
-    assert run_list[4:] == ["test", "ensemble", *after] and train_list[2:] == ["test", *after]
+    assert run_list[5:] == ["test", "ensemble", *after] and train_list[3:] == ["test", *after]
     assert set(run_list) | set(train_list) <= set(list_stages())
 
 

@@ -67,7 +67,8 @@ def search(space: ArchSpace, objective: Callable[[Arch], float | Sequence[float]
            budget: int = 100, seed: int = 0, directions: Sequence[str] = ("maximize",),
            journal: str | Path | None = None, progress: bool = False, **options: Any) -> NasResult:
     """Run ``strategy`` for ``budget`` proposals of architectures of ``space`` against
-    ``objective``; ``directions`` says for each score whether higher (``maximize``) or lower
+    ``objective`` (a score, a list of scores, or ``{"scores": ..., "info": {...}}`` whose info
+    is kept in the record); ``directions`` says for each score whether higher (``maximize``) or lower
     (``minimize``) is better; ``options`` go to the strategy (``population``, ``sample``, ``lr``,
     ...). With ``journal`` every evaluation is appended there and a later call resumes it."""
     if not isinstance(space, ArchSpace):
@@ -110,13 +111,19 @@ def _evaluate(objective: Callable[[Arch], Any], arch: Arch, index: int, n: int) 
     error = None
     try:
         out = objective(dict(arch))
+        info = None
+        if isinstance(out, dict):  # {"scores": ..., "info": {...}}: the info is kept in the record
+            out, info = out.get("scores"), out.get("info")
         scores = [float(v) for v in (out if isinstance(out, Sequence) else [out])]
         if len(scores) != n:
             raise ConfigError(f"the objective returned {len(scores)} score(s); the search has {n} direction(s)")
     except Exception as err:  # a failed candidate is recorded; the search goes on
-        scores, error = [None] * n, f"{type(err).__name__}: {err}"[:300]
-    return {"index": index, "arch": dict(arch), "scores": scores, "seconds": round(time.perf_counter() - t0, 4),
-            "cached": False, "error": error}
+        scores, error, info = [None] * n, f"{type(err).__name__}: {err}"[:300], None
+    record = {"index": index, "arch": dict(arch), "scores": scores, "seconds": round(time.perf_counter() - t0, 4),
+              "cached": False, "error": error}
+    if info is not None:
+        record["info"] = info
+    return record
 
 
 def _read_journal(path: str | Path) -> list[dict[str, Any]]:

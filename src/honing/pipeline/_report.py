@@ -51,7 +51,7 @@ def report_data(results: dict[str, Any], *, study: Any, history: list[dict[str, 
         final_validation=results.get("final_validation"),
         warnings=list(results.get("warnings") or []),
         tie_break=results.get("tie_break"),
-        extra_tables=(_transfer_tables(results.get("transfer")) + _ensemble_tables(results.get("ensemble"),
+        extra_tables=(_nas_tables(results.get("nas")) + _transfer_tables(results.get("transfer")) + _ensemble_tables(results.get("ensemble"),
                                                                                    results.get("primary_metric"))
                       + _compress_tables(results.get("compress"))),
     )
@@ -72,6 +72,34 @@ def _transfer_tables(t: dict[str, Any] | None) -> list[dict[str, Any]]:
                  ["forgetting (points)", f"{100 * old['forgetting']:.2f}"]]
     return [{"title": "Fine-tuning", "columns": ["", ""], "rows": rows,
              "note": "LoRA adapters are merged into the saved model." if t["strategy"] == "lora" else ""}]
+
+
+def _nas_tables(n: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The architecture search: the chosen architecture beside the recipe's own, and the front."""
+    if not n:
+        return []
+
+    def arch(model: Any) -> str:
+        if isinstance(model, str):
+            return model
+        value = next(iter(model.values()))
+        if isinstance(value, list) and value and isinstance(value[0], dict):  # mobilenet blocks
+            return "; ".join(f"{b.get('op', 'ir')} {b['out']} k{b.get('kernel', 3)}"
+                             + (f" x{b['expand']}" if "expand" in b else "")
+                             + (" s2" if b.get("stride") == 2 else "") + (" se" if b.get("se") else "") for b in value)
+        return ", ".join(map(str, value))
+
+    fmt = lambda o, v: f"{v:,.0f}" if o == "params" else f"{v:.4g}"  # noqa: E731
+    rows = [["chosen", n["chosen"]["index"], arch(n["chosen"]["model"]),
+             *[fmt(o, v) for o, v in zip(n["objectives"], n["chosen"]["scores"])]],
+            ["the recipe's own", "", arch(n["baseline"]["model"]),
+             *[fmt(o, v) for o, v in zip(n["objectives"], n["baseline"]["scores"])]]]
+    rows += [["Pareto front", f["index"], arch(f["model"]), *[fmt(o, v) for o, v in zip(n["objectives"], f["scores"])]]
+             for f in n["front"]]
+    note = (f"{n['strategy']} over {n['size']:,} architectures of the {n['space']} space: {n['evaluated']} candidates, "
+            f"{n['failed']} failed, {n['seconds']:.0f} s. {n['note']}.")
+    return [{"title": "Architecture search", "columns": ["", "candidate", "architecture", *n["objectives"]],
+             "rows": rows, "note": note}]
 
 
 def _ensemble_tables(e: dict[str, Any] | None, primary: str | None) -> list[dict[str, Any]]:

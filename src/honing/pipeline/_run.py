@@ -19,6 +19,7 @@ from honing.pipeline._build import as_recipe
 from honing.pipeline._card import CardStage
 from honing.pipeline._context import RunContext, RunOptions
 from honing.pipeline._ensemble import EnsembleStage
+from honing.pipeline._nas import NasStage
 from honing.pipeline._stage_model import FinalFitStage, FitStage, TestStage
 from honing.pipeline._stage_output import (
     BaselinesStage,
@@ -111,6 +112,7 @@ def _register_builtin() -> None:
                   ResultsStage(), CardStage(), ReportStage()):
         register_stage(stage, lists=both)
     register_stage(EnsembleStage(), lists=("run",), after="test")
+    register_stage(NasStage(), lists=both, after="data")
 
 
 _register_builtin()

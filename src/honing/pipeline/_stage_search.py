@@ -193,9 +193,10 @@ def check_same_study(out: Path, recipe: dict[str, Any], *, bound: bool = True) -
     if lock.is_file() and not bound:
         taken_over = json.loads(lock.read_text()) != recipe
         lock.unlink()
-    # the budget may change, the compression steps (they run on the final model, after the study) and
-    # the ensemble's options (it combines the trials after the study)
-    strip = lambda r: {**{k: v for k, v in r.items() if k not in ("compress", "ensemble")},  # noqa: E731
+    # the budget may change, the compression steps (they run on the final model, after the study),
+    # the ensemble's options (it combines the trials after the study) and the architecture search's
+    # (what it chose is the model section, compared like the rest)
+    strip = lambda r: {**{k: v for k, v in r.items() if k not in ("compress", "ensemble", "nas")},  # noqa: E731
                        "tune": {k: v for k, v in (r.get("tune") or {}).items() if k not in _BUDGET_FIELDS}}
     if lock.is_file():
         before = json.loads(lock.read_text())

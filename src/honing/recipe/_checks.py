@@ -22,7 +22,8 @@ _MAX_CANDIDATES = 12  # values per parameter tried against the schema
 
 
 def check_recipe(recipe: Recipe) -> Problems:
-    problems = _check_model(recipe) + _check_task(recipe) + _check_logged(recipe) + _check_ensemble(recipe)
+    problems = (_check_model(recipe) + _check_task(recipe) + _check_logged(recipe) + _check_ensemble(recipe)
+                + _check_nas(recipe))
     if recipe.tune is None:
         es = recipe.training.early_stopping
         if es is not None and es.monitor.startswith("val_") and recipe.data.val_size == 0:
@@ -34,6 +35,41 @@ def check_recipe(recipe: Recipe) -> Problems:
     if not problems:
         problems += check_space(recipe)
     return problems
+
+
+def _check_nas(recipe: Recipe) -> Problems:
+    """A searched architecture is the model's: mobilenet blocks or a cellnet cell, known operations."""
+    nas = recipe.nas
+    if nas is None:
+        return []
+    model = {"mobile": "mobilenet", "cell": "cellnet"}[nas.space]
+    if recipe.model is None or recipe.model.name != model:
+        got = recipe.model.name if recipe.model is not None else "no model section"
+        return [(("model", "name"), f"got {got!r} with nas.space {nas.space!r}; allowed: {model!r} (the space "
+                                    f"searches that model's {'blocks' if nas.space == 'mobile' else 'cell'})")]
+    from honing.models._cell import CELL_OPS
+    from honing.models._mobile import OPS
+
+    allowed = OPS if nas.space == "mobile" else CELL_OPS
+    out: Problems = []
+    for i, op in enumerate(nas.ops or []):
+        if op not in allowed:
+            out.append((("nas", "ops", i), f"got {op!r}; allowed: {', '.join(allowed)}"))
+    if nas.ops is not None and not nas.ops:
+        out.append((("nas", "ops"), f"got []; allowed: a non-empty list of {', '.join(allowed)}"))
+    for i, k in enumerate(nas.kernels):
+        if k % 2 == 0:
+            out.append((("nas", "kernels", i), f"got {k}; allowed: an odd size (3, 5, 7)"))
+    if not nas.objectives[0].startswith("val_"):
+        out.append((("nas", "objectives", 0), f"got {nas.objectives[0]!r}; allowed: a validation metric first "
+                                              "(val_accuracy, val_loss, ...), then params and/or latency_ms"))
+    if len(set(nas.objectives)) != len(nas.objectives) or any(o.startswith("val_") for o in nas.objectives[1:]):
+        out.append((("nas", "objectives"), f"got {nas.objectives}; allowed: one validation metric, then params "
+                                           "and/or latency_ms, each once"))
+    if len(nas.objectives) > 1 and nas.strategy in ("local", "reinforce"):
+        out.append((("nas", "strategy"), f"got {nas.strategy!r} with {len(nas.objectives)} objectives; allowed: "
+                                         "random, evolution, tpe"))
+    return out
 
 
 def _check_ensemble(recipe: Recipe) -> Problems:
@@ -299,7 +335,7 @@ def _check_values(recipe: Recipe, spec: Mapping[str, Any], param: Any) -> Proble
     if companions is None:
         return []
     base = recipe.to_dict()
-    base["tune"] = base["ensemble"] = None  # the sections that need a search are checked on their own
+    base["tune"] = base["ensemble"] = base["nas"] = None  # the sections that need a search are checked on their own
     for other in spec:  # other searched bag arguments: set by the space, not part of this check
         if other != param.path and other not in companions:
             _paths.unset_bag_key(base, other)

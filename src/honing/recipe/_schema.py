@@ -26,6 +26,7 @@ from honing.recipe._sections import (
 )
 from honing.recipe._compress import CompressSection
 from honing.recipe._ensemble import EnsembleSection
+from honing.recipe._nas import NasSection
 from honing.recipe._transfer import TransferSection
 from honing.train import list_metrics
 
@@ -309,6 +310,8 @@ class Recipe(Section):
     """fine-tune a pretrained network instead of building model (docs/transfer.md)"""
     training: TrainingSection = Field(default_factory=TrainingSection)
     """how one configuration trains"""
+    nas: NasSection | None = None
+    """search the model's architecture (blocks or cell) before the rest of the run (docs/nas.md)"""
     tune: TuneSection | None = None
     """the hyperparameter search; null trains the recipe once (honing train)"""
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)

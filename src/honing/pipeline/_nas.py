@@ -1,0 +1,209 @@
+"""The ``nas`` stage: search the model's architecture (``mobilenet`` blocks or a ``cellnet``
+cell) before anything else trains; the chosen one replaces the recipe's model for the rest of
+the run (docs/nas.md).
+
+Each candidate trains on the training rows for ``nas.epochs`` epochs (the recipe's optimizer,
+schedule, batch size, augmentation) and scores its best validation value; with
+``early_stop`` a candidate below the median of the earlier candidates at an epoch stops there
+(after 5 candidates), as the median rule stops weak trials. Parameters and CPU latency (1 row,
+fresh weights) are measured when they are objectives. The recipe's own architecture is trained
+the same way first: the baseline every candidate is shown beside. Every evaluation goes to
+``nas.jsonl`` in the run folder; a re-run replays it and continues.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from honing._core import ConfigError, atomic_write_text, set_threads
+from honing.models import count_parameters
+from honing.pipeline._build import build_model, build_trainer
+from honing.pipeline._context import RunContext, digest
+from honing.pipeline._objective import measure_latency_ms
+from honing.train import resolve_mode
+
+JOURNAL, BASELINE = "nas.jsonl", "nas_baseline.json"
+MIN_FOR_MEDIAN = 5
+
+
+class NasStage:
+    """Search the model's architecture (the recipe's ``nas:`` section)."""
+
+    name = "nas"
+
+    def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        section = ctx.recipe.nas
+        if section is None:
+            return None
+        from honing import nas
+
+        data = ctx.data
+        if data.val is None:
+            raise ConfigError("invalid data for nas: no validation rows (data.val_size 0); allowed: a val_size > 0 "
+                              "(each candidate is scored on the validation rows)")
+        ctx.out_dir.mkdir(parents=True, exist_ok=True)
+        rec = ctx.recipe
+        metric = section.objectives[0]
+        mode = resolve_mode(metric, "auto")
+        directions = ["maximize" if mode == "max" else "minimize"] + ["minimize"] * (len(section.objectives) - 1)
+        space, to_model = _space(section)
+        set_threads(ctx.options.threads or rec.training.threads)
+        journal = ctx.out_dir / JOURNAL
+        # what the candidates' scores depend on (a larger budget continues the same journal)
+        spec = {"nas": {k: v for k, v in section.model_dump(mode="json").items() if k not in ("budget", "select")},
+                "recipe": {k: v for k, v in rec.to_dict().items()
+                           if k not in ("nas", "tune", "ensemble", "compress", "output")}}
+        _fresh_journal(ctx.out_dir, digest(spec))
+        curves = [r.get("info", {}).get("curve") or [] for r in _records(journal)]
+        train = _Candidates(ctx, section, metric, mode, curves)
+        baseline = _baseline(ctx, train, spec)
+        ctx.say(f"nas: {section.strategy} over {space.size:,} architectures, {section.budget} candidates of "
+                f"{train.epochs} epochs; objectives {', '.join(section.objectives)}")
+
+        def objective(arch: dict[str, Any]) -> dict[str, Any]:
+            scores, info = train(to_model(arch))
+            ctx.say(f"nas: candidate {len(curves)}: " + ", ".join(f"{o} {v:.4g}" for o, v in zip(section.objectives,
+                                                                                                  scores))
+                    + (f" ({info['stopped']})" if info.get("stopped") else ""))
+            return {"scores": scores, "info": info}
+
+        result = nas.search(space, objective, strategy=section.strategy, budget=section.budget, seed=rec.seed,
+                            directions=directions, journal=journal)
+        if result.best is None:
+            raise ConfigError("nas: every candidate failed; see the errors in " + str(journal))
+        if len(directions) > 1:
+            from honing.tune import select_from_pareto
+
+            front = [{"number": h["index"], "values": h["scores"], "record": h} for h in result.pareto]
+            chosen = select_from_pareto(front, directions, rule=section.select)["record"]
+        else:
+            front, chosen = [], result.best
+        params = to_model(chosen["arch"])
+        ctx.recipe = rec.with_params(params)
+        out = {
+            "space": section.space, "strategy": section.strategy, "size": space.size, "budget": section.budget,
+            "evaluated": sum(1 for h in result.history if not h["cached"]),
+            "failed": sum(1 for h in result.history if h["error"]), "objectives": list(section.objectives),
+            "directions": directions, "epochs": train.epochs,
+            "baseline": baseline,
+            "chosen": {"index": chosen["index"], "model": params, "scores": chosen["scores"]},
+            "front": [{"index": f["record"]["index"], "model": to_model(f["record"]["arch"]),
+                       "scores": f["record"]["scores"]} for f in front],
+            "best_so_far": [round(v, 6) for v in result.best_so_far()],
+            "seconds": round(sum(h["seconds"] for h in result.history), 2),
+            "note": (f"candidates trained {train.epochs} epochs on the training rows and scored on the validation "
+                     "rows; the chosen architecture is then trained as the recipe says"),
+        }
+        ctx.results["nas"] = out
+        ctx.say(f"nas: chose candidate {chosen['index']}: " + ", ".join(
+            f"{o} {v:.4g} (recipe's own: {b:.4g})" for o, v, b in zip(section.objectives, chosen["scores"],
+                                                                     baseline["scores"])))
+        return {"candidates": len(result.history), "chosen": chosen["index"]}
+
+
+def _space(section: Any) -> tuple[Any, Any]:
+    """The architecture space and the map from an architecture to the model's parameters."""
+    from honing import nas
+
+    if section.space == "cell":
+        space = nas.cell_space(ops=section.ops or ("none", "skip", "conv1x1", "conv3x3", "avgpool3x3"))
+        return space, lambda arch: {"model.cell": nas.cell_ops(arch)}
+    space = nas.mobile_space(blocks=section.blocks, ops=section.ops or ("ir", "dsconv", "conv"),
+                             kernels=section.kernels, expand=section.expand, widths=section.widths, se=section.se)
+    return space, lambda arch: {"model.blocks": nas.mobile_blocks(arch)}
+
+
+class _Candidates:
+    """Train one candidate: its scores (the validation metric, then params / latency_ms) and info."""
+
+    def __init__(self, ctx: RunContext, section: Any, metric: str, mode: str, curves: list[list[float]]) -> None:
+        self.ctx, self.section, self.metric, self.mode, self.curves = ctx, section, metric, mode, curves
+        self.epochs = section.epochs or ctx.recipe.training.epochs
+
+    def __call__(self, params: dict[str, Any], *, record: bool = True) -> tuple[list[float], dict[str, Any]]:
+        ctx, data = self.ctx, self.ctx.data
+        recipe = ctx.recipe.with_params({**params, "training.epochs": self.epochs})
+        seed = recipe.seed
+        plan = build_model(recipe, data, seed=seed, memo=ctx.memo)
+        reporter = _MedianStop(self.curves if self.section.early_stop else [], self.mode, seed=seed)
+        trainer = build_trainer(recipe, plan, data, seed=seed, num_train=len(data.train),
+                                threads=ctx.options.threads, reporter=reporter, report=self.metric)
+        curve = [float(logs[self.metric]) for logs in trainer.iter_fit(data.train, data.val)]
+        if record:
+            self.curves.append(curve)
+        best = max(curve) if self.mode == "max" else min(curve)
+        scores = [best]
+        for extra in self.section.objectives[1:]:
+            fresh = build_model(recipe, data, seed=seed, memo=ctx.memo).model
+            scores.append(float(count_parameters(fresh)) if extra == "params"
+                          else measure_latency_ms(fresh, data.input_shape, repeats=30))
+        info = {"curve": [round(v, 6) for v in curve], "epochs": len(curve)}
+        if trainer.result is not None and trainer.result.pruned:
+            info["stopped"] = trainer.result.stop_reason
+        return scores, info
+
+
+class _MedianStop:
+    """The Trainer's reporter for one candidate: stop at an epoch where its value is worse than
+    the median of the earlier candidates' values at that epoch (once 5 of them reached it)."""
+
+    def __init__(self, curves: list[list[float]], mode: str, *, seed: int) -> None:
+        self.curves, self.mode, self.seed, self.number = curves, mode, seed, len(curves)
+        self.value: float | None = None
+        self.step = 0
+
+    def report(self, value: float, step: int) -> None:
+        self.value, self.step = value, step
+
+    def should_prune(self) -> bool:
+        if self.value is None or not math.isfinite(self.value):
+            return False
+        earlier = [c[self.step - 1] for c in self.curves if len(c) >= self.step]
+        if len(earlier) < MIN_FOR_MEDIAN:
+            return False
+        median = statistics.median(earlier)
+        return self.value < median if self.mode == "max" else self.value > median
+
+    def set(self, key: str, value: Any) -> None:
+        pass
+
+
+def _baseline(ctx: RunContext, train: _Candidates, spec: dict[str, Any]) -> dict[str, Any]:
+    """The recipe's own architecture trained as a candidate (kept in the run folder)."""
+    path = ctx.out_dir / BASELINE
+    key = digest(spec)
+    try:
+        stored = json.loads(path.read_text())
+        if stored.get("key") == key:
+            return stored["baseline"]
+    except (OSError, ValueError):
+        pass
+    model = ctx.recipe.model.model_dump(mode="json")
+    params = {"model.cell": model["cell"]} if "cell" in model else (
+        {"model.blocks": model["blocks"]} if "blocks" in model else {})
+    scores, info = train(params, record=False)
+    baseline = {"model": params or "the model's default architecture", "scores": scores, "curve": info["curve"]}
+    atomic_write_text(path, json.dumps({"key": key, "baseline": baseline}))
+    return baseline
+
+
+def _records(journal: Path) -> list[dict[str, Any]]:
+    from honing.nas._search import _read_journal
+
+    return [r for r in _read_journal(journal) if not r.get("cached")]
+
+
+def _fresh_journal(folder: Path, key: str) -> None:
+    """A journal of another nas section or recipe is set aside (renamed), not replayed."""
+    stamp = folder / "nas.key"
+    journal = folder / JOURNAL
+    if journal.is_file() and (not stamp.is_file() or stamp.read_text() != key):
+        n = 1
+        while (folder / f"nas.jsonl.old-{n}").exists():
+            n += 1
+        journal.rename(folder / f"nas.jsonl.old-{n}")
+    atomic_write_text(stamp, key)

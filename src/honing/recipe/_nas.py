@@ -1,0 +1,58 @@
+"""The recipe's ``nas`` section: search the architecture of the recipe's model before anything
+else trains.
+
+::
+
+    model: {name: mobilenet}
+    nas:
+      space: mobile            # mobile (layer-wise mobilenet blocks) | cell (cellnet's cell DAG)
+      blocks: 5                # mobile: layers (each op, kernel, expansion, width, squeeze-excitation)
+      widths: [8, 16, 24, 32, 48]
+      strategy: evolution      # random | evolution | local | reinforce | tpe
+      budget: 30               # architectures trained
+      epochs: 3                # epochs per candidate (null: training.epochs)
+      objectives: [val_accuracy, latency_ms]   # a Pareto front; the run keeps its knee
+
+The chosen architecture replaces the model's ``blocks`` (or ``cell``); the search of
+``tune:`` (if any), the final training and everything after use it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from honing.recipe._sections import Section
+
+
+class NasSection(Section):
+    """Architecture search over the model's blocks or cell (docs/nas.md)."""
+
+    space: Literal["mobile", "cell"] = "mobile"
+    """mobile: a layer-wise space over mobilenet blocks; cell: cellnet's cell (6 edges, an operation each)"""
+    blocks: Annotated[int, Field(ge=1, le=16)] = 5
+    """mobile: the number of layers (each but the first and the stride-2 ones may be left out)"""
+    ops: list[str] | None = None
+    """mobile: ir, dsconv, conv (default: all); cell: none, skip, conv1x1, conv3x3, avgpool3x3 (default: all)"""
+    kernels: list[Annotated[int, Field(ge=1, le=11)]] = [3, 5]
+    """mobile: kernel sizes (odd)"""
+    expand: list[Annotated[int, Field(ge=1, le=16)]] = [2, 4, 6]
+    """mobile: expansion ratios of inverted residual blocks"""
+    widths: list[Annotated[int, Field(ge=1, le=4096)]] = [8, 16, 24, 32, 48]
+    """mobile: output channels of a block"""
+    se: list[bool] = [False, True]
+    """mobile: squeeze-excitation off / on"""
+    strategy: Literal["random", "evolution", "local", "reinforce", "tpe"] = "evolution"
+    """the search strategy (honing.nas)"""
+    budget: Annotated[int, Field(ge=1, le=100_000)] = 30
+    """architectures trained (an architecture proposed again is not trained again)"""
+    epochs: Annotated[int, Field(ge=1)] | None = 3
+    """training epochs of each candidate (null: training.epochs)"""
+    objectives: list[Literal["val_accuracy", "val_loss", "val_f1_macro", "val_balanced_accuracy", "val_mse",
+                             "val_mae", "val_r2", "params", "latency_ms"]] = ["val_accuracy"]
+    """the first is a validation metric; add params and/or latency_ms (1 row, CPU) for a Pareto front"""
+    select: Literal["best", "knee"] = "knee"
+    """with several objectives: knee (the front's point nearest the ideal) or best (on the first objective)"""
+    early_stop: bool = True
+    """stop a candidate at an epoch where it is below the median of the earlier candidates there (after 5 of them)"""

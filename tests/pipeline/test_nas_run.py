@@ -1,0 +1,78 @@
+"""The ``nas`` stage: the model's architecture searched before the rest of the run, resumable
+from its journal, the chosen architecture the one the run trains and saves."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from _run_helpers import tiny
+
+from honing.artifacts import load_model
+from honing.pipeline import run, train_once
+from honing.pipeline._nas import _MedianStop
+
+DIGITS = {"data.source": "sklearn:digits", "data.image": True, "tune": None,
+          "model": {"name": "mobilenet", "stem": 4, "last": None, "blocks": [{"op": "conv", "out": 4}]},
+          "training.epochs": 2, "training.early_stopping": None,
+          "nas": {"blocks": 2, "widths": [4, 8], "expand": [2], "kernels": [3], "budget": 4, "epochs": 1,
+                  "objectives": ["val_accuracy", "params"], "strategy": "random"}}
+
+
+def test_the_chosen_architecture_is_trained_and_saved_and_the_journal_resumes(tmp_path):
+    result = train_once(tiny(DIGITS), out=tmp_path, progress=False)
+    n = result.results["nas"]
+    assert n["evaluated"] <= 4 and n["objectives"] == ["val_accuracy", "params"]
+    assert n["baseline"]["model"] == {"model.blocks": [{"op": "conv", "out": 4}]}
+    chosen = n["chosen"]["model"]["model.blocks"]
+    saved = json.loads((tmp_path / "model" / "recipe.json").read_text())
+    assert saved["model"]["blocks"] == chosen  # the run trained and saved the chosen architecture
+    assert load_model(tmp_path / "model").model.blocks.__len__() == len(chosen)
+    front = [tuple(f["scores"]) for f in n["front"]]
+    assert tuple(n["chosen"]["scores"]) in front  # the knee is a point of the front
+    lines = (tmp_path / "nas.jsonl").read_text().splitlines()
+    assert len(lines) == 4
+    # a larger budget continues the journal: the first 4 candidates are not trained again
+    more = tiny({**DIGITS, "nas": {**DIGITS["nas"], "budget": 6}})
+    again = train_once(more, out=tmp_path, progress=False).results["nas"]
+    after = (tmp_path / "nas.jsonl").read_text().splitlines()
+    assert after[:4] == lines and len(after) == 6 and again["budget"] == 6
+    # another search space sets the old journal aside
+    other = tiny({**DIGITS, "nas": {**DIGITS["nas"], "widths": [4, 6]}})
+    train_once(other, out=tmp_path / "other", progress=False)
+    assert len((tmp_path / "other" / "nas.jsonl").read_text().splitlines()) == 4
+
+
+def test_a_cell_search_feeds_the_hyperparameter_search(tmp_path):
+    recipe = tiny({**DIGITS, "model": {"name": "cellnet", "channels": 4, "stages": 1},
+                   "nas": {"space": "cell", "ops": ["skip", "conv3x3"], "budget": 3, "epochs": 1},
+                   "tune": {"n_trials": 2, "pruner": "none", "metric": "val_accuracy",
+                            "space": {"training.optimizer.lr": {"float": [1.0e-3, 1.0e-2], "log": True}}}})
+    result = run(recipe, out=tmp_path, progress=False)
+    cell = result.results["nas"]["chosen"]["model"]["model.cell"]
+    assert len(cell) == 6 and set(cell) <= {"skip", "conv3x3"}
+    assert result.results["recipe"]["model"]["cell"] == cell  # the search's trials used it
+
+
+def test_the_median_rule_stops_a_candidate_below_the_earlier_ones():
+    earlier = [[0.5, 0.6], [0.4, 0.7], [0.6, 0.8], [0.5, 0.65], [0.45, 0.75]]
+    stop = _MedianStop(earlier, "max", seed=0)
+    stop.report(0.49, 1)
+    assert stop.should_prune()  # median at epoch 1 is 0.5
+    stop.report(0.5, 1)
+    assert not stop.should_prune()
+    assert not _MedianStop(earlier[:4], "max", seed=0).should_prune()  # fewer than 5 earlier: no decision
+    low = _MedianStop([[0.3]] * 5, "min", seed=0)
+    low.report(0.31, 1)
+    assert low.should_prune()
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"model": {"name": "cnn"}, "nas": {}}, "model.name: got 'cnn' with nas.space 'mobile'"),
+    ({"nas": {"space": "cell", "ops": ["sepconv"]}, "model": {"name": "cellnet"}}, "nas.ops.0: got 'sepconv'"),
+])
+def test_recipe_errors_name_the_nas_field(changes, message):
+    from honing.recipe import RecipeError, parse_recipe
+
+    with pytest.raises(RecipeError, match=message):
+        parse_recipe(tiny({**DIGITS, **changes}))
