@@ -109,3 +109,14 @@ def test_bad_spaces_and_options_are_named():
         nas.search(SPACE, matches, strategy="darts")
     with pytest.raises(ConfigError, match="options for strategy 'evolution'"):
         nas.search(SPACE, matches, strategy="evolution", mutation_rate=0.5)
+
+
+def test_a_timeout_stops_proposing_and_keeps_what_was_found():
+    import time
+
+    def slow(arch):
+        time.sleep(0.05)
+        return matches(arch)
+
+    result = nas.search(SPACE, slow, strategy="random", budget=1000, seed=0, timeout=0.12)
+    assert 2 <= len(result.history) <= 5 and result.best is not None

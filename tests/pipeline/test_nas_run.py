@@ -16,7 +16,7 @@ DIGITS = {"data.source": "sklearn:digits", "data.image": True, "tune": None,
           "model": {"name": "mobilenet", "stem": 4, "last": None, "blocks": [{"op": "conv", "out": 4}]},
           "training.epochs": 2, "training.early_stopping": None,
           "nas": {"blocks": 2, "widths": [4, 8], "expand": [2], "kernels": [3], "budget": 4, "epochs": 1,
-                  "objectives": ["val_accuracy", "params"], "strategy": "random"}}
+                  "objectives": ["val_accuracy", "params"], "strategy": "random", "fraction": 0.5}}
 
 
 def test_the_chosen_architecture_is_trained_and_saved_and_the_journal_resumes(tmp_path):
@@ -24,6 +24,7 @@ def test_the_chosen_architecture_is_trained_and_saved_and_the_journal_resumes(tm
     n = result.results["nas"]
     assert n["evaluated"] <= 4 and n["objectives"] == ["val_accuracy", "params"]
     assert n["baseline"]["model"] == {"model.blocks": [{"op": "conv", "out": 4}]}
+    assert n["train_rows"] == 1257 // 2  # nas.fraction: half the training rows
     chosen = n["chosen"]["model"]["model.blocks"]
     saved = json.loads((tmp_path / "model" / "recipe.json").read_text())
     assert saved["model"]["blocks"] == chosen  # the run trained and saved the chosen architecture

@@ -124,14 +124,16 @@ class MobileNet(nn.Module):
         blocks: one mapping per block: ``op`` (ir, dsconv, conv), ``out`` channels, ``kernel``
             (odd), ``expand`` (ir), ``stride`` (1 or 2), ``se`` (squeeze-excitation), ``skip``
             (the residual where shapes allow). Default: five blocks for 28 x 28 images.
-        stem: channels of the stem convolution (stride 1: small images keep their pixels).
+        stem: channels of the stem convolution; stem_stride: 1 (small images keep their pixels) or 2
+            (every later layer works on a quarter of the positions: faster).
         last: channels of the final 1x1 convolution (None: none).
         width: a multiplier of every block's channels (and the stem's, and last's).
         activation: relu (default), relu6, hardswish, silu, ...; gain: None, "adaptive" or a number.
     """
 
     def __init__(self, input_shape: Sequence[int], num_outputs: int, *,
-                 blocks: Sequence[Mapping[str, Any]] = DEFAULT_BLOCKS, stem: int = 16, last: int | None = 128,
+                 blocks: Sequence[Mapping[str, Any]] = DEFAULT_BLOCKS, stem: int = 16, stem_stride: int = 1,
+                 last: int | None = 128,
                  width: float = 1.0, activation: ActivationSpec = "relu", gain: GainSpec = None,
                  dropout: float = 0.1) -> None:
         super().__init__()
@@ -145,13 +147,14 @@ class MobileNet(nn.Module):
         if not (isinstance(width, (int, float)) and 0 < width <= 8):
             raise ConfigError(f"invalid width: got {width!r}; allowed: a number in (0, 8]")
         check_int("stem", stem, low=1)
+        check_choice("stem_stride", stem_stride, (1, 2))
         check_int("last", last, low=1, allow_none=True)
         dropout = check_dropout(dropout)
         gain = check_activation(activation, gain)
         scale = lambda c: max(1, int(round(c * width)))  # noqa: E731
         self._add_channel = len(self.input_shape) == 2
         cin = 1 if self._add_channel else self.input_shape[0]
-        self.stem = nn.Sequential(*_conv_bn(cin, scale(stem), 3), create_activation(activation, scale(stem), gain, dim=1))
+        self.stem = nn.Sequential(*_conv_bn(cin, scale(stem), 3, stride=stem_stride), create_activation(activation, scale(stem), gain, dim=1))
         cin = scale(stem)
         layers = []
         for spec in specs:

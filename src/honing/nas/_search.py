@@ -65,12 +65,15 @@ class NasResult:
 
 def search(space: ArchSpace, objective: Callable[[Arch], float | Sequence[float]], *, strategy: str = "evolution",
            budget: int = 100, seed: int = 0, directions: Sequence[str] = ("maximize",),
-           journal: str | Path | None = None, progress: bool = False, **options: Any) -> NasResult:
+           journal: str | Path | None = None, timeout: float | None = None, progress: bool = False,
+           **options: Any) -> NasResult:
     """Run ``strategy`` for ``budget`` proposals of architectures of ``space`` against
     ``objective`` (a score, a list of scores, or ``{"scores": ..., "info": {...}}`` whose info
     is kept in the record); ``directions`` says for each score whether higher (``maximize``) or lower
     (``minimize``) is better; ``options`` go to the strategy (``population``, ``sample``, ``lr``,
-    ...). With ``journal`` every evaluation is appended there and a later call resumes it."""
+    ...). With ``journal`` every evaluation is appended there and a later call resumes it.
+    ``timeout``: seconds after which no new architecture is proposed (the one being evaluated
+    finishes)."""
     if not isinstance(space, ArchSpace):
         raise ConfigError(f"invalid space: got {type(space).__name__}; allowed: a honing.nas.ArchSpace")
     budget = check_int("budget", budget, low=1)
@@ -81,7 +84,10 @@ def search(space: ArchSpace, objective: Callable[[Arch], float | Sequence[float]
     result = NasResult(directions)
     done = _read_journal(journal) if journal is not None else []
     cache: dict[str, dict[str, Any]] = {}
+    start = time.perf_counter()
     for index in range(budget):
+        if timeout is not None and index >= len(done) and time.perf_counter() - start > timeout:
+            break
         arch = space.check(plan.ask())
         k = key(arch)
         if index < len(done):

@@ -54,7 +54,8 @@ class NasStage:
         set_threads(ctx.options.threads or rec.training.threads)
         journal = ctx.out_dir / JOURNAL
         # what the candidates' scores depend on (a larger budget continues the same journal)
-        spec = {"nas": {k: v for k, v in section.model_dump(mode="json").items() if k not in ("budget", "select")},
+        spec = {"nas": {k: v for k, v in section.model_dump(mode="json").items()
+                        if k not in ("budget", "select", "timeout")},
                 "recipe": {k: v for k, v in rec.to_dict().items()
                            if k not in ("nas", "tune", "ensemble", "compress", "output")}}
         _fresh_journal(ctx.out_dir, digest(spec))
@@ -72,7 +73,7 @@ class NasStage:
             return {"scores": scores, "info": info}
 
         result = nas.search(space, objective, strategy=section.strategy, budget=section.budget, seed=rec.seed,
-                            directions=directions, journal=journal)
+                            directions=directions, journal=journal, timeout=section.timeout)
         if result.best is None:
             raise ConfigError("nas: every candidate failed; see the errors in " + str(journal))
         if len(directions) > 1:
@@ -86,7 +87,8 @@ class NasStage:
         ctx.recipe = rec.with_params(params)
         out = {
             "space": section.space, "strategy": section.strategy, "size": space.size, "budget": section.budget,
-            "evaluated": sum(1 for h in result.history if not h["cached"]),
+            "evaluated": sum(1 for h in result.history if not h["cached"]), "proposed": len(result.history),
+            "train_rows": len(train.train),
             "failed": sum(1 for h in result.history if h["error"]), "objectives": list(section.objectives),
             "directions": directions, "epochs": train.epochs,
             "baseline": baseline,
@@ -123,6 +125,15 @@ class _Candidates:
     def __init__(self, ctx: RunContext, section: Any, metric: str, mode: str, curves: list[list[float]]) -> None:
         self.ctx, self.section, self.metric, self.mode, self.curves = ctx, section, metric, mode, curves
         self.epochs = section.epochs or ctx.recipe.training.epochs
+        self.train = ctx.data.train
+        if section.fraction < 1:  # the same seeded rows for every candidate
+            import torch
+
+            from honing.data import Split
+
+            g = torch.Generator().manual_seed(ctx.recipe.seed)
+            keep = torch.randperm(len(self.train), generator=g)[: max(1, int(section.fraction * len(self.train)))]
+            self.train = Split(self.train.x[keep], self.train.y[keep])
 
     def __call__(self, params: dict[str, Any], *, record: bool = True) -> tuple[list[float], dict[str, Any]]:
         ctx, data = self.ctx, self.ctx.data
@@ -130,9 +141,9 @@ class _Candidates:
         seed = recipe.seed
         plan = build_model(recipe, data, seed=seed, memo=ctx.memo)
         reporter = _MedianStop(self.curves if self.section.early_stop else [], self.mode, seed=seed)
-        trainer = build_trainer(recipe, plan, data, seed=seed, num_train=len(data.train),
+        trainer = build_trainer(recipe, plan, data, seed=seed, num_train=len(self.train),
                                 threads=ctx.options.threads, reporter=reporter, report=self.metric)
-        curve = [float(logs[self.metric]) for logs in trainer.iter_fit(data.train, data.val)]
+        curve = [float(logs[self.metric]) for logs in trainer.iter_fit(self.train, data.val)]
         if record:
             self.curves.append(curve)
         best = max(curve) if self.mode == "max" else min(curve)

@@ -49,6 +49,10 @@ class NasSection(Section):
     """architectures trained (an architecture proposed again is not trained again)"""
     epochs: Annotated[int, Field(ge=1)] | None = 3
     """training epochs of each candidate (null: training.epochs)"""
+    fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
+    """the share of the training rows each candidate trains on (the same seeded rows for all; validation rows: all)"""
+    timeout: Annotated[float, Field(gt=0)] | None = None
+    """seconds after which no new candidate starts (the search keeps what it found)"""
     objectives: list[Literal["val_accuracy", "val_loss", "val_f1_macro", "val_balanced_accuracy", "val_mse",
                              "val_mae", "val_r2", "params", "latency_ms"]] = ["val_accuracy"]
     """the first is a validation metric; add params and/or latency_ms (1 row, CPU) for a Pareto front"""
