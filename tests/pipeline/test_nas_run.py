@@ -8,6 +8,7 @@ import json
 import pytest
 from _run_helpers import tiny
 
+from honing import ConfigError
 from honing.artifacts import load_model
 from honing.pipeline import run, train_once
 from honing.pipeline._nas import _MedianStop
@@ -33,11 +34,20 @@ def test_the_chosen_architecture_is_trained_and_saved_and_the_journal_resumes(tm
     assert tuple(n["chosen"]["scores"]) in front  # the knee is a point of the front
     lines = (tmp_path / "nas.jsonl").read_text().splitlines()
     assert len(lines) == 4
-    # a larger budget continues the journal: the first 4 candidates are not trained again
+    # a larger budget continues the journal: the first 4 candidates are not trained again; here the
+    # 2 new ones move the front's knee, so the folder (which trained the old choice) is refused clearly
     more = tiny({**DIGITS, "nas": {**DIGITS["nas"], "budget": 6}})
-    again = train_once(more, out=tmp_path, progress=False).results["nas"]
+    with pytest.raises(ConfigError, match="the architecture search now chooses candidate 1, another architecture"):
+        train_once(more, out=tmp_path, progress=False)
     after = (tmp_path / "nas.jsonl").read_text().splitlines()
-    assert after[:4] == lines and len(after) == 6 and again["budget"] == 6
+    assert after[:4] == lines and len(after) == 6
+    # in a new folder with the journal copied, nothing is trained again and the new choice trains
+    fresh = tmp_path / "more"
+    fresh.mkdir()
+    for name in ("nas.jsonl", "nas.key"):
+        (fresh / name).write_text((tmp_path / name).read_text())
+    again = train_once(more, out=fresh, progress=False).results["nas"]
+    assert (fresh / "nas.jsonl").read_text().splitlines() == after and again["chosen"]["index"] == 1
     # another search space sets the old journal aside
     other = tiny({**DIGITS, "nas": {**DIGITS["nas"], "widths": [4, 6]}})
     train_once(other, out=tmp_path / "other", progress=False)

@@ -85,6 +85,7 @@ class NasStage:
             front, chosen = [], result.best
         params = to_model(chosen["arch"])
         ctx.recipe = rec.with_params(params)
+        _check_folder_model(ctx.out_dir, ctx.recipe.to_dict()["model"], chosen["index"])
         out = {
             "space": section.space, "strategy": section.strategy, "size": space.size, "budget": section.budget,
             "evaluated": sum(1 for h in result.history if not h["cached"]), "proposed": len(result.history),
@@ -200,6 +201,22 @@ def _baseline(ctx: RunContext, train: _Candidates, spec: dict[str, Any]) -> dict
     baseline = {"model": params or "the model's default architecture", "scores": scores, "curve": info["curve"]}
     atomic_write_text(path, json.dumps({"key": key, "baseline": baseline}))
     return baseline
+
+
+def _check_folder_model(folder: Path, model: dict[str, Any], index: int) -> None:
+    """A folder whose run trained another architecture (a larger budget chose a new one) is refused
+    with a message that says so, before anything trains."""
+    from honing.pipeline._stage_search import RECIPE_LOCK
+
+    try:
+        before = json.loads((folder / RECIPE_LOCK).read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        return
+    if before is not None and before != model and ((folder / "checkpoint").is_dir() or (folder / "results.json").is_file()):
+        raise ConfigError(f"invalid output folder {str(folder)!r}: the architecture search now chooses candidate "
+                          f"{index}, another architecture than the one this folder's run trained; allowed: another "
+                          "--out to train it (the search's journal there starts from this one's: copy nas.jsonl and "
+                          "nas.key), or the earlier nas budget")
 
 
 def _records(journal: Path) -> list[dict[str, Any]]:
