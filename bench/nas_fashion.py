@@ -1,0 +1,151 @@
+"""Architecture search on Fashion-MNIST under a CPU-time budget, against the hand-designed CNN of
+``examples/fashion-mnist-cnn.yaml`` (issue 15).
+
+Two ``honing train`` runs of the same data, augmentation and training section (the example's:
+15 epochs, AdamW, one-cycle, early stopping on validation accuracy), 1 torch thread each:
+
+  cnn   the example's model as written (its search space left out: the recipe's own values)
+  nas   ``model: mobilenet`` with a ``nas:`` section: evolution over 5 mobilenet layers (op,
+        kernel, expansion, width, squeeze-excitation; a stride-2 stem), candidates trained 2
+        epochs on 20% of the training rows, objectives validation accuracy and CPU latency
+        (1 row), stopped after ``--budget-s`` seconds (default 900: 15 CPU-minutes); the run
+        then trains the architecture at the front's knee as the recipe says
+
+``--measure`` then loads both model folders and times them side by side in one process (1
+thread, batch 1 and 256, rounds alternating, median of rounds), and writes the table and the
+accuracy/latency front of the search (``bench/nas_fashion_front.svg``).
+
+usage: bench/run.sh bench/nas_fashion.py --run cnn|nas [--budget-s 900]; then --measure
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out" / "nas_fashion"
+SVG = HERE / "nas_fashion_front.svg"
+
+
+def _base() -> dict:
+    r = yaml.safe_load((HERE.parent / "examples" / "fashion-mnist-cnn.yaml").read_text())
+    r.pop("tune")
+    r["training"]["threads"] = 1
+    return r
+
+
+def recipe(kind: str, budget_s: float) -> dict:
+    r = _base()
+    r["name"] = f"fashion-{kind}"
+    if kind == "nas":
+        r["model"] = {"name": "mobilenet", "stem": 16, "stem_stride": 2, "last": 128, "dropout": 0.2}
+        r["nas"] = {"space": "mobile", "blocks": 5, "widths": [16, 24, 32, 48, 64], "expand": [2, 3, 4],
+                    "kernels": [3, 5], "strategy": "evolution", "budget": 1000, "epochs": 2, "fraction": 0.2,
+                    "timeout": budget_s, "objectives": ["val_accuracy", "latency_ms"], "select": "knee"}
+    return r
+
+
+def run(kind: str, budget_s: float) -> None:
+    from honing.pipeline import train_once
+
+    t0 = time.process_time()
+    res = train_once(recipe(kind, budget_s), out=OUT / kind, threads=1, progress=True).results
+    summary = {"kind": kind, "test": res["test_metrics"], "parameters": res["parameters"],
+               "cpu_s": round(time.process_time() - t0, 1), "timings": res["timings"]}
+    if kind == "nas":
+        n = res["nas"]
+        summary["nas"] = {k: n[k] for k in ("evaluated", "proposed", "chosen", "baseline", "front", "seconds", "epochs",
+                                            "train_rows")}
+    (OUT / f"{kind}.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps({k: summary[k] for k in ("kind", "test", "parameters", "cpu_s")}))
+
+
+def measure(rounds: int = 7, repeats: int = 50) -> None:
+    import torch
+
+    from honing.artifacts import load_model
+    from honing.pipeline import median_forward_ms
+
+    torch.set_num_threads(1)
+    models = {k: load_model(OUT / k / "model").model.eval() for k in ("cnn", "nas")}
+    shape = (1, 28, 28)
+    table = {}
+    for batch in (1, 256):
+        x = torch.randn(batch, *shape)
+        times = {k: [] for k in models}
+        for r in range(rounds):
+            for k in (list(models) if r % 2 == 0 else list(models)[::-1]):
+                times[k].append(median_forward_ms(models[k], x, repeats=repeats))
+        for k in models:
+            table.setdefault(k, {})[f"latency_b{batch}_ms"] = round(statistics.median(times[k]), 4)
+    for k in models:
+        s = json.loads((OUT / f"{k}.json").read_text())
+        table[k].update(accuracy=s["test"]["accuracy"], parameters=s["parameters"], cpu_s=s["cpu_s"])
+    for k, row in table.items():
+        print(k, row)
+    c, n = table["cnn"], table["nas"]
+    print(f"nas / cnn: parameters {n['parameters'] / c['parameters']:.2f}x, latency b1 "
+          f"{n['latency_b1_ms'] / c['latency_b1_ms']:.2f}x, b256 {n['latency_b256_ms'] / c['latency_b256_ms']:.2f}x, "
+          f"accuracy {100 * (n['accuracy'] - c['accuracy']):+.2f} pt")
+    (OUT / "measure.json").write_text(json.dumps(table, indent=1))
+    _front_svg(json.loads((OUT / "nas.json").read_text())["nas"])
+
+
+def _front_svg(n: dict) -> None:
+    """The candidates' validation accuracy against latency (ms, 1 row), the front joined, the
+    chosen one and the recipe's own marked."""
+    pts = [(f["scores"][1], f["scores"][0]) for f in n["front"]]
+    base = (n["baseline"]["scores"][1], n["baseline"]["scores"][0])
+    chosen = (n["chosen"]["scores"][1], n["chosen"]["scores"][0])
+    xs = [p[0] for p in pts] + [base[0]]
+    ys = [p[1] for p in pts] + [base[1]]
+    x0, x1, y0, y1 = min(xs) * 0.9, max(xs) * 1.1, min(ys) - 0.01, max(ys) + 0.01
+    w, h, m = 520, 360, 50
+    sx = lambda v: m + (v - x0) / (x1 - x0) * (w - 2 * m)  # noqa: E731
+    sy = lambda v: h - m - (v - y0) / (y1 - y0) * (h - 2 * m)  # noqa: E731
+    line = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in sorted(pts))
+    dots = "".join(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="#1f77b4"/>' for x, y in pts)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
+             f'<rect width="{w}" height="{h}" fill="white"/>',
+             f'<line x1="{m}" y1="{h - m}" x2="{w - m}" y2="{h - m}" stroke="black"/>',
+             f'<line x1="{m}" y1="{m}" x2="{m}" y2="{h - m}" stroke="black"/>',
+             f'<text x="{w / 2}" y="{h - 12}" text-anchor="middle">latency, ms per row (CPU, 1 thread)</text>',
+             f'<text x="14" y="{h / 2}" transform="rotate(-90 14 {h / 2})" text-anchor="middle">validation accuracy '
+             f'({n["epochs"]} epochs, {n["train_rows"]} rows)</text>',
+             f'<polyline points="{line}" fill="none" stroke="#1f77b4"/>', dots,
+             f'<circle cx="{sx(chosen[0]):.1f}" cy="{sy(chosen[1]):.1f}" r="6" fill="none" stroke="#d62728" '
+             'stroke-width="2"/>',
+             f'<text x="{sx(chosen[0]) + 8:.1f}" y="{sy(chosen[1]) - 8:.1f}" fill="#d62728">chosen (knee)</text>',
+             f'<rect x="{sx(base[0]) - 4:.1f}" y="{sy(base[1]) - 4:.1f}" width="8" height="8" fill="#2ca02c"/>',
+             f'<text x="{sx(base[0]) + 8:.1f}" y="{sy(base[1]) + 4:.1f}" fill="#2ca02c">the recipe\'s own</text>']
+    for v in (x0, (x0 + x1) / 2, x1):
+        parts.append(f'<text x="{sx(v):.1f}" y="{h - m + 14}" text-anchor="middle">{v:.3f}</text>')
+    for v in (y0, (y0 + y1) / 2, y1):
+        parts.append(f'<text x="{m - 4}" y="{sy(v) + 4:.1f}" text-anchor="end">{v:.3f}</text>')
+    parts.append("</svg>")
+    SVG.write_text("".join(parts))
+    print(f"front: {len(pts)} points -> {SVG}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run", choices=("cnn", "nas"))
+    ap.add_argument("--budget-s", type=float, default=900.0)
+    ap.add_argument("--measure", action="store_true")
+    args = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    if args.run:
+        run(args.run, args.budget_s)
+    if args.measure:
+        measure()
+
+
+if __name__ == "__main__":
+    main()
