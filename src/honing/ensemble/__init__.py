@@ -16,25 +16,36 @@ ece = ensemble.expected_calibration_error(model(x_test).softmax(-1), y_test)
   model folder of format ``ensemble`` (``load_ensemble``), it loads, evaluates, serves and
   exports like any model.
 - ``expected_calibration_error``, ``fit_temperature``: calibration of any classifier.
+- ``boost``: SAMME over small networks (classification) or gradient boosting on residuals
+  (regression), as one ``BoostedModel``.
+- ``SnapshotEnsemble``, ``StochasticWeightAveraging``: Trainer callbacks that make an ensemble
+  (cosine cycles, a snapshot at each cycle's end) or one averaged model from one training run.
 
 In a run, the recipe's ``ensemble:`` section makes the ``ensemble`` stage (docs/ensemble.md).
 """
 
 from __future__ import annotations
 
+from honing.ensemble._boost import BoostedModel, BoostResult, boost
 from honing.ensemble._calibrate import checked_temperature, expected_calibration_error, fit_temperature
 from honing.ensemble._folds import fit_affine
+from honing.ensemble._one_run import SnapshotEnsemble, StochasticWeightAveraging
 from honing.ensemble._model import Affine, EnsembleModel, Member, bag, folder_info, load_ensemble
 from honing.ensemble._select import Selection, as_probabilities, greedy_selection, prediction_loss
 from honing.ensemble._stack import cross_fitted_predictions, fit_stacker, head_predictions, stack_features
 
 __all__ = [
     "Affine",
+    "BoostResult",
+    "BoostedModel",
     "EnsembleModel",
     "Member",
     "Selection",
+    "SnapshotEnsemble",
+    "StochasticWeightAveraging",
     "as_probabilities",
     "bag",
+    "boost",
     "checked_temperature",
     "cross_fitted_predictions",
     "expected_calibration_error",
