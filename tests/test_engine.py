@@ -80,7 +80,7 @@ def test_every_schedule_drives_the_lr_through_the_trainer(name, digits):
 
 
 def _data_for(name: str) -> honing.Dataset | tuple:
-    if name == "cnn":
+    if name in ("cnn", "mobilenet", "cellnet"):  # image models
         return load("sklearn:digits", image=True, seed=0)
     if name in ("rnn", "transformer"):
         # a sequence task: does the sequence contain more positive steps than negative?
