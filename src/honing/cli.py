@@ -253,7 +253,7 @@ def _compress_exit(compressed: dict[str, Any] | None) -> int:
 def _print_nas(n: dict[str, Any] | None) -> None:
     if not n:
         return
-    show = lambda o, v: f"{o} {v:,.0f}" if o == "params" else f"{o} {v:.4g}"  # noqa: E731
+    show = lambda o, v: f"{o} {v:,.0f}" if o in ("params", "flops") else f"{o} {v:.4g}"  # noqa: E731
     chosen = ", ".join(show(o, v) for o, v in zip(n["objectives"], n["chosen"]["scores"]))
     base = ", ".join(show(o, v) for o, v in zip(n["objectives"], n["baseline"]["scores"]))
     print(f"  architecture: {n['strategy']} over {n['size']:,} ({n['space']} space), {n['evaluated']} candidates "

@@ -34,6 +34,8 @@ def test_the_chosen_architecture_is_trained_and_saved_and_the_journal_resumes(tm
     assert tuple(n["chosen"]["scores"]) in front  # the knee is a point of the front
     lines = (tmp_path / "nas.jsonl").read_text().splitlines()
     assert len(lines) == 4
+    report = (tmp_path / "report.html").read_text()
+    assert "Architecture search" in report and "Pareto front" in report  # the table and the front's chart
     # a larger budget continues the journal: the first 4 candidates are not trained again; here the
     # 2 new ones move the front's knee, so the folder (which trained the old choice) is refused clearly
     more = tiny({**DIGITS, "nas": {**DIGITS["nas"], "budget": 6}})
@@ -62,6 +64,7 @@ def test_a_cell_search_feeds_the_hyperparameter_search(tmp_path):
     result = run(recipe, out=tmp_path, progress=False)
     cell = result.results["nas"]["chosen"]["model"]["model.cell"]
     assert len(cell) == 6 and set(cell) <= {"skip", "conv3x3"}
+    assert result.results["nas"]["objectives"] == ["val_accuracy"] and not result.results["nas"]["front"]
     assert result.results["recipe"]["model"]["cell"] == cell  # the search's trials used it
 
 
@@ -87,3 +90,11 @@ def test_recipe_errors_name_the_nas_field(changes, message):
 
     with pytest.raises(RecipeError, match=message):
         parse_recipe(tiny({**DIGITS, **changes}))
+
+
+def test_flops_count_a_known_layer():
+    import torch
+
+    from honing.pipeline._nas import count_flops
+
+    assert count_flops(torch.nn.Linear(10, 4), (10,)) == 2 * 10 * 4  # a multiply-add counts 2

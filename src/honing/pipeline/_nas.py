@@ -96,6 +96,7 @@ class NasStage:
             "chosen": {"index": chosen["index"], "model": params, "scores": chosen["scores"]},
             "front": [{"index": f["record"]["index"], "model": to_model(f["record"]["arch"]),
                        "scores": f["record"]["scores"]} for f in front],
+            "candidates": [[h["index"], *h["scores"]] for h in result.history if not h["cached"] and not h["error"]],
             "best_so_far": [round(v, 6) for v in result.best_so_far()],
             "seconds": round(sum(h["seconds"] for h in result.history), 2),
             "note": (f"candidates trained {train.epochs} epochs on the training rows and scored on the validation "
@@ -152,6 +153,7 @@ class _Candidates:
         for extra in self.section.objectives[1:]:
             fresh = build_model(recipe, data, seed=seed, memo=ctx.memo).model
             scores.append(float(count_parameters(fresh)) if extra == "params"
+                          else float(count_flops(fresh, data.input_shape)) if extra == "flops"
                           else measure_latency_ms(fresh, data.input_shape, repeats=30))
         info = {"curve": [round(v, 6) for v in curve], "epochs": len(curve)}
         if trainer.result is not None and trainer.result.pruned:
@@ -182,6 +184,19 @@ class _MedianStop:
 
     def set(self, key: str, value: Any) -> None:
         pass
+
+
+def count_flops(model: Any, input_shape: tuple[int, ...]) -> int:
+    """Floating-point operations of one forward pass on one row (torch's FlopCounterMode: a
+    multiply-add counts 2)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.zeros(1, *input_shape))
+    return int(counter.get_total_flops())
 
 
 def _baseline(ctx: RunContext, train: _Candidates, spec: dict[str, Any]) -> dict[str, Any]:

@@ -89,7 +89,7 @@ def _nas_tables(n: dict[str, Any] | None) -> list[dict[str, Any]]:
                              + (" s2" if b.get("stride") == 2 else "") + (" se" if b.get("se") else "") for b in value)
         return ", ".join(map(str, value))
 
-    fmt = lambda o, v: f"{v:,.0f}" if o == "params" else f"{v:.4g}"  # noqa: E731
+    fmt = lambda o, v: f"{v:,.0f}" if o in ("params", "flops") else f"{v:.4g}"  # noqa: E731
     rows = [["chosen", n["chosen"]["index"], arch(n["chosen"]["model"]),
              *[fmt(o, v) for o, v in zip(n["objectives"], n["chosen"]["scores"])]],
             ["the recipe's own", "", arch(n["baseline"]["model"]),
@@ -98,8 +98,13 @@ def _nas_tables(n: dict[str, Any] | None) -> list[dict[str, Any]]:
              for f in n["front"]]
     note = (f"{n['strategy']} over {n['size']:,} architectures of the {n['space']} space: {n['evaluated']} candidates, "
             f"{n['failed']} failed, {n['seconds']:.0f} s. {n['note']}.")
-    return [{"title": "Architecture search", "columns": ["", "candidate", "architecture", *n["objectives"]],
-             "rows": rows, "note": note}]
+    table: dict[str, Any] = {"title": "Architecture search", "columns": ["", "candidate", "architecture",
+                                                                         *n["objectives"]], "rows": rows, "note": note}
+    if len(n["objectives"]) > 1 and n.get("candidates"):
+        table["pareto"] = {"points": [c[:3] for c in n["candidates"]], "front": [f["index"] for f in n["front"]],
+                           "selected": n["chosen"]["index"], "names": n["objectives"][:2],
+                           "directions": n["directions"][:2]}
+    return [table]
 
 
 def _ensemble_tables(e: dict[str, Any] | None, primary: str | None) -> list[dict[str, Any]]:

@@ -62,10 +62,10 @@ def _check_nas(recipe: Recipe) -> Problems:
             out.append((("nas", "kernels", i), f"got {k}; allowed: an odd size (3, 5, 7)"))
     if not nas.objectives[0].startswith("val_"):
         out.append((("nas", "objectives", 0), f"got {nas.objectives[0]!r}; allowed: a validation metric first "
-                                              "(val_accuracy, val_loss, ...), then params and/or latency_ms"))
+                                              "(val_accuracy, val_loss, ...), then params, flops and/or latency_ms"))
     if len(set(nas.objectives)) != len(nas.objectives) or any(o.startswith("val_") for o in nas.objectives[1:]):
-        out.append((("nas", "objectives"), f"got {nas.objectives}; allowed: one validation metric, then params "
-                                           "and/or latency_ms, each once"))
+        out.append((("nas", "objectives"), f"got {nas.objectives}; allowed: one validation metric, then params, "
+                                           "flops and/or latency_ms, each once"))
     if len(nas.objectives) > 1 and nas.strategy in ("local", "reinforce"):
         out.append((("nas", "strategy"), f"got {nas.strategy!r} with {len(nas.objectives)} objectives; allowed: "
                                          "random, evolution, tpe"))

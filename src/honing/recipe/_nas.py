@@ -54,8 +54,8 @@ class NasSection(Section):
     timeout: Annotated[float, Field(gt=0)] | None = None
     """seconds after which no new candidate starts (the search keeps what it found)"""
     objectives: list[Literal["val_accuracy", "val_loss", "val_f1_macro", "val_balanced_accuracy", "val_mse",
-                             "val_mae", "val_r2", "params", "latency_ms"]] = ["val_accuracy"]
-    """the first is a validation metric; add params and/or latency_ms (1 row, CPU) for a Pareto front"""
+                             "val_mae", "val_r2", "params", "flops", "latency_ms"]] = ["val_accuracy"]
+    """the first is a validation metric; add params, flops (one row) and/or latency_ms (1 row, CPU) for a Pareto front"""
     select: Literal["best", "knee"] = "knee"
     """with several objectives: knee (the front's point nearest the ideal) or best (on the first objective)"""
     early_stop: bool = True

@@ -355,9 +355,24 @@ def extra_tables(data: ReportData) -> list[Section]:
     for i, t in enumerate(data.extra_tables):
         title = str(t.get("title") or f"Table {i + 1}")
         note = f'<p class="note">{escape(str(t["note"]))}</p>' if t.get("note") else ""
-        out.append((f"extra-{i + 1}", title, note + table(list(t.get("columns") or []),
-                                                          [list(r) for r in t.get("rows") or []])))
+        chart = _extra_pareto(t.get("pareto"))
+        out.append((f"extra-{i + 1}", title, note + chart + table(list(t.get("columns") or []),
+                                                                  [list(r) for r in t.get("rows") or []])))
     return out
+
+
+def _extra_pareto(spec: Any) -> str:
+    """An extra table's optional front: ``{"points": [[n, a, b], ...], "front": [n, ...], "selected": n,
+    "names": [a, b], "directions": [a, b]}``."""
+    if not isinstance(spec, dict) or not spec.get("points"):
+        return ""
+    from honing.report._charts import pareto_chart
+
+    trials = [{"number": int(n), "state": "COMPLETE", "values": [a, b]} for n, a, b in spec["points"]]
+    svg = pareto_chart(trials, pareto=spec.get("front") or [], selected=spec.get("selected"),
+                       names=spec.get("names") or ["objective 1", "objective 2"],
+                       directions=spec.get("directions") or ["maximize", "minimize"])
+    return figure(svg) if svg else ""
 
 
 def recipe(data: ReportData) -> Section | None:
