@@ -46,3 +46,16 @@ def test_gradient_boosting_fits_the_residuals_round_after_round():
     assert mse[-1] < mse[0] < float(((y - y.mean()) ** 2).mean())
     with torch.no_grad():
         assert torch.allclose(((result.model(x) - y) ** 2).mean(), torch.tensor(mse[-1]), rtol=1e-4)
+
+
+def test_boosting_and_fold_bagging_are_seeded():
+    from honing.data import load
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(300, 2, generator=g) * 2 - 1
+    y = (x.norm(dim=1) > 0.6).long()
+    runs = [boost(_weak, x, y, task="classification", rounds=3, epochs=5, lr=0.05, seed=s).rounds for s in (1, 1, 2)]
+    assert runs[0] == runs[1] and runs[0] != runs[2]
+    data = load("sklearn:wine", seed=0)
+    same = [[va.tolist() for _, va in data.fold_indices(5, seed=s)] for s in (3, 3, 4)]
+    assert same[0] == same[1] and same[0] != same[2]  # a bag's folds follow the recipe's seed
