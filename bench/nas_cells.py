@@ -91,7 +91,7 @@ def train_table(n: int) -> None:
 def features(cells: list[list[str]]) -> np.ndarray:
     """One-hot edges, plus: convolutions on the longest input->output path, whether any path
     reaches the output, and whether a parameter-free path (skip/pool only) does."""
-    from honing.models._cell import EDGES
+    from honing.models import CELL_EDGES as EDGES
 
     rows = []
     for cell in cells:

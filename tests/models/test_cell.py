@@ -8,7 +8,7 @@ import torch
 from honing import ConfigError
 from honing.export import to_onnx
 from honing.models import create_model
-from honing.models._cell import Cell
+from honing.models import Cell
 
 ACT = torch.nn.ReLU
 

@@ -15,23 +15,33 @@ from honing.models._activations import (
     create_activation,
     list_activations,
 )
+from honing.models._cell import CELL_EDGES, CELL_OPS, Cell, CellNet
 from honing.models._cnn import CNN
 from honing.models._factory import MODELS, count_parameters, create_model, list_models
 from honing.models._init import INIT_SCHEMES, initialize, list_init_schemes
 from honing.models._mlp import MLP
+from honing.models._mobile import MOBILE_OPS, MobileBlock, MobileNet, SqueezeExcite
 from honing.models._rnn import RNN, RecurrentLayer
 from honing.models._transformer import Transformer
 
 __all__ = [
     "ACTIVATIONS",
     "AdaptiveGain",
+    "CELL_EDGES",
+    "CELL_OPS",
     "CNN",
+    "Cell",
+    "CellNet",
     "FixedGain",
     "INIT_SCHEMES",
     "MLP",
+    "MOBILE_OPS",
     "MODELS",
+    "MobileBlock",
+    "MobileNet",
     "RNN",
     "RecurrentLayer",
+    "SqueezeExcite",
     "Transformer",
     "count_parameters",
     "create_activation",

@@ -30,7 +30,7 @@ from honing.models._common import check_activation, check_dropout, check_sizes, 
 Act = Callable[[int], nn.Module]
 
 CELL_OPS = ("none", "skip", "conv1x1", "conv3x3", "avgpool3x3")
-EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
+CELL_EDGES = EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
 
 
 class Zero(nn.Module):

@@ -29,7 +29,7 @@ from honing._core import ConfigError, check_choice, check_int
 from honing.models._activations import ActivationSpec, GainSpec, create_activation
 from honing.models._common import Head, check_activation, check_dropout, check_sizes, wrong_rank
 
-OPS = ("ir", "dsconv", "conv")
+MOBILE_OPS = OPS = ("ir", "dsconv", "conv")
 BLOCK_KEYS = ("op", "out", "kernel", "expand", "stride", "se", "skip")
 # a small default for 28 x 28 images: 28 -> 14 -> 7
 DEFAULT_BLOCKS: tuple[dict[str, Any], ...] = (

@@ -127,13 +127,13 @@ def mobile_blocks(arch: Arch, *, strides: Mapping[int, int] | None = None) -> li
 def cell_space(ops: Sequence[str] = ("none", "skip", "conv1x1", "conv3x3", "avgpool3x3")) -> ArchSpace:
     """The ``cellnet`` cell space: one decision per edge of the 4-node DAG (``edge_0_1``, ...),
     each one of ``ops`` (5 ops: 15,625 cells, as NAS-Bench-201)."""
-    from honing.models._cell import EDGES
+    from honing.models import CELL_EDGES
 
-    return ArchSpace({f"edge_{a}_{b}": list(ops) for a, b in EDGES})
+    return ArchSpace({f"edge_{a}_{b}": list(ops) for a, b in CELL_EDGES})
 
 
 def cell_ops(arch: Arch) -> list[str]:
     """The ``cellnet`` ``cell`` argument of an architecture of ``cell_space``."""
-    from honing.models._cell import EDGES
+    from honing.models import CELL_EDGES
 
-    return [arch[f"edge_{a}_{b}"] for a, b in EDGES]
+    return [arch[f"edge_{a}_{b}"] for a, b in CELL_EDGES]

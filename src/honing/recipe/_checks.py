@@ -47,10 +47,9 @@ def _check_nas(recipe: Recipe) -> Problems:
         got = recipe.model.name if recipe.model is not None else "no model section"
         return [(("model", "name"), f"got {got!r} with nas.space {nas.space!r}; allowed: {model!r} (the space "
                                     f"searches that model's {'blocks' if nas.space == 'mobile' else 'cell'})")]
-    from honing.models._cell import CELL_OPS
-    from honing.models._mobile import OPS
+    from honing.models import CELL_OPS, MOBILE_OPS
 
-    allowed = OPS if nas.space == "mobile" else CELL_OPS
+    allowed = MOBILE_OPS if nas.space == "mobile" else CELL_OPS
     out: Problems = []
     for i, op in enumerate(nas.ops or []):
         if op not in allowed:
