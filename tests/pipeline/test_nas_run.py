@@ -79,6 +79,9 @@ def test_the_median_rule_stops_a_candidate_below_the_earlier_ones():
     low = _MedianStop([[0.3]] * 5, "min", seed=0)
     low.report(0.31, 1)
     assert low.should_prune()
+    last = _MedianStop(earlier, "max", seed=0, last=2)
+    last.report(0.1, 2)
+    assert not last.should_prune()  # the candidate's last epoch: stopping saves nothing
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -142,7 +142,7 @@ class _Candidates:
         recipe = ctx.recipe.with_params({**params, "training.epochs": self.epochs})
         seed = recipe.seed
         plan = build_model(recipe, data, seed=seed, memo=ctx.memo)
-        reporter = _MedianStop(self.curves if self.section.early_stop else [], self.mode, seed=seed)
+        reporter = _MedianStop(self.curves if self.section.early_stop else [], self.mode, seed=seed, last=self.epochs)
         trainer = build_trainer(recipe, plan, data, seed=seed, num_train=len(self.train),
                                 threads=ctx.options.threads, reporter=reporter, report=self.metric)
         curve = [float(logs[self.metric]) for logs in trainer.iter_fit(self.train, data.val)]
@@ -165,8 +165,9 @@ class _MedianStop:
     """The Trainer's reporter for one candidate: stop at an epoch where its value is worse than
     the median of the earlier candidates' values at that epoch (once 5 of them reached it)."""
 
-    def __init__(self, curves: list[list[float]], mode: str, *, seed: int) -> None:
+    def __init__(self, curves: list[list[float]], mode: str, *, seed: int, last: int | None = None) -> None:
         self.curves, self.mode, self.seed, self.number = curves, mode, seed, len(curves)
+        self.last = last  # the candidates' last epoch: nothing left to save there
         self.value: float | None = None
         self.step = 0
 
@@ -174,7 +175,7 @@ class _MedianStop:
         self.value, self.step = value, step
 
     def should_prune(self) -> bool:
-        if self.value is None or not math.isfinite(self.value):
+        if self.value is None or not math.isfinite(self.value) or (self.last is not None and self.step >= self.last):
             return False
         earlier = [c[self.step - 1] for c in self.curves if len(c) >= self.step]
         if len(earlier) < MIN_FOR_MEDIAN:
