@@ -101,3 +101,17 @@ def test_flops_count_a_known_layer():
     from honing.pipeline._nas import count_flops
 
     assert count_flops(torch.nn.Linear(10, 4), (10,)) == 2 * 10 * 4  # a multiply-add counts 2
+
+
+def test_the_head_is_searched_and_the_chosen_one_builds(tmp_path):
+    recipe = tiny({**DIGITS, "nas": {**DIGITS["nas"], "heads": ["avg", "flatten"], "strides": [1], "budget": 3,
+                                     "objectives": ["val_accuracy"]}})
+    n = train_once(recipe, out=tmp_path, progress=False).results["nas"]
+    chosen = n["chosen"]["model"]
+    assert chosen["model.global_pool"] in (None, "avg") and [b["stride"] for b in chosen["model.blocks"]][:2] == [1, 2]
+    saved = json.loads((tmp_path / "model" / "recipe.json").read_text())["model"]
+    assert saved["global_pool"] == chosen["model.global_pool"]
+    from honing.recipe import RecipeError, parse_recipe
+
+    with pytest.raises(RecipeError, match=r"nas.strides.0: got layer 2; allowed: a layer of the 2 \(0 to 1\)"):
+        parse_recipe(tiny({**DIGITS, "nas": {**DIGITS["nas"], "strides": [2]}}))

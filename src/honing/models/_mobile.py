@@ -129,13 +129,16 @@ class MobileNet(nn.Module):
         last: channels of the final 1x1 convolution (None: none).
         width: a multiplier of every block's channels (and the stem's, and last's).
         activation: relu (default), relu6, hardswish, silu, ...; gain: None, "adaptive" or a number.
+        global_pool: "avg" (any input size) or None (the last feature map flattened into the head,
+            which keeps where features are: better on small images; inputs of the built size).
+        head_hidden: width of a hidden layer in the head (None: linear).
     """
 
     def __init__(self, input_shape: Sequence[int], num_outputs: int, *,
                  blocks: Sequence[Mapping[str, Any]] = DEFAULT_BLOCKS, stem: int = 16, stem_stride: int = 1,
                  last: int | None = 128,
                  width: float = 1.0, activation: ActivationSpec = "relu", gain: GainSpec = None,
-                 dropout: float = 0.1) -> None:
+                 dropout: float = 0.1, global_pool: str | None = "avg", head_hidden: int | None = None) -> None:
         super().__init__()
         self.input_shape, self.num_outputs = check_sizes(input_shape, num_outputs)
         if len(self.input_shape) not in (2, 3):
@@ -151,6 +154,9 @@ class MobileNet(nn.Module):
         check_int("last", last, low=1, allow_none=True)
         dropout = check_dropout(dropout)
         gain = check_activation(activation, gain)
+        check_choice("global_pool", global_pool, ("avg", None))
+        check_int("head_hidden", head_hidden, low=1, allow_none=True)
+        self.global_pool = global_pool
         scale = lambda c: max(1, int(round(c * width)))  # noqa: E731
         self._add_channel = len(self.input_shape) == 2
         cin = 1 if self._add_channel else self.input_shape[0]
@@ -167,17 +173,28 @@ class MobileNet(nn.Module):
             cin = scale(last)
         else:
             self.last = None
-        self.head = Head(cin, self.num_outputs, hidden=None, activation=activation, gain=gain, dropout=dropout)
+        if global_pool is None:  # the head takes the whole last feature map: find its size
+            with torch.no_grad():
+                probe = torch.zeros(1, 1 if self._add_channel else self.input_shape[0], *self.input_shape[-2:])
+                was = self.training
+                self.eval()
+                probe = self._features(probe)
+                self.train(was)
+            cin = probe.numel()
+        self.head = Head(cin, self.num_outputs, hidden=head_hidden, activation=activation, gain=gain, dropout=dropout)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)  # (N, stem, H / stem_stride, W / stem_stride)
+        for block in self.blocks:
+            x = block(x)  # (N, C_i, H_i, W_i)
+        return x if self.last is None else self.last(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._add_channel:
             x = x.unsqueeze(1)  # (N, H, W) -> (N, 1, H, W)
-        x = self.stem(x)  # (N, stem, H, W)
-        for block in self.blocks:
-            x = block(x)  # (N, C_i, H_i, W_i)
-        if self.last is not None:
-            x = self.last(x)
-        return self.head(x.mean(dim=(2, 3)))  # (N, C) -> (N, num_outputs)
+        x = self._features(x)
+        x = x.mean(dim=(2, 3)) if self.global_pool == "avg" else x.flatten(1)  # (N, C) or (N, C * H' * W')
+        return self.head(x)  # (N, num_outputs)
 
     def layer_groups(self) -> list[list[str]]:
         return [["stem"]] + [[f"blocks.{i}"] for i in range(len(self.blocks))] + [["last", "head"]]

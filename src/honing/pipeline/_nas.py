@@ -116,9 +116,20 @@ def _space(section: Any) -> tuple[Any, Any]:
     if section.space == "cell":
         space = nas.cell_space(ops=section.ops or ("none", "skip", "conv1x1", "conv3x3", "avgpool3x3"))
         return space, lambda arch: {"model.cell": nas.cell_ops(arch)}
+    strides = {i: 2 for i in (section.strides if section.strides is not None else (1, 3)) if i < section.blocks}
+    heads = list(dict.fromkeys(section.heads))
     space = nas.mobile_space(blocks=section.blocks, ops=section.ops or ("ir", "dsconv", "conv"),
-                             kernels=section.kernels, expand=section.expand, widths=section.widths, se=section.se)
-    return space, lambda arch: {"model.blocks": nas.mobile_blocks(arch)}
+                             kernels=section.kernels, expand=section.expand, widths=section.widths, se=section.se,
+                             strides=strides, heads=heads if len(heads) > 1 else ())
+
+    def to_model(arch: dict[str, Any]) -> dict[str, Any]:
+        params: dict[str, Any] = {"model.blocks": nas.mobile_blocks(arch, strides=strides)}
+        head = arch.get("head", heads[0])
+        if len(heads) > 1 or head == "flatten":
+            params["model.global_pool"] = None if head == "flatten" else "avg"
+        return params
+
+    return space, to_model
 
 
 class _Candidates:

@@ -56,6 +56,10 @@ def _check_nas(recipe: Recipe) -> Problems:
             out.append((("nas", "ops", i), f"got {op!r}; allowed: {', '.join(allowed)}"))
     if nas.ops is not None and not nas.ops:
         out.append((("nas", "ops"), f"got []; allowed: a non-empty list of {', '.join(allowed)}"))
+    for i, layer in enumerate(nas.strides or []):
+        if layer >= nas.blocks:
+            out.append((("nas", "strides", i), f"got layer {layer}; allowed: a layer of the {nas.blocks} "
+                                               f"(0 to {nas.blocks - 1})"))
     for i, k in enumerate(nas.kernels):
         if k % 2 == 0:
             out.append((("nas", "kernels", i), f"got {k}; allowed: an odd size (3, 5, 7)"))

@@ -43,6 +43,10 @@ class NasSection(Section):
     """mobile: output channels of a block"""
     se: list[bool] = [False, True]
     """mobile: squeeze-excitation off / on"""
+    strides: list[Annotated[int, Field(ge=0, le=15)]] | None = None
+    """mobile: the layers (counted from 0) that halve the image, never left out; null: the second and fourth (those there are)"""
+    heads: list[Literal["avg", "flatten"]] = ["avg"]
+    """mobile: the head's input, searched when both: avg (global average pooling) or flatten (the last map, as cnn's global_pool: null)"""
     strategy: Literal["random", "evolution", "local", "reinforce", "tpe"] = "evolution"
     """the search strategy (honing.nas)"""
     budget: Annotated[int, Field(ge=1, le=100_000)] = 30
