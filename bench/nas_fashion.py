@@ -45,10 +45,11 @@ def recipe(kind: str, budget_s: float) -> dict:
     r = _base()
     r["name"] = f"fashion-{kind}"
     if kind == "nas":
-        r["model"] = {"name": "mobilenet", "stem": 16, "stem_stride": 2, "last": 128, "dropout": 0.2}
-        r["nas"] = {"space": "mobile", "blocks": 5, "widths": [16, 24, 32, 48, 64], "expand": [2, 3, 4],
-                    "kernels": [3, 5], "strategy": "evolution", "budget": 1000, "epochs": 2, "fraction": 0.2,
-                    "timeout": budget_s, "objectives": ["val_accuracy", "latency_ms"], "select": "knee"}
+        r["model"] = {"name": "mobilenet", "stem": 16, "stem_stride": 2, "last": None, "dropout": 0.2}
+        r["nas"] = {"space": "mobile", "blocks": 3, "strides": [1], "heads": ["avg", "flatten"],
+                    "widths": [16, 24, 32, 48, 64], "expand": [2, 3, 4], "kernels": [3, 5], "strategy": "evolution",
+                    "budget": 1000, "epochs": 2, "fraction": 0.2, "timeout": budget_s,
+                    "objectives": ["val_accuracy", "latency_ms"], "select": "knee"}
     return r
 
 
