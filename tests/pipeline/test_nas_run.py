@@ -115,3 +115,27 @@ def test_the_head_is_searched_and_the_chosen_one_builds(tmp_path):
 
     with pytest.raises(RecipeError, match=r"nas.strides.0: got layer 2; allowed: a layer of the 2 \(0 to 1\)"):
         parse_recipe(tiny({**DIGITS, "nas": {**DIGITS["nas"], "strides": [2]}}))
+
+
+def test_limits_choose_the_most_accurate_candidate_within_them(tmp_path):
+    free = train_once(tiny(DIGITS), out=tmp_path / "free", progress=False).results["nas"]
+    cands = free["candidates"]  # [index, accuracy, params]
+    cap = sorted(c[2] for c in cands)[1]  # the two smallest fit
+    within = max((c for c in cands if c[2] <= cap), key=lambda c: (c[1], -c[0]))
+    limited = tiny({**DIGITS, "nas": {**DIGITS["nas"], "limits": {"params": cap}}})
+    target = tmp_path / "limited"
+    target.mkdir()
+    for name in ("nas.jsonl", "nas.key"):  # the same candidates: nothing trains again
+        (target / name).write_text((tmp_path / "free" / name).read_text())
+    n = train_once(limited, out=target, progress=False).results["nas"]
+    assert n["chosen"]["index"] == within[0] and n["chosen"]["scores"][1] <= cap
+    assert n["select"] == "the most accurate within the limits"
+    from honing import ConfigError as Err
+
+    with pytest.raises(Err, match="no candidate is within them"):
+        train_once(tiny({**DIGITS, "nas": {**DIGITS["nas"], "limits": {"params": 1}}}), out=tmp_path / "none",
+                   progress=False)
+    from honing.recipe import RecipeError, parse_recipe
+
+    with pytest.raises(RecipeError, match="nas.limits.latency_ms: got a limit on 'latency_ms', which is not measured"):
+        parse_recipe(tiny({**DIGITS, "nas": {**DIGITS["nas"], "limits": {"latency_ms": 1.0}}}))

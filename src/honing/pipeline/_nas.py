@@ -55,7 +55,7 @@ class NasStage:
         journal = ctx.out_dir / JOURNAL
         # what the candidates' scores depend on (a larger budget continues the same journal)
         spec = {"nas": {k: v for k, v in section.model_dump(mode="json").items()
-                        if k not in ("budget", "select", "timeout")},
+                        if k not in ("budget", "select", "timeout", "limits")},
                 "recipe": {k: v for k, v in rec.to_dict().items()
                            if k not in ("nas", "tune", "ensemble", "compress", "output")}}
         _fresh_journal(ctx.out_dir, digest(spec))
@@ -76,13 +76,16 @@ class NasStage:
                             directions=directions, journal=journal, timeout=section.timeout)
         if result.best is None:
             raise ConfigError("nas: every candidate failed; see the errors in " + str(journal))
-        if len(directions) > 1:
+        front = [{"number": h["index"], "values": h["scores"], "record": h} for h in result.pareto] \
+            if len(directions) > 1 else []
+        if section.limits:
+            chosen = _within_limits(result, section, directions)
+        elif len(directions) > 1:
             from honing.tune import select_from_pareto
 
-            front = [{"number": h["index"], "values": h["scores"], "record": h} for h in result.pareto]
             chosen = select_from_pareto(front, directions, rule=section.select)["record"]
         else:
-            front, chosen = [], result.best
+            chosen = result.best
         params = to_model(chosen["arch"])
         ctx.recipe = rec.with_params(params)
         _check_folder_model(ctx.out_dir, ctx.recipe.to_dict()["model"], chosen["index"])
@@ -91,7 +94,9 @@ class NasStage:
             "evaluated": sum(1 for h in result.history if not h["cached"]), "proposed": len(result.history),
             "train_rows": len(train.train),
             "failed": sum(1 for h in result.history if h["error"]), "objectives": list(section.objectives),
-            "directions": directions, "epochs": train.epochs,
+            "directions": directions, "epochs": train.epochs, "limits": section.limits,
+            "select": "the most accurate within the limits" if section.limits else (
+                section.select if len(directions) > 1 else "best"),
             "baseline": baseline,
             "chosen": {"index": chosen["index"], "model": params, "scores": chosen["scores"]},
             "front": [{"index": f["record"]["index"], "model": to_model(f["record"]["arch"]),
@@ -107,6 +112,21 @@ class NasStage:
             f"{o} {v:.4g} (recipe's own: {b:.4g})" for o, v, b in zip(section.objectives, chosen["scores"],
                                                                      baseline["scores"])))
         return {"candidates": len(result.history), "chosen": chosen["index"]}
+
+
+def _within_limits(result: Any, section: Any, directions: list[str]) -> dict[str, Any]:
+    """The best candidate on the first objective among those within every limit (a ConfigError
+    naming the closest ones when none is)."""
+    index = {o: i for i, o in enumerate(section.objectives)}
+    ok = [h for h in result.history if h["error"] is None and not h["cached"]]
+    inside = [h for h in ok if all(h["scores"][index[k]] <= v for k, v in section.limits.items())]
+    if not inside:
+        closest = {k: min(h["scores"][index[k]] for h in ok) for k in section.limits} if ok else {}
+        raise ConfigError(f"invalid nas.limits {section.limits}: no candidate is within them (the lowest measured: "
+                          f"{closest}); allowed: looser limits, a larger budget or timeout (the journal keeps the "
+                          "candidates), or a space of smaller layers")
+    sign = 1.0 if directions[0] == "maximize" else -1.0
+    return max(inside, key=lambda h: (sign * h["scores"][0], -h["index"]))
 
 
 def _space(section: Any) -> tuple[Any, Any]:

@@ -69,6 +69,11 @@ def _check_nas(recipe: Recipe) -> Problems:
     if len(set(nas.objectives)) != len(nas.objectives) or any(o.startswith("val_") for o in nas.objectives[1:]):
         out.append((("nas", "objectives"), f"got {nas.objectives}; allowed: one validation metric, then params, "
                                            "flops and/or latency_ms, each once"))
+    for name in nas.limits or {}:
+        if name not in nas.objectives:
+            out.append((("nas", "limits", name), f"got a limit on {name!r}, which is not measured; allowed: a limit on "
+                                                 f"one of the objectives ({', '.join(nas.objectives[1:]) or 'none'}); "
+                                                 f"add {name!r} to nas.objectives"))
     if len(nas.objectives) > 1 and nas.strategy in ("local", "reinforce"):
         out.append((("nas", "strategy"), f"got {nas.strategy!r} with {len(nas.objectives)} objectives; allowed: "
                                          "random, evolution, tpe"))
