@@ -53,3 +53,11 @@ def test_width_scales_every_layer_and_the_default_fits_28_by_28_images():
 def test_bad_block_specs_are_named(blocks, message):
     with pytest.raises(ConfigError, match=message):
         create_model("mobilenet", input_shape=(1, 12, 12), num_outputs=3, blocks=blocks)
+
+
+def test_a_flatten_head_sees_every_position_and_exports(tmp_path):
+    model = create_model("mobilenet", input_shape=(1, 12, 12), num_outputs=3, stem=4, stem_stride=2, last=None,
+                         blocks=[{"op": "conv", "out": 6, "stride": 2}], global_pool=None, head_hidden=8, seed=0)
+    assert model.head.hidden.in_features == 6 * 3 * 3  # 12 -> 6 (stem) -> 3 (block), 6 channels
+    x = torch.randn(4, 1, 12, 12)
+    assert to_onnx(model.eval(), tmp_path / "f.onnx", x).max_abs_diff < 1e-4
