@@ -5,11 +5,13 @@ Two ``honing train`` runs of the same data, augmentation and training section (t
 15 epochs, AdamW, one-cycle, early stopping on validation accuracy), 1 torch thread each:
 
   cnn   the example's model as written (its search space left out: the recipe's own values)
-  nas   ``model: mobilenet`` with a ``nas:`` section: evolution over 5 mobilenet layers (op,
-        kernel, expansion, width, squeeze-excitation; a stride-2 stem), candidates trained 2
+  nas   ``model: mobilenet`` with a ``nas:`` section (``examples/fashion-nas.yaml``'s):
+        evolution over 3 mobilenet layers (op, kernel, expansion, width, squeeze-excitation;
+        a stride-2 stem) and the head (average pooling or flatten), candidates trained 2
         epochs on 20% of the training rows, objectives validation accuracy and CPU latency
         (1 row), stopped after ``--budget-s`` seconds (default 900: 15 CPU-minutes); the run
-        then trains the architecture at the front's knee as the recipe says
+        then trains the architecture at the front's knee as the recipe says. (bench/README.md
+        also reports a first space, v1: 5 layers, average pooling, a 1x1 conv to 128.)
 
 ``--measure`` then loads both model folders and times them side by side in one process (1
 thread, batch 1 and 256, rounds alternating, median of rounds), and writes the table and the
