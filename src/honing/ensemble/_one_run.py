@@ -94,6 +94,7 @@ class StochasticWeightAveraging(Callback):
         self.lr, self.bn_data, self.batch_size = lr, bn_data, batch_size
         self.averaged: torch.optim.swa_utils.AveragedModel | None = None
         self.count = 0
+        self._pending: dict[str, torch.Tensor] | None = None  # a resumed run's average, loaded at the next epoch
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         if self.lr is not None and epoch >= self.start:
@@ -104,9 +105,8 @@ class StochasticWeightAveraging(Callback):
             return
         if self.averaged is None:
             self.averaged = torch.optim.swa_utils.AveragedModel(trainer.model)
-            pending = getattr(self, "_pending", None)
-            if pending is not None:  # resumed: the average so far
-                self.averaged.load_state_dict(pending)
+            if self._pending is not None:  # resumed: the average so far
+                self.averaged.load_state_dict(self._pending)
                 self._pending = None
         self.averaged.update_parameters(trainer.model)
         self.count += 1

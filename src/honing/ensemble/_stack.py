@@ -78,8 +78,7 @@ def fit_stacker(preds: Sequence[torch.Tensor], y: torch.Tensor, *, task: str, l2
 def head_predictions(head: nn.Linear, preds: Sequence[torch.Tensor], task: str) -> torch.Tensor:
     """The stacked prediction: class probabilities or values."""
     with torch.no_grad():
-        out = head.double()(stack_features(preds, task)).float()
-    head.float()
+        out = F.linear(stack_features(preds, task), head.weight.double(), head.bias.double()).float()
     return out.softmax(-1) if task == "classification" else out
 
 

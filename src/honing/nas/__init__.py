@@ -19,8 +19,8 @@ Strategies: ``random``, ``evolution`` (regularized, aging), ``local`` (local sea
 
 from __future__ import annotations
 
-from honing.nas._search import NasResult, search
-from honing.nas._space import ArchSpace, cell_ops, cell_space, mobile_blocks, mobile_space
+from honing.nas._search import NasResult, read_journal, search
+from honing.nas._space import MOBILE_STRIDES, ArchSpace, cell_ops, cell_space, mobile_blocks, mobile_space
 from honing.nas._strategies import (
     STRATEGIES,
     LocalSearch,
@@ -33,6 +33,7 @@ from honing.nas._strategies import (
 )
 
 __all__ = [
+    "MOBILE_STRIDES",
     "STRATEGIES",
     "TPE",
     "ArchSpace",
@@ -47,5 +48,6 @@ __all__ = [
     "mobile_blocks",
     "mobile_space",
     "pareto_ranks",
+    "read_journal",
     "search",
 ]

@@ -82,7 +82,7 @@ def search(space: ArchSpace, objective: Callable[[Arch], float | Sequence[float]
         raise ConfigError(f"invalid directions: got {directions!r}; allowed: a list of 'maximize' / 'minimize'")
     plan = create_strategy(strategy, space, seed=seed, objectives=len(directions), **options)
     result = NasResult(directions)
-    done = _read_journal(journal) if journal is not None else []
+    done = read_journal(journal) if journal is not None else []
     cache: dict[str, dict[str, Any]] = {}
     start = time.perf_counter()
     for index in range(budget):
@@ -132,7 +132,8 @@ def _evaluate(objective: Callable[[Arch], Any], arch: Arch, index: int, n: int) 
     return record
 
 
-def _read_journal(path: str | Path) -> list[dict[str, Any]]:
+def read_journal(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a search's journal, in order (a last line cut short is dropped from the file)."""
     p = Path(path)
     if not p.is_file():
         return []

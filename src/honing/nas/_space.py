@@ -17,6 +17,7 @@ from typing import Any
 from honing._core import ConfigError
 
 Arch = dict[str, Any]
+MOBILE_STRIDES = {1: 2, 3: 2}  # mobile_space's default: the second and the fourth layers halve the image
 
 
 class ArchSpace:
@@ -95,7 +96,7 @@ def mobile_space(*, blocks: int = 5, ops: Sequence[str] = ("ir", "dsconv", "conv
     image (default: the second and the fourth); with ``skippable`` every layer but the first
     may be ``none`` (left out: the depth is searched too). ``heads``: a ``head`` decision among
     ``avg`` (global average pooling) and ``flatten`` (the last map flattened into the head)."""
-    strides = dict(strides) if strides is not None else {1: 2, 3: 2}
+    strides = dict(strides) if strides is not None else MOBILE_STRIDES
     decisions: dict[str, list[Any]] = {}
     for i in range(blocks):
         decisions[f"op_{i}"] = list(ops) + (["none"] if skippable and i > 0 and strides.get(i, 1) == 1 else [])
@@ -105,14 +106,12 @@ def mobile_space(*, blocks: int = 5, ops: Sequence[str] = ("ir", "dsconv", "conv
         decisions[f"se_{i}"] = list(se)
     if heads:
         decisions["head"] = list(heads)
-    space = ArchSpace(decisions)
-    space.strides = strides  # type: ignore[attr-defined]
-    return space
+    return ArchSpace(decisions)
 
 
 def mobile_blocks(arch: Arch, *, strides: Mapping[int, int] | None = None) -> list[dict[str, Any]]:
     """The ``mobilenet`` block list of an architecture of ``mobile_space`` (``none`` layers left out)."""
-    strides = dict(strides) if strides is not None else {1: 2, 3: 2}
+    strides = dict(strides) if strides is not None else MOBILE_STRIDES
     out = []
     i = 0
     while f"op_{i}" in arch:

@@ -16,7 +16,6 @@ refit the preprocessing on its own rows: a per-feature rescaling, which the memb
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -82,7 +81,7 @@ def _build_ensemble(ctx: RunContext, section: Any, candidates: list[dict[str, An
     if cv:
         rows = data.fold_indices(int(cv), seed=rec.seed)
         maps = _fold_maps(data, rows)
-        y = _pool_targets(data)
+        y = _pool(data)[1]
     else:
         if data.val is None:
             raise DataError("no validation rows to choose the ensemble's weights on (data.val_size 0)")
@@ -108,7 +107,6 @@ def _build_ensemble(ctx: RunContext, section: Any, candidates: list[dict[str, An
         sections.append(trial.model.model_dump(mode="json"))
 
     selection = None
-    cross_fitted = None
     if section.method == "greedy":
         selection = E.greedy_selection(preds, y, task=task, rounds=section.rounds, init=min(section.init, len(preds)),
                                        bags=section.bags, seed=rec.seed)
@@ -121,8 +119,7 @@ def _build_ensemble(ctx: RunContext, section: Any, candidates: list[dict[str, An
     else:  # stacking: the head's own score on these rows is cross-fitted
         head = E.fit_stacker(preds, y, task=task)
         weights = None
-        cross_fitted = E.cross_fitted_predictions(preds, y, task=task, seed=rec.seed)
-        mix = cross_fitted
+        mix = E.cross_fitted_predictions(preds, y, task=task, seed=rec.seed)
     best = (candidates[0], members[0])  # the best trial by its validation value
     keep = [i for i in range(len(members)) if head is not None or weights[i] > 0]
     if head is None:  # members with no weight are left out of the model
@@ -134,12 +131,11 @@ def _build_ensemble(ctx: RunContext, section: Any, candidates: list[dict[str, An
     model = E.EnsembleModel(members, task=task, weights=weights, head=head, temperature=temperature).eval()
 
     single = [E.prediction_loss(p, y, task) for p in preds]
-    chosen = {"loss": E.prediction_loss(mix, y, task)}
     rows_name = "out-of-fold train+validation rows" if cv else "validation rows"
     out: dict[str, Any] = {
         "method": section.method, "rows": f"{len(y)} {rows_name}", "temperature": round(temperature, 4),
         "calibration": calibration,
-        "selection_loss": {"ensemble": round(chosen["loss"], 6), "best_single": round(min(single), 6),
+        "selection_loss": {"ensemble": round(E.prediction_loss(mix, y, task), 6), "best_single": round(min(single), 6),
                            "what": "log loss" if task == "classification" else "mean squared error (scaled target)",
                            "note": ("the ensemble's weights were chosen on these rows (optimistic)" if head is None
                                     else "the stacking head's score is cross-fitted: no row scored by a head fitted "
@@ -157,15 +153,16 @@ def _build_ensemble(ctx: RunContext, section: Any, candidates: list[dict[str, An
                extra={"compression": info}, weights=write_state(model.state_dict()), data=data)
     out["folder"] = str(folder)
     if out["test"]:
-        t = out["test"]
-        ctx.say(f"ensemble: {len(members)} trial{'' if len(members) == 1 else 's'}; test {ctx.metric[4:] if ctx.metric.startswith('val_') else ctx.metric}"
-                f" {t['ensemble']['metrics'].get(_test_metric(ctx))} against the best single trial's "
-                f"{t['best_single']['metrics'].get(_test_metric(ctx))} and the final model's "
-                f"{t['final_model']['metrics'].get(_test_metric(ctx))}")
+        t, metric = out["test"], _test_metric(ctx)
+        ctx.say(f"ensemble: {len(members)} trial{'' if len(members) == 1 else 's'}; test {metric} "
+                f"{t['ensemble']['metrics'].get(metric)} against the best single trial's "
+                f"{t['best_single']['metrics'].get(metric)} and the final model's "
+                f"{t['final_model']['metrics'].get(metric)}")
     return out
 
 
 def _test_metric(ctx: RunContext) -> str:
+    """The search metric's test counterpart (the first test metric when there is none)."""
     metric = ctx.metric[4:] if ctx.metric.startswith("val_") else ctx.metric
     return metric if metric in ctx.test_metrics else next(iter(ctx.test_metrics), "loss")
 
@@ -191,7 +188,9 @@ def _compare(ctx: RunContext, model: Any, members: list[Any], candidates: list[d
         return record
 
     rows = {f"trial {t['number']}": scored(m) for t, m in zip(candidates, members)}
-    return {"members": rows, "best_single": {"trial": best[0]["number"], **scored(best[1], timed=True)},
+    single = rows.get(f"trial {best[0]['number']}") or scored(best[1])  # a member already, or scored here
+    single = {**single, "latency_ms": round(measure_latency_ms(best[1], data.input_shape, repeats=20), 4)}
+    return {"members": rows, "best_single": {"trial": best[0]["number"], **single},
             "final_model": {"how": ctx.final_how, **scored(ctx.model, timed=True)},
             "ensemble": scored(model, timed=True)}
 
@@ -202,9 +201,12 @@ def _model_of(recipe: Any, data: Any, state: dict[str, torch.Tensor]) -> Any:
     return model.eval()
 
 
-def _pool_targets(data: Any) -> torch.Tensor:
-    """The train+validation targets in the model folder's units, in the order of ``raw_train_val``."""
-    return data.train.y if data.val is None else torch.cat([data.train.y, data.val.y])
+def _pool(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The train+validation rows as the model folder prepares them (inputs, targets), in the order
+    of ``raw_train_val`` (train rows first)."""
+    if data.val is None:
+        return data.train.x, data.train.y
+    return torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y])
 
 
 def _fold_maps(data: Any, rows: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
@@ -214,16 +216,13 @@ def _fold_maps(data: Any, rows: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
     from honing.ensemble import fit_affine
 
     raw_x, raw_y = data.raw_train_val
-    main = make_split(data.preprocessor, raw_x, raw_y, data.task)
+    main_x, main_y = _pool(data)
     out = []
     for i, (tr, _) in enumerate(rows):
         pre = data.fold_preprocessor(tr)
         fold = make_split(pre, raw_x, raw_y, data.task)
-        in_map = fit_affine(main.x, fold.x, what=f"fold {i + 1} inputs")
-        out_map = fit_affine(fold.y, main.y, what=f"fold {i + 1} targets") if data.task == "regression" else None
+        in_map = fit_affine(main_x, fold.x, what=f"fold {i + 1} inputs")
+        out_map = fit_affine(fold.y, main_y, what=f"fold {i + 1} targets") if data.task == "regression" else None
         out.append((in_map, out_map))
     return out
 
-
-def ensemble_folder(run_dir: str | Path) -> Path:
-    return Path(run_dir) / ENSEMBLE_DIR

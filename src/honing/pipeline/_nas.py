@@ -136,7 +136,10 @@ def _space(section: Any) -> tuple[Any, Any]:
     if section.space == "cell":
         space = nas.cell_space(ops=section.ops or ("none", "skip", "conv1x1", "conv3x3", "avgpool3x3"))
         return space, lambda arch: {"model.cell": nas.cell_ops(arch)}
-    strides = {i: 2 for i in (section.strides if section.strides is not None else (1, 3)) if i < section.blocks}
+    from honing.nas import MOBILE_STRIDES
+
+    layers = section.strides if section.strides is not None else MOBILE_STRIDES
+    strides = {i: 2 for i in layers if i < section.blocks}
     heads = list(dict.fromkeys(section.heads))
     space = nas.mobile_space(blocks=section.blocks, ops=section.ops or ("ir", "dsconv", "conv"),
                              kernels=section.kernels, expand=section.expand, widths=section.widths, se=section.se,
@@ -181,8 +184,9 @@ class _Candidates:
             self.curves.append(curve)
         best = max(curve) if self.mode == "max" else min(curve)
         scores = [best]
-        for extra in self.section.objectives[1:]:
-            fresh = build_model(recipe, data, seed=seed, memo=ctx.memo).model
+        extras = self.section.objectives[1:]
+        fresh = build_model(recipe, data, seed=seed, memo=ctx.memo).model if extras else None  # on the CPU
+        for extra in extras:
             scores.append(float(count_parameters(fresh)) if extra == "params"
                           else float(count_flops(fresh, data.input_shape)) if extra == "flops"
                           else measure_latency_ms(fresh, data.input_shape, repeats=30))
@@ -267,9 +271,9 @@ def _check_folder_model(folder: Path, model: dict[str, Any], index: int) -> None
 
 
 def _records(journal: Path) -> list[dict[str, Any]]:
-    from honing.nas._search import _read_journal
+    from honing.nas import read_journal
 
-    return [r for r in _read_journal(journal) if not r.get("cached")]
+    return [r for r in read_journal(journal) if not r.get("cached")]
 
 
 def _fresh_journal(folder: Path, key: str) -> None:
