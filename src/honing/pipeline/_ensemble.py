@@ -221,8 +221,12 @@ def _fold_maps(data: Any, rows: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
     for i, (tr, _) in enumerate(rows):
         pre = data.fold_preprocessor(tr)
         fold = make_split(pre, raw_x, raw_y, data.task)
-        in_map = fit_affine(main_x, fold.x, what=f"fold {i + 1} inputs")
-        out_map = fit_affine(fold.y, main_y, what=f"fold {i + 1} targets") if data.task == "regression" else None
+        try:
+            in_map = fit_affine(main_x, fold.x, what=f"fold {i + 1} inputs")
+            out_map = fit_affine(fold.y, main_y, what=f"fold {i + 1} targets") if data.task == "regression" else None
+        except DataError as err:
+            raise DataError(f"{err}. To ensemble these trials, search on the validation split (tune.cv: null): "
+                            "its trials share the model folder's preprocessing") from None
         out.append((in_map, out_map))
     return out
 
