@@ -17,9 +17,11 @@ compress ENSEMBLE distill``) and tests it.
 
 Tasks: the example recipes with a single objective (digits-mlp, wine-cv, diabetes-regression,
 breast-cancer as a single-objective search of the multi-objective example's space) and a
-Fashion-MNIST subset CNN (12,000 rows, 8 trials of 8 epochs).
+Fashion-MNIST subset CNN (12,000 rows, 8 trials of 8 epochs; ``--fashion-trials N`` for a
+larger search, reported as task ``fashion-Nt``).
 
 usage: bench/run.sh bench/ensemble_vs_single.py [--tasks digits,wine,...] [--seeds 0,1,2,3,4] [--distill]
+       [--fashion-trials N]
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ def _breast_cancer() -> dict:
     return r
 
 
+FASHION_TRIALS = 8
+
+
 def _fashion() -> dict:
     return {
         "name": "fashion-subset",
@@ -59,7 +64,7 @@ def _fashion() -> dict:
         "training": {"epochs": 8, "batch_size": 128, "optimizer": {"name": "adamw", "lr": 0.002,
                                                                     "weight_decay": 0.0005},
                      "schedule": {"name": "onecycle", "max_lr": 0.004}, "threads": 1},
-        "tune": {"n_trials": 8, "metric": "val_accuracy", "final": "best_trial",
+        "tune": {"n_trials": FASHION_TRIALS, "metric": "val_accuracy", "final": "best_trial",
                  "space": {"training.schedule.max_lr": {"float": [2.0e-3, 1.0e-2], "log": True},
                            "model.dropout": {"float": [0.05, 0.3]},
                            "training.optimizer.weight_decay": {"float": [1.0e-5, 1.0e-2], "log": True}}},
@@ -86,8 +91,9 @@ def run_task(task: str, seed: int, *, distill: bool) -> dict:
     recipe["seed"] = seed
     recipe.setdefault("training", {})["threads"] = 1
     recipe["tune"]["warm_start"] = False  # seeds independent of each other
-    out = OUT / f"{task}-s{seed}"
-    row: dict = {"task": task, "seed": seed, "metric": metric}
+    name = task if task != "fashion" or FASHION_TRIALS == 8 else f"fashion-{FASHION_TRIALS}t"
+    out = OUT / f"{name}-s{seed}"
+    row: dict = {"task": name, "seed": seed, "metric": metric}
     for method in METHODS:
         r = copy.deepcopy(recipe)
         r["ensemble"] = {"method": method}
@@ -159,7 +165,10 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--distill", action="store_true")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--fashion-trials", type=int, default=8, help="trials of the Fashion-MNIST search (default 8)")
     args = ap.parse_args()
+    global FASHION_TRIALS
+    FASHION_TRIALS = args.fashion_trials
     if args.summary:
         summary(sorted(OUT.glob("results*.jsonl")))
         return

@@ -67,6 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("run", help="search, train, test and report (resumes on the same output folder)")
     sp.add_argument("recipe")
     common(sp, search=True)
+    sp = sub.add_parser("worker", help="run trials of a study that `honing run --storage URL` leads (this or "
+                        "another machine)")
+    sp.add_argument("recipe", nargs="?", help="the leader's recipe (optional: the study stores it)")
+    sp.add_argument("--storage", required=True, help="the study's storage: postgresql://... (several machines), or "
+                    "sqlite:///file.db or a .journal file in the leader's run folder (this machine)")
+    sp.add_argument("--study", help="the study name (the leader recipe's name; default: the recipe's)")
+    sp.add_argument("--out", help="folder for the trials' files (default: the leader's run folder when this machine "
+                    "sees it, else runs/<study>)")
+    sp.add_argument("--workers", type=_positive_int, default=1, help="local worker processes (default 1)")
+    sp.add_argument("--threads", type=_positive_int, help="torch threads per process (default 1)")
+    sp.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the leader to create the study "
+                    "(default 60)")
+    sp.add_argument("--quiet", action="store_true", help="no progress lines")
     sp = sub.add_parser("train", help="train one configuration of a recipe (no search), test and report")
     sp.add_argument("recipe")
     common(sp, search=False)
@@ -303,6 +316,18 @@ def _print_compression(compressed: dict[str, Any] | None) -> None:
         value = row["metrics"].get(metric)
         cells.append("" if value is None else f"{value:.4f}" + (f" {100 * vs[metric]:+.2f}pt" if metric in vs else ""))
         print(f"  {row['stage']:<26} {row['runtime']:<11} " + " ".join(f"{c:>10}" for c in cells))
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from honing.pipeline import work
+
+    r = work(args.recipe, storage=args.storage, study=args.study, out=args.out, workers=args.workers,
+             threads=args.threads, wait=args.wait, progress=not args.quiet)
+    ran = ", ".join(f"{v} {k}" for k, v in r.ran.items() if v) or "none"
+    study = ", ".join(f"{v} {k}" for k, v in r.counts.items() if v)
+    print(f"honing worker: study {r.study_name!r} in {r.storage}: trials run here: {ran}; the study: {study} "
+          f"(budget {r.n_trials})")
+    return EXIT_OK
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -579,6 +604,7 @@ def _print_trials(study: Any, limit: int) -> None:
 _COMMANDS = {
     "run": _cmd_run,
     "train": _cmd_train,
+    "worker": _cmd_worker,
     "compress": _cmd_compress,
     "validate": _cmd_validate,
     "evaluate": _cmd_evaluate,

@@ -71,6 +71,11 @@ class PostgresServer:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.data / "server.log"),
                   "-o", options, "-w", "-t", "60", "start")
 
+    def restart(self) -> None:
+        """Stop (closing every client's connection) and start again on the same port and data."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.data / "server.log"), "-m", "fast",
+                  "-w", "-t", "60", "restart")
+
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
             self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")

@@ -45,6 +45,18 @@ def test_heartbeat(study, tmp_path) -> None:
         assert _compat.frozen(study, trial).state == TrialState.RUNNING
 
 
+def test_stale_trial_ids_and_cached_storage(tmp_path) -> None:
+    rdb = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'beat.db'}", heartbeat_interval=1, grace_period=1)
+    study = optuna.create_study(study_name="b", storage=_compat.cached_storage(rdb))
+    trial = study.ask()
+    with _compat.heartbeat(study, trial):
+        assert _compat.stale_trial_ids(study) == []
+    import time
+
+    time.sleep(2.5)  # no beat for longer than the grace period
+    assert _compat.stale_trial_ids(study) == [_compat.trial_id(trial)]
+
+
 def test_optimize_runs_its_trials_through_an_executor(tmp_path) -> None:
     """The executor seam: a custom one is handed the study and the job, and its trials count."""
     from honing.tune import FloatParam, SearchSpace, list_executors, optimize

@@ -129,7 +129,8 @@ def test_storage_forms(tmp_path):
     journal = resolve_storage(str(tmp_path / "other.journal"), tmp_path)
     assert journal.url.endswith("other.journal")
     sqlite = resolve_storage(f"sqlite:///{tmp_path}/db/s.db", tmp_path)
-    assert isinstance(sqlite.storage, optuna.storages.RDBStorage) and sqlite.storage.heartbeat_interval
+    assert isinstance(sqlite.storage, optuna.storages.BaseStorage)  # an RDB storage behind reconnection retries
+    assert sqlite.storage.get_heartbeat_interval() == 60 and type(sqlite.storage).__name__ == "ReconnectingStorage"
     with pytest.raises(ConfigError, match="allowed: .*sqlite:///.*postgresql://"):
         resolve_storage("mysql://u@h/db", tmp_path)
     with pytest.raises(ConfigError, match="allowed"):

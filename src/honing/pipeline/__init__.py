@@ -33,6 +33,7 @@ from honing.pipeline._stage_output import build_reference
 from honing.pipeline._stage_search import output_dir
 from honing.pipeline._summary import baseline_lines, data_lines
 from honing.pipeline._stages import STAGE_LISTS, STAGES, Stage, list_stages, register_stage
+from honing.pipeline._worker import WorkerResult, work
 
 __all__ = [
     "COMPRESS_STEPS",
@@ -47,6 +48,7 @@ __all__ = [
     "RunResult",
     "Stage",
     "StepOutput",
+    "WorkerResult",
     "baseline_lines",
     "build_model",
     "build_reference",
@@ -66,4 +68,5 @@ __all__ = [
     "save_model",
     "train_once",
     "versions",
+    "work",
 ]

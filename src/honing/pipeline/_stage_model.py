@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from honing._core import atomic_save_file, set_threads
+from honing._core import RunFailedError, atomic_save_file, set_threads
 from honing.data import Dataset, Split
 from honing.pipeline._build import build_model, build_trainer
 from honing.pipeline._context import RunContext, digest
@@ -35,7 +35,13 @@ class FinalFitStage:
         set_threads(ctx.options.threads or rec.training.threads)
         if rec.tune.final == "best_trial":
             plan = build_model(final, data, seed=rec.seed + sel["number"], memo=ctx.memo)
-            plan.model.load_state_dict(load_file(str(ctx.out_dir / "trials" / f"{sel['number']}.safetensors")))
+            weights = ctx.out_dir / "trials" / f"{sel['number']}.safetensors"
+            if not weights.is_file():  # the trial ran in a `honing worker` with a folder of its own
+                where = sel["user_attrs"].get("worker", "another worker").rpartition(":")[0] or "another machine"
+                raise RunFailedError(f"trial {sel['number']} (the best) kept its weights on {where}, not in {weights}: "
+                                     f"copy that worker's trials/{sel['number']}.safetensors there and re-run (it "
+                                     "resumes), or use tune.final: retrain")
+            plan.model.load_state_dict(load_file(str(weights)))
             ctx.model, ctx.history = plan.model, []
             ctx.final_how = f"weights of trial {sel['number']}"
             ctx.model_key = digest(["best_trial", sel["number"], sel["params"]])

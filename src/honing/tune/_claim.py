@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -72,16 +73,51 @@ class _PostgresLock:
     def __call__(self) -> Iterator[None]:
         import sqlalchemy
 
+        from honing.tune._reconnect import is_connection_error
+
         if self._engine is None:
-            self._engine = sqlalchemy.create_engine(self.url, pool_size=1, max_overflow=0, pool_pre_ping=True)
-        with self._engine.connect() as conn:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
-            conn.commit()
+            self._engine = sqlalchemy.create_engine(self.url, pool_size=1, max_overflow=0, pool_pre_ping=True,
+                                                    connect_args={"connect_timeout": 10})
+        conn = self._take()
+        try:
+            yield
+        finally:
             try:
-                yield
-            finally:
                 conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
                 conn.commit()
+                conn.close()
+            except Exception as err:
+                if not is_connection_error(err):
+                    raise
+                # the server dropped the session, and the lock with it
+                with contextlib.suppress(Exception):
+                    conn.invalidate()
+                    conn.close()
+
+    def _take(self) -> Any:
+        """A connection holding the lock; a lost server is waited for (``HONING_RECONNECT_S``)."""
+        import sqlalchemy
+
+        from honing.tune._reconnect import is_connection_error, reconnect_window_s, say
+
+        start, wait, window = time.monotonic(), 0.2, reconnect_window_s()
+        while True:
+            conn = None
+            try:
+                conn = self._engine.connect()
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
+                conn.commit()
+                return conn
+            except Exception as err:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.invalidate()
+                        conn.close()
+                if not is_connection_error(err) or time.monotonic() - start + wait > window:
+                    raise
+                say(f"budget lock: lost the database connection ({type(err).__name__}); retrying")
+                time.sleep(wait)
+                wait = min(2 * wait, 5.0)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_engine": None}  # connections do not cross processes

@@ -4,8 +4,12 @@ so that an Optuna upgrade that moves one breaks this file and its tests, nothing
 - ``study._storage`` and ``trial._trial_id``: the storage calls by trial id (a user attribute
   on a finished or waiting trial, a state change), which Optuna's public API offers only for
   the trial being run;
+- ``optuna.storages._cached_storage._CachedStorage``: the cache Optuna puts in front of an RDB
+  storage, put there by honing because its reconnecting wrapper hides the RDB storage;
 - ``optuna.storages._heartbeat``: whether the storage records heartbeats, and the heartbeat
-  thread around a running trial (what ``study.optimize`` does internally);
+  thread around a running trial (what ``study.optimize`` does internally); a heartbeat
+  storage's ``_get_stale_trial_ids`` and ``study._study_id`` (the trials whose worker went
+  silent, so honing fails them with a reason while they are still RUNNING);
 - a TPE sampler's random state (``_rng``, ``_random_sampler._rng``), seeded per trial by
   ``AutoSampler``; ``BaseDistribution._contains`` (is an internal value in the distribution).
 """
@@ -41,10 +45,24 @@ def frozen(study: Any, trial: Any) -> Any:
     return storage_of(study).get_trial(trial_id(trial))
 
 
+def cached_storage(rdb: Any) -> Any:
+    """Optuna's caching wrapper around an RDB storage (what ``create_study`` adds to a bare
+    RDBStorage; honing wraps the storage once more, so it adds it itself)."""
+    from optuna.storages._cached_storage import _CachedStorage
+
+    return _CachedStorage(rdb)
+
+
 def heartbeat_enabled(study: Any) -> bool:
     from optuna.storages._heartbeat import is_heartbeat_enabled
 
     return bool(is_heartbeat_enabled(storage_of(study)))
+
+
+def stale_trial_ids(study: Any) -> list[int]:
+    """The RUNNING trials of ``study`` whose heartbeat is older than the storage's grace period
+    (what ``optuna.storages.fail_stale_trials`` looks up before failing them)."""
+    return list(storage_of(study)._get_stale_trial_ids(study._study_id))
 
 
 def heartbeat(study: Any, trial: Any) -> AbstractContextManager[Any]:

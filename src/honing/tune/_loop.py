@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 INTERRUPTED_BY_USER = "interrupted by user"
 LEFT_RUNNING = "interrupted: left running by an earlier run"
 WORKER_DIED = "interrupted: its worker process died"
+COMMAND_ENV = "HONING_COMMAND_ID"
+STOPPED_BEATING = "interrupted: its worker stopped sending heartbeats"
 
 
 class Pruned(HoningError):
@@ -173,17 +175,39 @@ def recover(study: optuna.Study, *, reason: str, owners: set[str] | None = None)
     from optuna.trial import TrialState
 
     if owners is None:
-        from optuna.storages import fail_stale_trials
-        if _compat.heartbeat_enabled(study):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                fail_stale_trials(study)
+        fail_silent(study)
     done = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = t.user_attrs.get("worker")
         if (owner in owners) if owners is not None else _is_stale(owner):
             fail_and_retry(study, t, reason)
             done.append(t.number)
+    return done
+
+
+def fail_silent(study: optuna.Study) -> list[int]:
+    """In a database study (heartbeats on), fail the RUNNING trials whose worker missed two
+    heartbeats, on any machine, each with the reason and retried once; their numbers. Two
+    workers may find the same trial: the database lets one of them end it, and only that one
+    enqueues the retry."""
+    import optuna
+    from optuna.trial import TrialState
+
+    if not _compat.heartbeat_enabled(study):
+        return []
+    storage, done = _compat.storage_of(study), []
+    for trial_id in _compat.stale_trial_ids(study):
+        try:
+            storage.set_trial_user_attr(trial_id, "error", STOPPED_BEATING)
+            if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker ended it first
+        trial = storage.get_trial(trial_id)
+        enqueue_retry(study, trial)
+        done.append(trial.number)
+    if done:
+        say(f"trial(s) {', '.join(map(str, done))} failed: their worker stopped sending heartbeats; retried once")
     return done
 
 
@@ -232,6 +256,8 @@ def _claim(study: optuna.Study, job: Job) -> tuple[optuna.Trial, dict[str, Any]]
         warnings.simplefilter("ignore")  # heartbeat-with-ask and experimental-feature warnings
         trial = study.ask()
     trial.set_user_attr("worker", owner_tag())
+    if command := os.environ.get(COMMAND_ENV):  # which command's processes ran it (honing worker counts its own)
+        trial.set_user_attr("command", command)
     try:
         params = job.space.suggest(trial, job.base)
     except BaseException as e:
@@ -297,6 +323,7 @@ def run_loop(study: optuna.Study, job: Job, *, on_trial: Callable[[str], None] |
     lock = budget_lock(job.storage_url, job.study_name, job.run_dir)
     while True:
         with _interrupts_deferred(), lock():
+            fail_silent(study)  # a dead worker elsewhere: its trial is failed and its retry claimed here
             claimed = _claim(study, job)
         if claimed is None:
             return

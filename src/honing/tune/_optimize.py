@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 EXIT_INTERRUPTED = 130
 _POLL_S = 0.5
 _STOP_GRACE_S = 30.0
+_WAIT_POLL_S = 1.0
 
 
 def optimize(
@@ -67,6 +68,8 @@ def optimize(
     executor: str | Executor | None = None,
     warm_start: Sequence[Mapping[str, Any]] = (),
     history: Sequence[Mapping[str, Any]] = (),
+    attrs: Mapping[str, Any] | None = None,
+    join: bool = False,
 ) -> StudyResult:
     """Run ``objective(params, reporter)`` until the study holds ``n_trials`` trials (any state).
 
@@ -85,7 +88,12 @@ def optimize(
     that an ``AutoSampler`` tries right after the recipe's own values and any other sampler
     first (queued in a new study); values outside the space are left to the sampler. ``history``:
     a related earlier study's finished trials (``{"params": decoded, "value"}``; e.g.
-    ``ExperienceStore.history``) that an ``AutoSampler``'s model learns from (others ignore it)."""
+    ``ExperienceStore.history``) that an ``AutoSampler``'s model learns from (others ignore it).
+    ``attrs``: JSON-able study attributes to set (``honing run`` stores the recipe and budget there,
+    for ``honing worker``). ``join``: this process joins a study that another command leads (a
+    worker): it draws random numbers of its own, and it stops when the budget is claimed. Without
+    ``join``, a study in a database (heartbeats on) is waited for at the end until the trials
+    running in other workers finish, or are failed when their worker stops beating."""
     import optuna
 
     dirs = _directions(directions)
@@ -124,15 +132,17 @@ def optimize(
     with _quiet_optuna(), _sigterm_as_interrupt():
         study = _open_study(handle, study_name, dirs, sampler, pruner)
         study.set_user_attr(SPACE_ATTR, space.to_spec())
+        for key, value in (attrs or {}).items():
+            study.set_user_attr(key, value)
         # under the budget lock: a worker elsewhere creates a trial and tags it with its owner
         # while holding it, so an untagged RUNNING trial seen here is one nobody will finish
         with budget_lock(handle.url, study_name, str(run_dir))():
             retried = recover(study, reason=LEFT_RUNNING)
         if retried:
             say(f"trials {', '.join(map(str, retried))} were left running by an earlier run: failed, retried once")
-        if _has_history(study):
+        if _has_history(study) or join:
             sampler.reseed_rng()  # a continued study must not replay the first run's random draws
-        elif warm_start and not isinstance(sampler, AutoSampler):  # any other sampler: queued first
+        elif warm_start and not join and not isinstance(sampler, AutoSampler):  # any other sampler: queued first
             for point in warm_start:
                 if encoded := _encoded(space, point):
                     study.enqueue_trial(encoded, skip_if_exists=True)
@@ -145,8 +155,28 @@ def optimize(
         run_trials = _executor(executor, workers)
         if remaining > 0 or workers == 1:
             run_trials.run(study, job, min(workers, max(remaining, 1)), show)
+        if not join and _compat.heartbeat_enabled(study):
+            _wait_for_others(study, progress)
         _close_spent_retries(study, n_trials)
         return result_from_study(study, handle.url, elapsed_s=time.time() - start)
+
+
+def _wait_for_others(study: optuna.Study, progress: bool) -> None:
+    """The budget is claimed; trials still RUNNING belong to other workers (``honing worker`` on
+    this or another machine). Wait until each finishes, or is failed when its worker stops
+    sending heartbeats (its retry then finds no budget left and is closed)."""
+    from optuna.trial import TrialState
+
+    said = 0
+    while True:
+        recover(study, reason=WORKER_DIED)  # silent workers anywhere, dead processes on this machine
+        running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+        if not running:
+            return
+        if progress and len(running) != said:
+            said = len(running)
+            say(f"waiting for {said} trial(s) running in other workers: {', '.join(map(str, running[:8]))}")
+        time.sleep(_WAIT_POLL_S)
 
 
 def _encoded(space: SearchSpace, point: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,11 +5,13 @@ Optuna is imported inside the functions only, so ``import honing.tune`` stays li
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import math
 import os
 import re
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,8 +27,8 @@ __all__ = ["StorageHandle", "create_pruner", "create_sampler", "delete_study", "
            "mask_password", "resolve_storage"]
 
 _MULTI_OBJECTIVE = ("grid", "random", "qmc", "tpe", "gp", "auto", "nsga2")
-HEARTBEAT_INTERVAL_S = 60
-HEARTBEAT_GRACE_S = 180
+HEARTBEAT_ENV = "HONING_HEARTBEAT_S"
+HEARTBEAT_INTERVAL_S = 60  # a database study's workers beat this often; a trial silent for 2 beats is dead
 
 
 def _directions(directions: str | Sequence[str]) -> list[str]:
@@ -294,7 +296,9 @@ def resolve_storage(url_or_none: str | os.PathLike[str] | StorageHandle | None, 
             url = "postgresql://" + url[len("postgres://"):]
         # name the driver: SQLAlchemy 2.1 opens a plain postgresql:// with psycopg 3
         engine_url = "postgresql+psycopg2://" + url.split("://", 1)[1]
-        return StorageHandle(_rdb(engine_url, {"pool_pre_ping": True}, shown=url), url)
+        # one connection for the trial loop, one for the heartbeat thread (see docs/cluster.md)
+        engine = {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 1, "connect_args": {"connect_timeout": 10}}
+        return StorageHandle(_rdb(engine_url, engine, shown=url), url)
     if url.endswith(".journal") and "://" not in url:
         return _journal(Path(url).expanduser())
     raise ConfigError(f"invalid storage: got {url!r}; allowed: {'; '.join(_STORAGE_FORMS)}")
@@ -370,25 +374,52 @@ def mask_password(url: str | None) -> str | None:
     return re.sub(r"(://[^/:@]+:)[^@/]*@", r"\1***@", url)
 
 
+def heartbeat_interval_s() -> int:
+    """Seconds between a running trial's heartbeats in a database study (``HONING_HEARTBEAT_S``,
+    default 60); a trial whose worker missed two beats is failed and retried by the others."""
+    text = os.environ.get(HEARTBEAT_ENV)
+    if not text:
+        return HEARTBEAT_INTERVAL_S
+    try:
+        return check_int(HEARTBEAT_ENV, int(text), low=1)
+    except ValueError:
+        raise ConfigError(f"invalid {HEARTBEAT_ENV}: got {text!r}; allowed: a whole number of seconds >= 1") from None
+
+
 def _rdb(url: str, engine_kwargs: dict[str, Any], shown: str | None = None) -> Any:
     import optuna
 
+    from honing.tune._compat import cached_storage
+    from honing.tune._reconnect import reconnecting
+
     shown = mask_password(url if shown is None else shown)
+    beat = heartbeat_interval_s()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                                              grace_period=HEARTBEAT_GRACE_S,
-                                              heartbeat_stale_trial_callback=retry_stale_trial)
+            rdb = _new_schema_tolerant(lambda: optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=beat, grace_period=2 * beat))
+            return reconnecting(cached_storage(rdb))
         except ImportError as e:
             raise ConfigError(f"storage {shown.split('://')[0]}:// cannot be opened: {e}") from None
         except Exception as e:  # SQLAlchemy's OperationalError and friends: a bad URL or an unreachable server
             raise HoningError(f"cannot open storage {shown!r}: {type(e).__name__}: {e}") from None
 
 
-def retry_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """Optuna's heartbeat callback (a trial whose worker stopped beating was failed): retry it once."""
-    enqueue_retry(study, trial)
+def _new_schema_tolerant(open_storage: Any, attempts: int = 5) -> Any:
+    """``open_storage()``; in an empty database, workers that start together all create Optuna's
+    tables, and every one but the first fails on a duplicate name: those try again (and find the
+    tables made)."""
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            return open_storage()
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def enqueue_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
