@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--seed", type=int, help="override the recipe's seed")
         sp.add_argument("--threads", type=_positive_int, help="torch threads per process (default: the recipe's)")
         sp.add_argument("--quiet", action="store_true", help="no progress bars")
+        sp.add_argument("--nproc", type=_positive_int, help="data-parallel processes (DDP) for the "
+                        + ("final model" if search else "training") + " (training.distributed.processes)")
         if search:
             sp.add_argument("--workers", type=_positive_int, default=1, help="local worker processes (default 1)")
             sp.add_argument("--storage", help="study storage URL: sqlite:///file.db, postgresql://..., "
@@ -242,7 +244,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from honing.pipeline import run
 
     result = run(args.recipe, out=args.out, workers=args.workers, storage=args.storage, n_trials=args.n_trials,
-                 timeout=args.timeout, seed=args.seed, threads=args.threads, progress=not args.quiet)
+                 timeout=args.timeout, seed=args.seed, threads=args.threads, progress=not args.quiet, nproc=args.nproc)
     _print_summary(result.out_dir, result.results)
     return _compress_exit(result.results.get("compress"))
 
@@ -333,7 +335,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from honing.pipeline import train_once
 
-    result = train_once(args.recipe, out=args.out, threads=args.threads, progress=not args.quiet, seed=args.seed)
+    result = train_once(args.recipe, out=args.out, threads=args.threads, progress=not args.quiet, seed=args.seed,
+                        nproc=args.nproc)
     _print_summary(result.out_dir, result.results)
     return EXIT_OK
 

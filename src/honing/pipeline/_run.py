@@ -45,10 +45,13 @@ class RunResult:
         return self.results["test_metrics"]
 
 
-def _overrides(recipe: Any, *, n_trials: int | None, timeout: float | None, seed: int | None) -> Any:
+def _overrides(recipe: Any, *, n_trials: int | None, timeout: float | None, seed: int | None,
+               nproc: int | None = None) -> Any:
     changes: dict[str, Any] = {}
     if seed is not None:
         changes["seed"] = seed
+    if nproc is not None:
+        changes["training.distributed.processes"] = nproc
     if recipe.tune is not None:
         if n_trials is not None:
             changes["tune.n_trials"] = n_trials
@@ -68,11 +71,13 @@ def run(
     seed: int | None = None,
     threads: int | None = None,
     progress: bool = True,
+    nproc: int | None = None,
 ) -> RunResult:
     """Search, train the final model, test it once and write the output folder (a recipe
-    without a tune section trains once: ``train_once``)."""
+    without a tune section trains once: ``train_once``). ``nproc``: data-parallel processes for
+    the final model (``training.distributed.processes``)."""
     load_plugins()  # before the recipe is read: plugins add recipe sections
-    rec = _overrides(as_recipe(recipe), n_trials=n_trials, timeout=timeout, seed=seed)
+    rec = _overrides(as_recipe(recipe), n_trials=n_trials, timeout=timeout, seed=seed, nproc=nproc)
     if rec.tune is None:
         return train_once(rec, out=out, threads=threads, progress=progress)
     options = RunOptions(workers=workers, storage=storage, threads=threads, progress=progress, source=recipe)
@@ -80,10 +85,11 @@ def run(
 
 
 def train_once(recipe: Any, *, out: str | Path | None = None, threads: int | None = None,
-               progress: bool = True, seed: int | None = None) -> RunResult:
-    """One configuration, no search: train with validation (early stopping, best epoch), test once."""
+               progress: bool = True, seed: int | None = None, nproc: int | None = None) -> RunResult:
+    """One configuration, no search: train with validation (early stopping, best epoch), test once.
+    ``nproc``: data-parallel processes (``training.distributed.processes``)."""
     load_plugins()
-    rec = _overrides(as_recipe(recipe), n_trials=None, timeout=None, seed=seed)
+    rec = _overrides(as_recipe(recipe), n_trials=None, timeout=None, seed=seed, nproc=nproc)
     options = RunOptions(threads=threads, progress=progress, source=recipe)
     return _run_list(rec, "train", out, options)
 

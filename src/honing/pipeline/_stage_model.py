@@ -80,6 +80,14 @@ class FitStage:
         check_same_study(out, rec.to_dict(), bound=(out / "checkpoint").is_dir() or (out / RESULTS).is_file())
         set_threads(ctx.options.threads or rec.training.threads)
         plan = build_model(rec, data, seed=rec.seed, memo=ctx.memo)
+        if plan.trains and _processes(rec) > 1:
+            result = _fit_distributed(ctx, rec, plan, data.train, data.val, "train", checkpoint_dir=out / "checkpoint",
+                                      seed=rec.seed, num_train=len(data.train), threads=ctx.options.threads)
+            history, how = result.history, (f"trained once on {_processes(rec)} data-parallel processes: "
+                                            f"{result.stop_reason}; best epoch {result.best_epoch}")
+            ctx.final_recipe, ctx.model, ctx.history, ctx.final_how = rec, plan.model, history, how
+            ctx.model_key = digest(["fit", rec.to_dict()])
+            return {"how": how}
         trainer = build_trainer(rec, plan, data, seed=rec.seed, num_train=len(data.train), threads=ctx.options.threads)
         if not plan.trains:
             logs = {"epoch": 1.0, **(trainer.evaluate(data.val, prefix="val_") if data.val is not None else {})}
@@ -140,6 +148,10 @@ def _retrain(ctx: RunContext, recipe: Any, data: Dataset, *, epochs: int) -> tup
     plan = build_model(recipe, data, seed=recipe.seed, memo=ctx.memo)
     if not plan.trains:
         return plan.model, []
+    if _processes(recipe) > 1:
+        result = _fit_distributed(ctx, recipe, plan, train, None, "final model", seed=recipe.seed, num_train=len(train),
+                                  epochs=epochs, with_val=False, threads=ctx.options.threads)
+        return plan.model, result.history
     trainer = build_trainer(recipe, plan, data, seed=recipe.seed, num_train=len(train), epochs=epochs,
                             with_val=False, threads=ctx.options.threads)
     if ctx.options.progress:
@@ -148,6 +160,48 @@ def _retrain(ctx: RunContext, recipe: Any, data: Dataset, *, epochs: int) -> tup
         trainer.callbacks.append(EpochProgress("final model"))
     result = trainer.fit(train)
     return plan.model, result.history
+
+
+def _processes(recipe: Any) -> int:
+    d = recipe.training.distributed
+    return d.processes if d is not None else 1
+
+
+class RankTrainer:
+    """One data-parallel rank's Trainer, built from the recipe in that rank's process (picklable:
+    the recipe as a dict, the data set, ``build_trainer``'s arguments); progress on rank 0."""
+
+    def __init__(self, recipe: dict[str, Any], data: Dataset, label: str | None, kwargs: dict[str, Any]) -> None:
+        self.recipe, self.data, self.label, self.kwargs = recipe, data, label, kwargs
+
+    def __call__(self, rank: int) -> Any:
+        from honing.recipe import parse_recipe
+
+        recipe = parse_recipe(self.recipe)
+        plan = build_model(recipe, self.data, seed=self.kwargs["seed"])
+        trainer = build_trainer(recipe, plan, self.data, **self.kwargs)
+        if self.label is not None and rank == 0:
+            from honing.pipeline._summary import EpochProgress
+
+            trainer.callbacks.append(EpochProgress(self.label))
+        return trainer
+
+
+def _fit_distributed(ctx: RunContext, recipe: Any, plan: Any, train: Any, val: Any, label: str, *,
+                     checkpoint_dir: Any = None, **kwargs: Any) -> Any:
+    """Train ``plan.model`` with ``training.distributed.processes`` DDP ranks; the weights rank 0
+    ends with are loaded into it. Returns rank 0's FitResult."""
+    from honing.train import fit_distributed
+
+    d = recipe.training.distributed
+    ctx.say(f"{label}: data-parallel training on {d.processes} processes ({d.backend} backend; each takes "
+            f"1/{d.processes} of every batch of {recipe.training.batch_size or 'all'} rows)")
+    make = RankTrainer(recipe.to_dict(), ctx.data, label if ctx.options.progress else None, kwargs)
+    fitted = fit_distributed(make, train, val, processes=d.processes, backend=d.backend, timeout_s=d.timeout,
+                             checkpoint_dir=checkpoint_dir, resume=checkpoint_dir is not None,
+                             threads=kwargs.get("threads") or recipe.training.threads or 1)
+    plan.model.load_state_dict(fitted.state)
+    return fitted.result
 
 
 def _evaluator(model: Any, recipe: Any, data: Dataset) -> Any:

@@ -199,8 +199,10 @@ def check_same_study(out: Path, recipe: dict[str, Any], *, bound: bool = True) -
     # the budget may change, the compression steps (they run on the final model, after the study),
     # the ensemble's options (it combines the trials after the study) and the architecture search's
     # (what it chose is the model section, compared like the rest)
+    # and the number of data-parallel processes (how the model trains, not what it is)
     strip = lambda r: {**{k: v for k, v in r.items() if k not in ("compress", "ensemble", "nas")},  # noqa: E731
-                       "tune": {k: v for k, v in (r.get("tune") or {}).items() if k not in _BUDGET_FIELDS}}
+                       "tune": {k: v for k, v in (r.get("tune") or {}).items() if k not in _BUDGET_FIELDS},
+                       "training": {k: v for k, v in (r.get("training") or {}).items() if k != "distributed"}}
     if lock.is_file():
         before = json.loads(lock.read_text())
         if strip(before) != strip(recipe):

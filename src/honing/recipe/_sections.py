@@ -355,6 +355,15 @@ class EarlyStoppingSection(Section):
         return value
 
 
+class DistributedSection(Section):
+    processes: Annotated[int, Field(ge=1, le=256)] = 1
+    """data-parallel processes (torch.distributed DDP) for the final model and `honing train`; batch_size is split among them"""
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+    """auto: gloo on CPU, nccl on CUDA"""
+    timeout: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    """seconds a collective waits for the other processes before the run fails (torch's default is 30 minutes)"""
+
+
 class TrainingSection(Section):
     epochs: Annotated[int, Field(ge=1, le=MAX_EPOCHS)] = 20
     """most epochs per training (early stopping may end it sooner)"""
@@ -388,6 +397,8 @@ class TrainingSection(Section):
     """cpu, cuda, cuda:N or mps"""
     monitor: str | None = None
     """the value that picks the best epoch; null: the search metric"""
+    distributed: DistributedSection | None = None
+    """data-parallel training of one model: {processes: N}; the search's trials train in one process each"""
 
     def to_train_config(self, *, seed: int, monitor: str, epochs: int | None = None, with_val: bool = True,
                         threads: int | None = None) -> Any:
@@ -410,6 +421,14 @@ class TrainingSection(Section):
             device=self.device,
             precision=self.precision,
         )
+
+    @model_validator(mode="after")
+    def _split_batches(self) -> TrainingSection:
+        d = self.distributed
+        if d is not None and d.processes > 1 and self.batch_size is not None and self.batch_size < d.processes:
+            raise Invalid([(("distributed", "processes"), f"got {d.processes} processes for batch_size "
+                            f"{self.batch_size}; allowed: at most batch_size (each process takes a slice of a batch)")])
+        return self
 
     @field_validator("loss")
     @classmethod

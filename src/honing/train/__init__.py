@@ -21,6 +21,7 @@ from honing.train._checkpoint import (
     load_checkpoint_weights,
     save_checkpoint,
 )
+from honing.train._distributed import DistributedError, DistributedFit, DistributedStep, SyncStop, fit_distributed
 from honing.train._config import PRECISIONS, FitResult, TrainConfig, resolve_precision
 from honing.train._losses import LOSSES, create_loss, default_loss, list_losses
 from honing.train._metrics import METRICS, default_metrics, list_metrics, resolve_metrics, resolve_mode
@@ -29,6 +30,11 @@ from honing.train._steps import AmpStep, ClosureStep, StandardStep, StepPolicy, 
 from honing.train._trainer import Trainer
 
 __all__ = [
+    "DistributedError",
+    "DistributedFit",
+    "DistributedStep",
+    "SyncStop",
+    "fit_distributed",
     "INDEX_FILE",
     "LOSSES",
     "METRICS",

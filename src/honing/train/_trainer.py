@@ -117,6 +117,7 @@ class Trainer:
         elif config.grad_clip_value is not None:
             self._clip = partial(nn.utils.clip_grad_value_, params, config.grad_clip_value)
         self._hooks: dict[str, list[Callable[..., Any]]] = {}
+        self.writes_checkpoints = True  # False on data-parallel ranks but 0: they read rank 0's checkpoint
 
         # run state (saved in checkpoints)
         self.epoch = 0  # epochs completed (the current one while it runs); counts from 1
@@ -187,7 +188,8 @@ class Trainer:
                     bar.update(1)
                     bar.set_postfix({k: v for k, v in logs.items() if k in ("loss", self.monitor)})
                 last = self._stop_reason is not None or self.epoch == cfg.epochs
-                if checkpoint_dir is not None and (self.epoch % cfg.checkpoint_every == 0 or last):
+                if checkpoint_dir is not None and self.writes_checkpoints and (
+                        self.epoch % cfg.checkpoint_every == 0 or last):
                     self.save_checkpoint(checkpoint_dir)
                 yield logs
         finally:
