@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "or a .journal file (default: study.journal in the output folder)")
             sp.add_argument("--n-trials", type=_positive_int, help="override tune.n_trials")
             sp.add_argument("--timeout", type=_positive_float, help="override tune.timeout (seconds)")
+            sp.add_argument("--executor", choices=["processes", "ray"], help="where trials run: processes (local, "
+                            "the default) or ray (--workers Ray tasks; pip install 'honing[ray]')")
+            sp.add_argument("--address", help="the Ray cluster for --executor ray (default: a local Ray for the run)")
+            sp.add_argument("--trial-cpus", type=_positive_float, default=1.0, help="CPUs per Ray trial task "
+                            "(default 1; torch threads in it)")
+            sp.add_argument("--trial-gpus", type=float, default=0.0, help="GPUs per Ray trial task (default 0; a "
+                            "fraction such as 0.5 shares a GPU)")
 
     sp = sub.add_parser("run", help="search, train, test and report (resumes on the same output folder)")
     sp.add_argument("recipe")
@@ -244,7 +251,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from honing.pipeline import run
 
     result = run(args.recipe, out=args.out, workers=args.workers, storage=args.storage, n_trials=args.n_trials,
-                 timeout=args.timeout, seed=args.seed, threads=args.threads, progress=not args.quiet, nproc=args.nproc)
+                 timeout=args.timeout, seed=args.seed, threads=args.threads, progress=not args.quiet, nproc=args.nproc,
+                 executor=args.executor, address=args.address, trial_cpus=args.trial_cpus, trial_gpus=args.trial_gpus)
     _print_summary(result.out_dir, result.results)
     return _compress_exit(result.results.get("compress"))
 

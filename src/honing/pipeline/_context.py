@@ -26,6 +26,10 @@ class RunOptions:
     threads: int | None = None
     progress: bool = True
     source: Any = None  # the recipe as the caller passed it (a path names its lines in errors)
+    executor: str | None = None  # where trials run: None (local processes), "processes" or "ray"
+    address: str | None = None  # the Ray cluster (executor "ray"); None: a local Ray for the run
+    trial_cpus: float = 1.0  # a Ray task's CPUs (torch threads in it)
+    trial_gpus: float = 0.0  # a Ray task's GPUs (a fraction shares one)
 
 
 @dataclass

@@ -72,15 +72,22 @@ def run(
     threads: int | None = None,
     progress: bool = True,
     nproc: int | None = None,
+    executor: str | None = None,
+    address: str | None = None,
+    trial_cpus: float = 1.0,
+    trial_gpus: float = 0.0,
 ) -> RunResult:
     """Search, train the final model, test it once and write the output folder (a recipe
     without a tune section trains once: ``train_once``). ``nproc``: data-parallel processes for
-    the final model (``training.distributed.processes``)."""
+    the final model (``training.distributed.processes``). ``executor``: where trials run
+    (``processes``, ``ray``: ``workers`` Ray tasks of ``trial_cpus`` CPUs and ``trial_gpus`` GPUs
+    each, on the cluster at ``address`` or a local Ray)."""
     load_plugins()  # before the recipe is read: plugins add recipe sections
     rec = _overrides(as_recipe(recipe), n_trials=n_trials, timeout=timeout, seed=seed, nproc=nproc)
     if rec.tune is None:
         return train_once(rec, out=out, threads=threads, progress=progress)
-    options = RunOptions(workers=workers, storage=storage, threads=threads, progress=progress, source=recipe)
+    options = RunOptions(workers=workers, storage=storage, threads=threads, progress=progress, source=recipe,
+                         executor=executor, address=address, trial_cpus=trial_cpus, trial_gpus=trial_gpus)
     return _run_list(rec, "run", out, options)
 
 

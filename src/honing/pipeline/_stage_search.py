@@ -78,19 +78,21 @@ class SearchStage:
             ctx.forget()
             resumed = False
         n = tune.n_trials or (len(space.grid(base)) if space is not None and space.is_finite else None)
+        executor = _executor(opts)
+        local = opts.workers <= 1 and executor is None  # trials in this process: they share its data
         objective = RecipeObjective(searched, str(ctx.out_dir), threads=opts.threads or 1,
                                     save_weights=tune.final == "best_trial", keep_predictions=rec.ensemble is not None,
-                                    data=ctx.data if opts.workers <= 1 else None)
+                                    data=ctx.data if local else None)
         experience = _Experience(ctx) if tune.warm_start and len(ctx.directions) == 1 else None
         warm = experience.starts() if experience is not None and not resumed else []
-        if opts.workers > 1:  # the workers load their own copies: the parent holds none while they train
+        if not local:  # the workers load their own copies: the parent holds none while they train
             ctx.data = None
             ctx.memo.clear()
         study = optimize(
             objective, study_name=rec.name, storage=store, space=space, directions=ctx.directions, sampler=sampler,
             pruner=pruner, n_trials=n, timeout=tune.timeout, workers=opts.workers, seed=rec.seed,
             base=base, progress=opts.progress, run_dir=ctx.out_dir, warm_start=warm,
-            attrs={RECIPE_ATTR: base, BUDGET_ATTR: n, FOLDER_ATTR: str(ctx.out_dir.resolve())},
+            attrs={RECIPE_ATTR: base, BUDGET_ATTR: n, FOLDER_ATTR: str(ctx.out_dir.resolve())}, executor=executor,
         )
         if experience is not None:
             experience.record(study)
@@ -102,6 +104,17 @@ class SearchStage:
                      "command once they finish to include them)")
         ctx.study = study
         return {"trials": dict(study.counts)}
+
+
+def _executor(opts: Any) -> Any:
+    """The executor the options name (None: in this process, or local worker processes)."""
+    from honing.tune import EXECUTORS
+
+    if opts.executor in (None, "processes"):
+        return opts.executor
+    if opts.executor == "ray":
+        return EXECUTORS.create("ray", address=opts.address, cpus=opts.trial_cpus, gpus=opts.trial_gpus)
+    return EXECUTORS.create(opts.executor)
 
 
 class SelectStage:

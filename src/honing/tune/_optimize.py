@@ -216,6 +216,16 @@ EXECUTORS.register("inline", _Inline, description="trials in this process, one a
 EXECUTORS.register("processes", _LocalProcesses, description="spawned local worker processes")
 
 
+def _ray(**options: Any) -> Executor:
+    from honing.tune._ray import RayExecutor
+
+    return RayExecutor(**options)
+
+
+EXECUTORS.register("ray", _ray, description="Ray tasks on a Ray cluster (address) or a local Ray (pip install "
+                   "'honing[ray]')")
+
+
 def list_executors() -> list[str]:
     return EXECUTORS.names()
 
