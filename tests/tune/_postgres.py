@@ -63,11 +63,12 @@ class PostgresServer:
             tail = log.read_text(errors="replace")[-2000:] if log.is_file() else ""
             raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}{tail}")
 
-    def start(self) -> None:
+    def start(self, options: str = "") -> None:
+        """initdb and start; ``options``: more server options, e.g. ``-c max_connections=200``."""
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", USER, "--auth=trust", "--encoding=UTF8",
                   "--no-sync", "--no-instructions")
         options = (f"-h 127.0.0.1 -p {self.port} -k {self.data} "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+                   f"-c fsync=off -c synchronous_commit=off -c full_page_writes=off {options}").strip()
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.data / "server.log"),
                   "-o", options, "-w", "-t", "60", "start")
 

@@ -75,10 +75,10 @@ def test_optimize_runs_its_trials_through_an_executor(tmp_path) -> None:
     result = optimize(_square, study_name="e", storage=None, space=space, directions="minimize",
                       sampler="random", n_trials=3, progress=False, run_dir=tmp_path, executor=executor)
     assert executor.calls == [(1, 3)] and result.counts["complete"] == 3
-    assert list_executors() == ["inline", "processes"]
-    with pytest.raises(Exception, match="unknown executor 'ray'"):
+    assert list_executors() == ["inline", "processes", "ray"]
+    with pytest.raises(Exception, match="unknown executor 'dask'"):
         optimize(_square, study_name="f", storage=None, space=space, sampler="random", n_trials=1,
-                 progress=False, run_dir=tmp_path, executor="ray")
+                 progress=False, run_dir=tmp_path, executor="dask")
 
 
 def _square(params, reporter):

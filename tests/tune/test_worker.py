@@ -45,8 +45,8 @@ tune:
 output:
   report: false
 """
-# a dead worker's trial is failed after two missed beats: 2 s here, not two minutes
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HONING_HEARTBEAT_S": "1"}
+# a dead worker's trial is failed after two missed beats: 4 s here, not two minutes
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HONING_HEARTBEAT_S": "2"}
 
 
 def _recipe(tmp_path: Path, name: str, *, epochs: int, n_trials: int) -> Path:
@@ -122,7 +122,11 @@ def test_a_worker_killed_mid_trial_is_found_by_heartbeat_and_its_trial_retried(p
     assert len(study.trials) == 10 and study.counts["running"] == 0 and study.counts["waiting"] == 0
     dead = [t for t in study.trials if t["state"] == "fail"]
     assert len(dead) == 1 and dead[0]["user_attrs"]["worker"] == owner
-    assert dead[0]["user_attrs"]["error"].startswith("interrupted: its worker")  # stopped sending heartbeats / died
+    # found by a live worker at its next claim: the process is gone (this machine), or its
+    # heartbeats stopped (another machine), or, for a worker that started later, left running
+    assert dead[0]["user_attrs"]["error"] in ("interrupted: its worker process died",
+                                              "interrupted: its worker stopped sending heartbeats",
+                                              "interrupted: left running by an earlier run")
     retry = [t for t in study.trials if t["user_attrs"].get("retry_of") == dead[0]["number"]]
     assert len(retry) == 1 and retry[0]["state"] == "complete" and retry[0]["params"] == dead[0]["params"]
 
@@ -162,3 +166,71 @@ def test_worker_errors_are_clear(postgres_url, tmp_path):
     run(str(recipe).replace("mismatch", "mismatch"), out=tmp_path / "jout", storage=str(journal), progress=False)
     with pytest.raises(ConfigError, match="lock file in the leader's run folder"):
         work(storage=str(journal), study="mismatch", out=tmp_path / "elsewhere", wait=0)
+
+
+class FailedElsewhere:
+    """Trial 0 is failed 'by another worker' while it runs (as when its heartbeats came late)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __call__(self, params, reporter):
+        if reporter.number == 0:
+            import optuna
+            from optuna.trial import TrialState
+
+            from honing.tune import _compat, resolve_storage
+            from honing.tune._loop import STOPPED_BEATING
+            from honing.tune._study import enqueue_retry
+
+            study = optuna.load_study(study_name="late", storage=resolve_storage(self.url, ".").storage)
+            (t,) = study.get_trials(states=(TrialState.RUNNING,))
+            _compat.set_user_attr(study, t, "error", STOPPED_BEATING)
+            _compat.set_state(study, t, TrialState.FAIL)
+            enqueue_retry(study, t)
+        return params["x"]
+
+
+def test_a_trial_failed_elsewhere_while_it_ran_keeps_that_end_and_the_loop_goes_on(tmp_path, capsys):
+    from honing.tune import FloatParam, SearchSpace, create_sampler, optimize
+
+    url = f"sqlite:///{tmp_path / 'late.db'}"
+    space = SearchSpace([FloatParam("x", 0.0, 1.0)])
+    result = optimize(FailedElsewhere(url), study_name="late", storage=url, space=space, n_trials=4, run_dir=tmp_path,
+                      sampler=create_sampler("random", seed=0, space=space, n_trials=4), progress=False)
+    assert result.counts["fail"] == 1 and result.counts["complete"] == 3 and len(result.trials) == 4
+    assert result.trial(0)["user_attrs"]["error"] == "interrupted: its worker stopped sending heartbeats"
+    assert result.trial(1)["params"] == result.trial(0)["params"]  # its retry, with the same parameters
+    assert "trial 0 finished here after another worker had failed it" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_silent_trial_of_another_machine_is_failed_by_heartbeat_and_retried(tmp_path, monkeypatch):
+    """A RUNNING trial whose worker is on another host (its pid cannot be checked here) and whose
+    heartbeats stopped: the next claim fails it with the reason and runs its retry."""
+    import optuna
+
+    from honing.tune import FloatParam, SearchSpace, _compat, create_sampler, optimize, resolve_storage
+
+    monkeypatch.setenv("HONING_HEARTBEAT_S", "1")
+    url = f"sqlite:///{tmp_path / 'beat.db'}"
+    space = SearchSpace([FloatParam("x", 0.0, 1.0)])
+    sampler = create_sampler("random", seed=0, space=space, n_trials=3)
+    optimize(lambda p, r: p["x"], study_name="beat", storage=url, space=space, n_trials=1, run_dir=tmp_path,
+             sampler=sampler, progress=False)
+    study = optuna.load_study(study_name="beat", storage=resolve_storage(url, tmp_path).storage)
+    trial = study.ask()
+    trial.set_user_attr("worker", "another-machine:4242")
+    trial.suggest_float("x", 0.0, 1.0)
+    with _compat.heartbeat(study, trial):  # it beat once, then went silent
+        pass
+    deadline = time.time() + 30
+    while not _compat.stale_trial_ids(study) and time.time() < deadline:  # silent for longer than two beats
+        time.sleep(0.2)
+    result = optimize(lambda p, r: p["x"], study_name="beat", storage=url, space=space, n_trials=4, run_dir=tmp_path,
+                      sampler=create_sampler("random", seed=0, space=space, n_trials=4), progress=False)
+    silent = result.trial(trial.number)
+    assert silent["state"] == "fail" and silent["user_attrs"]["error"] == "interrupted: its worker stopped sending heartbeats"
+    retry = [t for t in result.trials if t["user_attrs"].get("retry_of") == trial.number]
+    assert len(retry) == 1 and retry[0]["state"] == "complete" and retry[0]["params"] == silent["params"]
+    assert len(result.trials) == 4 and result.counts["running"] == 0

@@ -8,6 +8,7 @@ of training watches the averaged curve.
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -21,7 +22,9 @@ from honing.data import Dataset
 from honing.models import count_parameters
 from honing.pipeline._build import build_model, build_trainer, data_key, load_data
 from honing.pipeline._transfer import DataMemo
-from honing.train import EarlyStopping, report_epoch, resolve_mode
+from honing.train import Callback, EarlyStopping, has_checkpoint, read_index, report_epoch, resolve_mode
+
+TRIAL_CHECKPOINT_S = 30.0  # a running trial saves its state this often (seconds of training), for a retry
 
 
 def median_forward_ms(model: Any, x: torch.Tensor, *, repeats: int, warmup: int = 5) -> float:
@@ -52,7 +55,8 @@ class RecipeObjective:
     loads its own; the run passes its data with ``data=`` so a one-process search loads none)."""
 
     def __init__(self, recipe: Any, run_dir: str, *, threads: int | None = 1, save_weights: bool = False,
-                 keep_predictions: bool = False, data: Dataset | None = None) -> None:
+                 keep_predictions: bool = False, data: Dataset | None = None,
+                 checkpoint_every_s: float | None = TRIAL_CHECKPOINT_S) -> None:
         from honing.recipe import Recipe, parse_recipe
 
         self.recipe = recipe if isinstance(recipe, Recipe) else parse_recipe(recipe)
@@ -60,6 +64,7 @@ class RecipeObjective:
         self.threads = threads
         self.save_weights = save_weights
         self.keep_predictions = keep_predictions  # each finished trial's weights and validation predictions
+        self.checkpoint_every_s = checkpoint_every_s  # a running trial's checkpoint, for its retry (None: none)
         self.memo = DataMemo()
         if data is not None:
             self.memo.put(data_key(self.recipe), data)
@@ -116,10 +121,19 @@ class RecipeObjective:
             value = float(trainer.evaluate(data.val, prefix="val_")[metric])
             reporter.report(value, 1)
             return [value], 1, model, False, "few-shot prototypes (no training)"
-        curve: list[float] = []
-        for logs in trainer.iter_fit(data.train, data.val):
-            curve.append(float(logs[metric]))
-            self._losses.append(float(logs.get("val_loss", float("nan"))))
+        folder, resume = self._checkpoint(trainer, reporter)
+        try:
+            for _ in trainer.iter_fit(data.train, data.val, checkpoint_dir=folder, resume=resume):
+                pass
+        except KeyboardInterrupt:
+            raise  # the trial is retried: its checkpoint stays for the retry
+        except BaseException:
+            self._drop(folder)
+            raise
+        self._drop(folder)
+        # the whole curve, the epochs an interrupted trial ran before this retry resumed included
+        curve = [float(logs[metric]) for logs in trainer.history]
+        self._losses.extend(float(logs.get("val_loss", float("nan"))) for logs in trainer.history)
         result = trainer.result
         best_epoch = _best_epoch(curve, resolve_mode(metric, "auto"))
         if self.keep_predictions and not result.pruned and data.val is not None:
@@ -169,6 +183,32 @@ class RecipeObjective:
             self._kept = (weights, oof)
         return curve, best_epoch, trainers[0].model, pruned, reason or f"completed {len(curve)} epochs"
 
+    def _checkpoint(self, trainer: Any, reporter: Any) -> tuple[Path | None, bool]:
+        """The trial's checkpoint folder (``trials/ckpt-<n>``), written every ``checkpoint_every_s``
+        seconds of training by a callback; a retry of an interrupted trial takes over that
+        trial's checkpoint and resumes from its last epoch (when this machine sees the folder)."""
+        number = getattr(reporter, "number", None)
+        if self.checkpoint_every_s is None or number is None:
+            return None, False
+        folder = Path(self.run_dir) / "trials" / f"ckpt-{int(number)}"
+        retry_of = getattr(reporter, "retry_of", None)
+        earlier = Path(self.run_dir) / "trials" / f"ckpt-{retry_of}" if retry_of is not None else None
+        resume = False
+        if earlier is not None and has_checkpoint(earlier):
+            shutil.rmtree(folder, ignore_errors=True)
+            earlier.rename(folder)
+            resume = True
+            epoch = int(read_index(folder).get("epoch", 0))
+            reporter.set("resumed", {"trial": int(retry_of), "epoch": epoch})
+        trainer.writes_checkpoints = False  # the timed callback writes them, not every epoch
+        trainer.callbacks.append(TimedCheckpoint(folder, self.checkpoint_every_s))
+        return folder, resume
+
+    @staticmethod
+    def _drop(folder: Path | None) -> None:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
     def _keep(self, number: int, weights: dict[str, torch.Tensor], pred: torch.Tensor) -> None:
         """``trials/<n>.members.safetensors`` (the weights: one model, or ``fold<i>.`` per fold) and
         ``trials/<n>.pred.safetensors`` (its outputs on the validation rows, or out-of-fold on
@@ -177,6 +217,19 @@ class RecipeObjective:
         atomic_save_file(folder / f"{number}.members.safetensors", lambda tmp: save_file(weights, tmp))
         pred = pred.detach().float().contiguous().cpu()
         atomic_save_file(folder / f"{number}.pred.safetensors", lambda tmp: save_file({"pred": pred}, tmp))
+
+
+class TimedCheckpoint(Callback):
+    """Save the trainer's checkpoint at an epoch's end once ``every_s`` seconds have passed since
+    the last one (0: every epoch): a killed trial's retry resumes from it at little cost."""
+
+    def __init__(self, folder: Path, every_s: float) -> None:
+        self.folder, self.every_s, self.last = folder, float(every_s), time.monotonic()
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, float]) -> None:
+        if time.monotonic() - self.last >= self.every_s and trainer._stop_reason is None:
+            trainer.save_checkpoint(self.folder)
+            self.last = time.monotonic()
 
 
 def _weights(model: Any) -> dict[str, torch.Tensor]:

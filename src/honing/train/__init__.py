@@ -19,6 +19,7 @@ from honing.train._checkpoint import (
     has_checkpoint,
     load_checkpoint,
     load_checkpoint_weights,
+    read_index,
     save_checkpoint,
 )
 from honing.train._distributed import DistributedError, DistributedFit, DistributedStep, SyncStop, fit_distributed
@@ -65,6 +66,7 @@ __all__ = [
     "list_metrics",
     "load_checkpoint",
     "load_checkpoint_weights",
+    "read_index",
     "resolve_metrics",
     "resolve_mode",
     "save_checkpoint",

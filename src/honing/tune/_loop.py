@@ -54,7 +54,8 @@ def set_report_hook(hook: Callable[[int, int], None] | None) -> None:
 
 class Reporter:
     """What the objective sees of its trial: ``report(value, step)``, ``should_prune()``,
-    ``set(key, value)``, ``number`` and ``seed`` (base seed + trial number).
+    ``set(key, value)``, ``number``, ``seed`` (base seed + trial number) and ``retry_of`` (the
+    number of the interrupted trial this one redoes, else None: its checkpoint may be resumed).
 
     With several objectives Optuna cannot stop trials early: ``report`` only keeps the curve
     in memory (``intermediate``) and ``should_prune()`` is always False."""
@@ -65,6 +66,8 @@ class Reporter:
         self.number: int = trial.number
         self.seed: int = seed + trial.number
         self.intermediate: dict[int, float] = {}
+        retry_of = trial.user_attrs.get("retry_of")
+        self.retry_of: int | None = retry_of if isinstance(retry_of, int) else None  # the interrupted trial it redoes
 
     def report(self, value: float, step: int) -> None:
         value, step = float(value), int(step)
@@ -295,8 +298,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, params: dict[str, Any], 
         with _compat.heartbeat(study, trial):
             result = job.objective(params, reporter)
     except (Pruned, optuna.TrialPruned):
-        study.tell(trial, state=TrialState.PRUNED)
-        return "pruned"
+        return _tell(study, trial, "pruned", state=TrialState.PRUNED)
     except KeyboardInterrupt:
         fail_and_retry(study, _compat.frozen(study, trial), INTERRUPTED_BY_USER)
         raise
@@ -305,15 +307,27 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, params: dict[str, Any], 
     values = _values(result, len(job.directions))
     if isinstance(values, str):
         return _fail(study, trial, values)
-    study.tell(trial, values[0] if len(values) == 1 else values)
-    return "complete"
+    return _tell(study, trial, "complete", values[0] if len(values) == 1 else values)
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, outcome: str, *args: Any, **kwargs: Any) -> str:
+    """Tell the result; a trial that another worker already failed as silent (its heartbeats came
+    too late: a stalled machine) keeps that end, and its retry runs the same parameters."""
+    study.tell(trial, *args, skip_if_finished=True, **kwargs)
+    ended = _compat.frozen(study, trial)
+    if ended.user_attrs.get("error") == STOPPED_BEATING:
+        say(f"trial {trial.number} finished here after another worker had failed it (its heartbeats were late); "
+            "its retry runs the same parameters")
+        return "fail"
+    return outcome
 
 
 def _fail(study: optuna.Study, trial: optuna.Trial, error: str) -> str:
     from optuna.trial import TrialState
 
-    trial.set_user_attr("error", error)
-    study.tell(trial, state=TrialState.FAIL)
+    with contextlib.suppress(Exception):  # already failed elsewhere (late heartbeats): it keeps that reason
+        trial.set_user_attr("error", error)
+    study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
     say(f"trial {trial.number} failed: {error}")
     return "fail"
 
@@ -323,7 +337,9 @@ def run_loop(study: optuna.Study, job: Job, *, on_trial: Callable[[str], None] |
     lock = budget_lock(job.storage_url, job.study_name, job.run_dir)
     while True:
         with _interrupts_deferred(), lock():
-            fail_silent(study)  # a dead worker elsewhere: its trial is failed and its retry claimed here
+            # a dead worker (a process gone on this machine, or silent heartbeats from anywhere):
+            # its trial is failed here and its retry claimed next; under the lock, so once
+            recover(study, reason=WORKER_DIED)
             claimed = _claim(study, job)
         if claimed is None:
             return

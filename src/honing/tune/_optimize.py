@@ -156,21 +156,25 @@ def optimize(
         if remaining > 0 or workers == 1:
             run_trials.run(study, job, min(workers, max(remaining, 1)), show)
         if not join and _compat.heartbeat_enabled(study):
-            _wait_for_others(study, progress)
+            _wait_for_others(study, job, progress)
         _close_spent_retries(study, n_trials)
         return result_from_study(study, handle.url, elapsed_s=time.time() - start)
 
 
-def _wait_for_others(study: optuna.Study, progress: bool) -> None:
-    """The budget is claimed; trials still RUNNING belong to other workers (``honing worker`` on
-    this or another machine). Wait until each finishes, or is failed when its worker stops
-    sending heartbeats (its retry then finds no budget left and is closed)."""
+def _wait_for_others(study: optuna.Study, job: Job, progress: bool) -> None:
+    """The budget is claimed; trials still RUNNING may belong to ``honing worker`` commands (on
+    this or another machine; their trials carry a ``command`` attribute and send heartbeats).
+    Wait until each finishes, or is failed when its worker stops sending heartbeats (its retry
+    then finds no budget left and is closed). Trials of other runs sharing the study are not
+    waited for (the run says they are still running)."""
     from optuna.trial import TrialState
 
-    said = 0
+    said, lock = 0, budget_lock(job.storage_url, job.study_name, job.run_dir)
     while True:
-        recover(study, reason=WORKER_DIED)  # silent workers anywhere, dead processes on this machine
-        running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+        with lock():  # the workers fail silent trials under it too: one of them retries each
+            recover(study, reason=WORKER_DIED)  # silent workers anywhere, dead processes on this machine
+        running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                   if "command" in t.user_attrs]
         if not running:
             return
         if progress and len(running) != said:
@@ -455,7 +459,7 @@ def _run_workers(study: optuna.Study, job: Job, workers: int, show: str | None) 
     try:
         while any(p.is_alive() for p in procs):
             time.sleep(_POLL_S)
-            _handle_dead(study, procs, handled)  # so that live workers retry a dead one's trial
+            _handle_dead(study, job, procs, handled)  # so that live workers retry a dead one's trial
             bar.refresh()
     except KeyboardInterrupt:
         with _ignore_interrupts():
@@ -466,7 +470,7 @@ def _run_workers(study: optuna.Study, job: Job, workers: int, show: str | None) 
         bar.close()
     for p in procs:
         p.join()
-    _handle_dead(study, procs, handled)
+    _handle_dead(study, job, procs, handled)
     if any(p.exitcode == EXIT_INTERRUPTED for p in procs):
         say("some workers were interrupted (SIGINT/SIGTERM): their trials were failed and enqueued for a retry")
     if all(p.exitcode not in (0, EXIT_INTERRUPTED) for p in procs):
@@ -474,7 +478,7 @@ def _run_workers(study: optuna.Study, job: Job, workers: int, show: str | None) 
                           "see their messages above")
 
 
-def _handle_dead(study: optuna.Study, procs: list[Any], handled: set[int]) -> None:
+def _handle_dead(study: optuna.Study, job: Job, procs: list[Any], handled: set[int]) -> None:
     """Report each worker that ended abnormally, once; fail-and-retry the trial it was running."""
     for p in procs:
         if p.exitcode is None or p.exitcode in (0, EXIT_INTERRUPTED) or p.pid in handled:
@@ -482,7 +486,8 @@ def _handle_dead(study: optuna.Study, procs: list[Any], handled: set[int]) -> No
         handled.add(p.pid)
         how = f"was killed by signal {-p.exitcode}" if p.exitcode < 0 else f"exited with code {p.exitcode}"
         say(f"worker {p.name} (pid {p.pid}) {how}; see its messages above")
-        lost = recover(study, reason=WORKER_DIED, owners=_owners([p]))
+        with budget_lock(job.storage_url, job.study_name, job.run_dir)():  # the workers recover under it too
+            lost = recover(study, reason=WORKER_DIED, owners=_owners([p]))
         if lost:
             say(f"trial(s) {', '.join(map(str, lost))} of that worker failed and enqueued for a retry")
 

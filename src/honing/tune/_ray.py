@@ -88,7 +88,7 @@ class RayExecutor:
             if failures and len(failures) == workers:
                 raise HoningError(f"all {workers} Ray tasks failed; the first: {failures[0]}")
         finally:
-            if started and self.address is None:
+            if started:  # this run connected (or started a local Ray): it disconnects
                 ray.shutdown()
 
 
