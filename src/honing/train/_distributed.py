@@ -27,13 +27,11 @@ are stopped at once and ``DistributedError`` names the failed rank and its error
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import json
 import multiprocessing
 import os
-import signal
 import socket
 import tempfile
 import time
@@ -45,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from honing._core import ConfigError, HoningError, check_int, check_number
+from honing._core import ConfigError, HoningError, check_int, check_number, child_threads, stop_processes
 from honing.train._callbacks import Callback
 from honing.train._config import FitResult
 from honing.train._steps import StandardStep
@@ -152,25 +150,17 @@ def fit_distributed(
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="honing-ddp-") as tmp:
         procs = []
-        saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-        os.environ.update({k: str(threads) for k in saved})  # read by the ranks' torch at import
-        try:
+        with child_threads(threads):
             for rank in range(processes):
                 args = (rank, processes, port, backend, float(timeout_s), make_trainer, train, val,
                         None if checkpoint_dir is None else str(checkpoint_dir), resume, threads, tmp)
                 p = ctx.Process(target=_rank_main, args=args, name=f"honing-ddp-{rank}")
                 p.start()
                 procs.append(p)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
         try:
             _watch(procs, Path(tmp))
         except BaseException:
-            _stop(procs)
+            stop_processes(procs, _STOP_GRACE_S)
             raise
         out = Path(tmp)
         result = FitResult(**json.loads((out / "result.json").read_text()))
@@ -188,7 +178,7 @@ def _watch(procs: list[Any], out: Path) -> None:
                   if p.exitcode not in (None, 0) or (out / f"error-{rank}.json").is_file()]
         if failed:
             alive = [rank for rank, p in enumerate(procs) if p.exitcode is None and rank not in dict(failed)]
-            _stop(procs)
+            stop_processes(procs, _STOP_GRACE_S)
             # the rank that failed first: one that died with no error of its own (a crash, a
             # signal), else the earliest error (the others failed waiting for it)
             errors = {rank: _error_of(out, rank) for rank, _ in failed}
@@ -211,19 +201,6 @@ def _error_of(out: Path, rank: int) -> tuple[float, str] | None:
         return None
     record = json.loads(path.read_text())
     return record["time"], record["error"]
-
-
-def _stop(procs: list[Any]) -> None:
-    for p in procs:
-        if p.is_alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p.pid, signal.SIGTERM)
-    deadline = time.time() + _STOP_GRACE_S
-    for p in procs:
-        p.join(max(0.0, deadline - time.time()))
-        if p.is_alive():
-            p.kill()
-            p.join()
 
 
 def _free_port() -> int:

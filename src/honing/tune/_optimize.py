@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from honing._core import ConfigError, HoningError, Registry, check_int, check_number
+from honing._core import ConfigError, HoningError, Registry, check_int, check_number, child_threads, stop_processes
 from honing.tune._claim import budget_lock
 from honing.tune._loop import (
     INTERRUPTED_BY_USER,
@@ -219,15 +219,6 @@ EXECUTORS: Registry[Executor] = Registry("executor")
 EXECUTORS.register("inline", _Inline, description="trials in this process, one after another")
 EXECUTORS.register("processes", _LocalProcesses, description="spawned local worker processes")
 
-
-def _ray(**options: Any) -> Executor:
-    from honing.tune._ray import RayExecutor
-
-    return RayExecutor(**options)
-
-
-EXECUTORS.register("ray", _ray, description="Ray tasks on a Ray cluster (address) or a local Ray (pip install "
-                   "'honing[ray]')")
 
 
 def list_executors() -> list[str]:
@@ -441,19 +432,11 @@ def _ignore_interrupts() -> Iterator[None]:
 def _run_workers(study: optuna.Study, job: Job, workers: int, show: str | None) -> None:
     ctx = multiprocessing.get_context("spawn")
     procs = []
-    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    os.environ.update({k: "1" for k in saved})  # read by the children's torch at import
-    try:
+    with child_threads(1):
         for i in range(workers):
             p = ctx.Process(target=worker_main, args=(job, i), name=f"honing-tune-{i}")
             p.start()
             procs.append(p)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     bar = _Progress(study, job, show)
     handled: set[int] = set()
     try:
@@ -500,17 +483,7 @@ def _owners(procs: list[Any]) -> set[str]:
 
 def _stop_workers(procs: list[Any]) -> None:
     """Ask workers to stop (SIGTERM: they fail-and-retry their trial), then kill stragglers."""
-    for p in procs:
-        if p.is_alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p.pid, signal.SIGTERM)
-    deadline = time.time() + _STOP_GRACE_S
-    for p in procs:
-        p.join(max(0.0, deadline - time.time()))
-    for p in procs:
-        if p.is_alive():
-            p.kill()
-            p.join()
+    stop_processes(procs, _STOP_GRACE_S)
 
 
 def _once_interrupt(signum: int, frame: Any) -> None:
@@ -520,23 +493,31 @@ def _once_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def worker_main(job: Job, index: int) -> None:
-    """A spawned worker: one thread for torch, the study opened from its URL, the trial loop."""
-    os.environ["OMP_NUM_THREADS"] = "1"
-    signal.signal(signal.SIGINT, _once_interrupt)
-    signal.signal(signal.SIGTERM, _once_interrupt)
+def worker_study(job: Job, index: int, *, threads: int) -> optuna.Study:
+    """In a worker process (local or a Ray task): torch's threads, and the study opened from its
+    URL with the job's sampler (reseeded past the first worker: workers must not draw the same
+    random numbers) and pruner."""
     import optuna
 
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     with contextlib.suppress(ImportError):
         import torch
 
-        torch.set_num_threads(1)
+        torch.set_num_threads(threads)
+    handle = resolve_storage(job.storage_url, job.run_dir)
+    study = optuna.load_study(study_name=job.study_name, storage=handle.storage, sampler=job.sampler,
+                              pruner=job.pruner)
+    if index > 0:
+        job.sampler.reseed_rng()
+    return study
+
+
+def worker_main(job: Job, index: int) -> None:
+    """A spawned worker: one thread for torch, the study opened from its URL, the trial loop."""
+    signal.signal(signal.SIGINT, _once_interrupt)
+    signal.signal(signal.SIGTERM, _once_interrupt)
     with _quiet_optuna():
-        handle = resolve_storage(job.storage_url, job.run_dir)
-        study = optuna.load_study(study_name=job.study_name, storage=handle.storage, sampler=job.sampler,
-                                  pruner=job.pruner)
-        if index > 0:
-            job.sampler.reseed_rng()  # workers must not draw the same random numbers
+        study = worker_study(job, index, threads=1)
         try:
             run_loop(study, job)
         except KeyboardInterrupt:

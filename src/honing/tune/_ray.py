@@ -19,13 +19,14 @@ them there, so the run folder gathers every trial's files.
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 from typing import Any
 
 from honing._core import ConfigError, HoningError, check_int, check_number
+from honing.tune._claim import budget_lock
 from honing.tune._loop import WORKER_DIED, Job, owner_tag, recover, run_loop, say
+from honing.tune._optimize import EXECUTORS, _Progress, _quiet_optuna, worker_study
 
 __all__ = ["RayExecutor"]
 
@@ -45,9 +46,6 @@ class RayExecutor:
         self.address, self.cpus, self.gpus, self.max_retries = address, float(cpus), float(gpus), max_retries
 
     def run(self, study: Any, job: Job, workers: int, show: str | None) -> None:
-        from honing.tune._claim import budget_lock
-        from honing.tune._optimize import _Progress
-
         ray = _import_ray()
         started = False
         if not ray.is_initialized():
@@ -103,24 +101,8 @@ def _import_ray() -> Any:
 def _ray_worker(job: Job, index: int, threads: int, driver_host: str) -> dict[str, bytes]:
     """One Ray task: the trial loop of a worker; the files of its trials when the driver is on
     another machine."""
-    import optuna
-
-    from honing.tune._optimize import _quiet_optuna
-    from honing.tune._study import resolve_storage
-
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:
-        pass
     with _quiet_optuna():
-        handle = resolve_storage(job.storage_url, job.run_dir)
-        study = optuna.load_study(study_name=job.study_name, storage=handle.storage, sampler=job.sampler,
-                                  pruner=job.pruner)
-        if index > 0:
-            job.sampler.reseed_rng()  # tasks must not draw the same random numbers
+        study = worker_study(job, index, threads=threads)
         run_loop(study, job)
         if socket.gethostname() == driver_host:
             return {}
@@ -147,3 +129,7 @@ def _write_files(run_dir: Path, files: dict[str, bytes]) -> None:
             raise HoningError(f"a Ray task returned a file outside the run folder: {rel!r}")
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(target, data)
+
+
+EXECUTORS.register("ray", RayExecutor, description="Ray tasks on a Ray cluster (address) or a local Ray "
+                   "(pip install 'honing[ray]')")
