@@ -20,7 +20,9 @@ from honing.pipeline._objective import RecipeObjective
 
 RESULTS, REPORT, RECIPE_LOCK = "results.json", "report.html", "recipe.json"
 # study attributes `honing worker` reads: the recipe each trial runs, the budget, the leader's folder
+# and the warm-start configurations (an AutoSampler proposes trial i from the same start list everywhere)
 RECIPE_ATTR, BUDGET_ATTR, FOLDER_ATTR = "honing:recipe", "honing:n_trials", "honing:run_dir"
+STARTS_ATTR = "honing:warm_start"
 # fields a re-run may change without starting another study
 _BUDGET_FIELDS = ("n_trials", "timeout", "storage", "warm_start")
 AUTO_CV_ROWS = 1000  # tune.cv: auto -> k-fold inside the search below this many train+validation rows
@@ -92,7 +94,8 @@ class SearchStage:
             objective, study_name=rec.name, storage=store, space=space, directions=ctx.directions, sampler=sampler,
             pruner=pruner, n_trials=n, timeout=tune.timeout, workers=opts.workers, seed=rec.seed,
             base=base, progress=opts.progress, run_dir=ctx.out_dir, warm_start=warm,
-            attrs={RECIPE_ATTR: base, BUDGET_ATTR: n, FOLDER_ATTR: str(ctx.out_dir.resolve())}, executor=executor,
+            attrs={RECIPE_ATTR: base, BUDGET_ATTR: n, FOLDER_ATTR: str(ctx.out_dir.resolve()), STARTS_ATTR: warm},
+            executor=executor,
         )
         if experience is not None:
             experience.record(study)

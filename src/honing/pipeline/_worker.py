@@ -27,7 +27,14 @@ from typing import Any
 from honing._core import ConfigError, HoningError, load_plugins
 from honing.pipeline._build import as_recipe, load_data
 from honing.pipeline._objective import RecipeObjective
-from honing.pipeline._stage_search import BUDGET_ATTR, FOLDER_ATTR, RECIPE_ATTR, _BUDGET_FIELDS, named_data_errors
+from honing.pipeline._stage_search import (
+    BUDGET_ATTR,
+    FOLDER_ATTR,
+    RECIPE_ATTR,
+    STARTS_ATTR,
+    _BUDGET_FIELDS,
+    named_data_errors,
+)
 from honing.tune._loop import COMMAND_ENV
 
 _POLL_S = 1.0
@@ -91,7 +98,8 @@ def work(
     try:
         result = optimize(objective, study_name=name, storage=handle, space=rec.space, directions=directions,
                           sampler=sampler, pruner=pruner, n_trials=n_trials, timeout=tune.timeout, workers=workers,
-                          seed=rec.seed, base=base, progress=progress, run_dir=out_dir, join=True)
+                          seed=rec.seed, base=base, progress=progress, run_dir=out_dir, join=True,
+                          warm_start=attrs.get(STARTS_ATTR) or [])
     finally:
         os.environ.pop(COMMAND_ENV, None)
     mine = [t for t in result.trials if t["user_attrs"].get("command") == command]
