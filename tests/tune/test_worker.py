@@ -99,6 +99,10 @@ def test_a_leader_and_two_worker_commands_spend_exactly_the_budget(postgres_url,
            for line in log.read_text().splitlines() if "trials run here: " in line and " complete" in line]
     led = sum(1 for t in study.trials if "command" not in t["user_attrs"])
     assert sum(ran) + led == 12  # each worker counts exactly the trials it ran
+    import json
+
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["search"]["workers"] == {"trials": 12 - led, "commands": len(by_command)}
 
 
 def test_a_worker_killed_mid_trial_is_found_by_heartbeat_and_its_trial_retried(postgres_url, tmp_path):

@@ -97,6 +97,12 @@ class SearchStage:
             attrs={RECIPE_ATTR: base, BUDGET_ATTR: n, FOLDER_ATTR: str(ctx.out_dir.resolve()), STARTS_ATTR: warm},
             executor=executor,
         )
+        remote = [t["user_attrs"]["command"] for t in study.trials if "command" in t["user_attrs"]]
+        if remote:  # trials that `honing worker` commands ran, here or on other machines
+            commands = len(set(remote))
+            ctx.search["workers"] = {"trials": len(remote), "commands": commands}
+            ctx.say(f"search: {len(remote)} of {len(study.trials)} trials ran in {commands} `honing worker` "
+                    f"command{'s' if commands > 1 else ''}")
         if experience is not None:
             experience.record(study)
         if ctx.data is None:
