@@ -597,6 +597,12 @@ def _print_summary(folder: Path, results: dict[str, Any]) -> None:
     t = results.get("timings") or {}
     if t:
         print("  time:         " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()), file=out)
+    spent = results.get("energy") or {}
+    if spent:
+        methods = sorted({e["method"] for e in spent.values()})
+        print("  energy:       " + ", ".join(f"{k.replace('_', ' ')} {e['joules']:.1f} J" for k, e in spent.items())
+              + f" ({', '.join(methods)}" + ("; CPU time x a power per busy core, not a measurement)"
+                                            if methods == ["estimated"] else ")"), file=out)
 
 
 def _print_trials(study: Any, limit: int) -> None:

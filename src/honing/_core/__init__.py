@@ -13,6 +13,7 @@ from honing._core._errors import (
 from honing._core._io import atomic_write_bytes, atomic_write_text, atomic_save_file
 from honing._core._plugins import load_plugins
 from honing._core._registry import Registry
+from honing._core._energy import EnergyMeter, EnergyReading
 from honing._core._processes import child_threads, stop_processes
 from honing._core._seed import capture_rng_state, restore_rng_state, seed_everything, set_threads
 from honing._core._validate import (
@@ -23,6 +24,8 @@ from honing._core._validate import (
 )
 
 __all__ = [
+    "EnergyMeter",
+    "EnergyReading",
     "ConfigError",
     "DataError",
     "DivergedError",

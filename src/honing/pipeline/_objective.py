@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from honing._core import atomic_save_file
+from honing._core import EnergyMeter, atomic_save_file
 from honing.data import Dataset
 from honing.models import count_parameters
 from honing.pipeline._build import build_model, build_trainer, data_key, load_data
@@ -85,7 +85,9 @@ class RecipeObjective:
         run = self._cross_validate if isinstance(recipe.tune.cv, int) else self._holdout
         self._losses: list[float] = []  # validation loss per epoch (fold-averaged): breaks ties between trials
         self._kept: tuple[dict[str, torch.Tensor], torch.Tensor] | None = None  # weights, predictions
-        curve, best_epoch, model, pruned, reason = run(recipe, data, metric, seed, reporter)
+        with EnergyMeter() as meter:
+            curve, best_epoch, model, pruned, reason = run(recipe, data, metric, seed, reporter)
+        reporter.set("energy", meter.reading.to_dict())  # joules and how they were measured
         reporter.set("curve", [round(v, 6) for v in curve])
         reporter.set("best_epoch", best_epoch)
         if len(self._losses) >= best_epoch and self._losses[best_epoch - 1] == self._losses[best_epoch - 1]:
@@ -106,7 +108,7 @@ class RecipeObjective:
         objectives = recipe.tune.objectives
         if not objectives:
             return best
-        measures = {"params": lambda: float(count_parameters(model)),
+        measures = {"params": lambda: float(count_parameters(model)), "energy_j": lambda: meter.reading.joules,
                     "latency_ms": lambda: measure_latency_ms(model, data.input_shape), metric: lambda: best}
         return [measures[obj.metric]() for obj in objectives]  # the recipe allows only these
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from honing._core import RunFailedError, atomic_save_file, set_threads
+from honing._core import EnergyMeter, RunFailedError, atomic_save_file, set_threads
 from honing.data import Dataset, Split
 from honing.pipeline._build import build_model, build_trainer
 from honing.pipeline._context import RunContext, digest
@@ -59,12 +59,16 @@ class FinalFitStage:
             plan = build_model(final, data, seed=final.seed, memo=ctx.memo)
             plan.model.load_state_dict(load_file(str(weights)))
             ctx.model, ctx.history = plan.model, stored.get("history") or []
+            if stored.get("energy"):
+                energy(ctx)["final_training"] = stored["energy"]
             ctx.say(f"final model: loaded from {weights} (trained by an earlier run of this folder)")
             return {"how": ctx.final_how}
-        ctx.model, ctx.history = _retrain(ctx, final, data, epochs=epochs)
+        with EnergyMeter() as meter:
+            ctx.model, ctx.history = _retrain(ctx, final, data, epochs=epochs)
+        energy(ctx)["final_training"] = meter.reading.to_dict()
         state = {k: v.detach().contiguous().cpu() for k, v in ctx.model.state_dict().items()}
         atomic_save_file(weights, lambda tmp: save_file(state, tmp))
-        ctx.keep(key, {"history": ctx.history})
+        ctx.keep(key, {"history": ctx.history, "energy": meter.reading.to_dict()})
         return {"how": ctx.final_how}
 
 
@@ -81,8 +85,11 @@ class FitStage:
         set_threads(ctx.options.threads or rec.training.threads)
         plan = build_model(rec, data, seed=rec.seed, memo=ctx.memo)
         if plan.trains and _processes(rec) > 1:
-            result = _fit_distributed(ctx, rec, plan, data.train, data.val, "train", checkpoint_dir=out / "checkpoint",
-                                      seed=rec.seed, num_train=len(data.train), threads=ctx.options.threads)
+            with EnergyMeter() as meter:  # the ranks are this process's children: their CPU time counts
+                result = _fit_distributed(ctx, rec, plan, data.train, data.val, "train",
+                                          checkpoint_dir=out / "checkpoint", seed=rec.seed, num_train=len(data.train),
+                                          threads=ctx.options.threads)
+            energy(ctx)["final_training"] = meter.reading.to_dict()
             history, how = result.history, (f"trained once on {_processes(rec)} data-parallel processes: "
                                             f"{result.stop_reason}; best epoch {result.best_epoch}")
             ctx.final_recipe, ctx.model, ctx.history, ctx.final_how = rec, plan.model, history, how
@@ -98,7 +105,9 @@ class FitStage:
                 from honing.pipeline._summary import EpochProgress
 
                 trainer.callbacks.append(EpochProgress("train"))
-            result = trainer.fit(data.train, data.val, checkpoint_dir=out / "checkpoint", resume=True)
+            with EnergyMeter() as meter:
+                result = trainer.fit(data.train, data.val, checkpoint_dir=out / "checkpoint", resume=True)
+            energy(ctx)["final_training"] = meter.reading.to_dict()
             history, how = result.history, f"trained once: {result.stop_reason}; best epoch {result.best_epoch}"
         ctx.final_recipe, ctx.model, ctx.history, ctx.final_how = rec, plan.model, history, how
         ctx.model_key = digest(["fit", rec.to_dict()])
@@ -115,11 +124,15 @@ class TestStage:
         key = [ctx.model_key, "test", ctx.final_recipe.evaluate.metrics]
         stored = ctx.resume(key)
         if stored is None:
-            metrics, extra = _test(ctx.model, ctx.final_recipe, ctx.data)
+            with EnergyMeter() as meter:
+                metrics, extra = _test(ctx.model, ctx.final_recipe, ctx.data)
+            extra = {**extra, "energy": meter.reading.to_dict()}
             final_val = _final_validation(ctx.model, ctx.final_recipe, ctx.data, ctx.final_how, ctx.metric)
             stored = {"metrics": metrics, "extra": extra, "final_validation": final_val}
             ctx.keep(key, stored)
-        ctx.test_metrics, ctx.test_extra = stored["metrics"], stored["extra"]
+        ctx.test_metrics, ctx.test_extra = stored["metrics"], dict(stored["extra"])
+        if "energy" in ctx.test_extra:  # the inference on the test rows
+            energy(ctx)["test_inference"] = ctx.test_extra.pop("energy")
         ctx.results["final_validation"] = stored["final_validation"]
         return {"rows": len(ctx.data.test) if ctx.data.test is not None else 0}
 
@@ -160,6 +173,11 @@ def _retrain(ctx: RunContext, recipe: Any, data: Dataset, *, epochs: int) -> tup
         trainer.callbacks.append(EpochProgress("final model"))
     result = trainer.fit(train)
     return plan.model, result.history
+
+
+def energy(ctx: RunContext) -> dict[str, Any]:
+    """results.json's ``energy``: joules and the method, per part of the run."""
+    return ctx.results.setdefault("energy", {})
 
 
 def _processes(recipe: Any) -> int:

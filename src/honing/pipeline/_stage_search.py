@@ -97,6 +97,12 @@ class SearchStage:
             attrs={RECIPE_ATTR: base, BUDGET_ATTR: n, FOLDER_ATTR: str(ctx.out_dir.resolve()), STARTS_ATTR: warm},
             executor=executor,
         )
+        spent = [t["user_attrs"]["energy"] for t in study.trials if isinstance(t["user_attrs"].get("energy"), dict)]
+        if spent:  # every trial's energy (in its own process, wherever it ran)
+            ctx.results.setdefault("energy", {})["search"] = {
+                "joules": round(sum(e["joules"] for e in spent), 4), "trials": len(spent),
+                "method": "+".join(sorted({e["method"] for e in spent})),
+                "detail": f"the sum of {len(spent)} trials' own readings, each in the process that ran it"}
         remote = [t["user_attrs"]["command"] for t in study.trials if "command" in t["user_attrs"]]
         if remote:  # trials that `honing worker` commands ran, here or on other machines
             commands = len(set(remote))

@@ -188,7 +188,7 @@ def _check_tune(recipe: Recipe) -> Problems:
         for i, metric in val[1:]:
             out.append((("tune", "objectives", i, "metric"),
                         f"got a second validation metric {metric!r}; allowed: one validation metric "
-                        "(besides params and latency_ms)"))
+                        "(besides params, latency_ms and energy_j)"))
         if tune.metric and val and val[0][1] != tune.metric:
             out.append((("tune", "metric"), f"got {tune.metric!r} while the objectives measure {val[0][1]!r}; "
                                             "allowed: the same metric, or leave tune.metric out"))

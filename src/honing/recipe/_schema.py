@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 class ObjectiveSection(Section):
     metric: str
-    """val_<metric>, val_loss, params or latency_ms"""
+    """val_<metric>, val_loss, params, latency_ms or energy_j (the trial's training energy, joules)"""
     direction: Literal["maximize", "minimize"]
     """maximize or minimize; null: from the metric"""
 
@@ -114,7 +114,7 @@ class TuneSection(Section):
     direction: Literal["maximize", "minimize"] | None = None
     """maximize or minimize; null: from the metric"""
     objectives: list[ObjectiveSection] | None = None
-    """two or more {metric, direction} for a multi-objective search (metrics, params, latency_ms)"""
+    """two or more {metric, direction} for a multi-objective search (metrics, params, latency_ms, energy_j)"""
     select: SelectSection = Field(default_factory=SelectSection)
     """how the final trial is picked from a Pareto front"""
     cv: Any = "auto"

@@ -25,7 +25,7 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 
-EXTRA_OBJECTIVES = ("params", "latency_ms")
+EXTRA_OBJECTIVES = ("params", "latency_ms", "energy_j")  # measured per trial beside its validation metric
 TEXT_SOURCES = ("text-csv", "rotten-tomatoes")
 _FILE_SOURCES = {"csv": "file", "npz": "file", "idx": "folder", "text-csv": "file"}
 
