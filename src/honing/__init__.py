@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from honing import data, models, optim, train
 from honing._core import (
+    EnergyMeter,
     ConfigError,
     DataError,
     DivergedError,
@@ -27,6 +28,7 @@ from honing.train import Callback, EarlyStopping, FitResult, TrainConfig, Traine
 __version__ = "0.1.0"
 
 __all__ = [
+    "EnergyMeter",
     "Callback",
     "ConfigError",
     "DataError",
