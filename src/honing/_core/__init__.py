@@ -21,11 +21,13 @@ from honing._core._validate import (
     check_int,
     check_number,
     check_probability,
+    env_number,
 )
 
 __all__ = [
     "EnergyMeter",
     "EnergyReading",
+    "env_number",
     "ConfigError",
     "DataError",
     "DivergedError",

@@ -43,18 +43,10 @@ class EnergyReading:
 
 
 def cpu_watts_per_core() -> float:
-    text = os.environ.get(WATTS_ENV)
-    if not text:
-        return DEFAULT_WATTS_PER_CORE
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        from honing._core._errors import ConfigError
+    """The estimate's power per busy core (``HONING_CPU_WATTS_PER_CORE``, default 10 W)."""
+    from honing._core._validate import env_number
 
-        raise ConfigError(f"invalid {WATTS_ENV}: got {text!r}; allowed: watts per busy core > 0")
-    return value
+    return env_number(WATTS_ENV, DEFAULT_WATTS_PER_CORE, low=0, low_inclusive=False, allowed="watts per busy core > 0")
 
 
 class _Counter:

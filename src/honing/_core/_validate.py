@@ -83,3 +83,20 @@ def _range(low: float | None, high: float | None, lo_inc: bool, hi_inc: bool) ->
     if low is None:
         return f" {'<=' if hi_inc else '<'} {high}"
     return f" in {'[' if lo_inc else '('}{low}, {high}{']' if hi_inc else ')'}"
+
+
+def env_number(name: str, default: float, *, low: float, low_inclusive: bool, allowed: str) -> float:
+    """The environment variable ``name`` as a number above ``low`` (``default`` when unset or
+    empty); anything else is a ConfigError that names the variable and says what is ``allowed``."""
+    import os
+
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value >= low if low_inclusive else value > low):
+        raise ConfigError(f"invalid {name}: got {text!r}; allowed: {allowed}")
+    return value

@@ -14,7 +14,6 @@ carries no worker tag, and the next start of the study fails it as left running.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from typing import Any
@@ -38,18 +37,9 @@ _METHODS = (
 
 def reconnect_window_s() -> float:
     """How long a storage call keeps retrying a lost connection (``HONING_RECONNECT_S``)."""
-    text = os.environ.get(RECONNECT_ENV)
-    if not text:
-        return DEFAULT_RECONNECT_S
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        from honing._core import ConfigError
+    from honing._core import env_number
 
-        raise ConfigError(f"invalid {RECONNECT_ENV}: got {text!r}; allowed: a number of seconds >= 0")
-    return value
+    return env_number(RECONNECT_ENV, DEFAULT_RECONNECT_S, low=0, low_inclusive=True, allowed="a number of seconds >= 0")
 
 
 def is_connection_error(err: BaseException) -> bool:
