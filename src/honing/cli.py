@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the leader to create the study "
                     "(default 60)")
     sp.add_argument("--quiet", action="store_true", help="no progress lines")
+    sp = sub.add_parser("suggest", help="queue a configuration for a run's study: its next trial runs it")
+    sp.add_argument("run_dir", help="the run folder (its study: study.journal, or the storage it names)")
+    sp.add_argument("values", nargs="+", metavar="PATH=VALUE", help="searched parameters and values (YAML), e.g. "
+                    "training.optimizer.lr=0.003 'model.hidden=[128, 64]'; the others are the sampler's")
+    sp.add_argument("--storage", help="the study's storage URL, when the run folder's is a database with a password "
+                    "(results.json keeps it masked)")
     sp = sub.add_parser("train", help="train one configuration of a recipe (no search), test and report")
     sp.add_argument("recipe")
     common(sp, search=False)
@@ -338,6 +344,45 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     print(f"honing worker: study {r.study_name!r} in {r.storage}: trials run here: {ran}; the study: {study} "
           f"(budget {r.n_trials})")
     return EXIT_OK
+
+
+def _cmd_suggest(args: argparse.Namespace) -> int:
+    import yaml
+
+    from honing._core import ConfigError
+    from honing.tune import suggest
+
+    values = {}
+    for item in args.values:
+        path, eq, text = item.partition("=")
+        if not eq or not path:
+            raise ConfigError(f"invalid suggestion {item!r}; allowed: PATH=VALUE, e.g. training.optimizer.lr=0.003")
+        try:
+            values[path.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"invalid value in {item!r}: {err}") from None
+    storage, name = _run_study(Path(args.run_dir), args.storage)
+    out = suggest(storage, name, values)
+    left = out["budget_left"]
+    print(f"honing: queued for study {name!r}: " + ", ".join(f"{k}={v!r}" for k, v in values.items())
+          + f"; {out['queued']} suggestion(s) waiting")
+    if left == 0:
+        print("honing: the study's budget is spent: re-run with --n-trials N (more than before) to run it")
+    return EXIT_OK
+
+
+def _run_study(folder: Path, storage_url: str | None = None) -> tuple[Any, str]:
+    """A run folder's study: its storage (``storage_url`` when given) and name."""
+    from honing._core import DataError
+    from honing.tune import resolve_storage
+
+    results_file = folder / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    url = storage_url or (results.get("study") or {}).get("storage") or ""
+    if not (folder / "study.journal").is_file() and not url.startswith(("sqlite", "postgresql")):
+        raise DataError(f"{str(folder)!r} holds no study (no study.journal, and no results.json naming a storage)")
+    storage = resolve_storage(url if url.startswith(("sqlite", "postgresql")) else None, folder)
+    return storage, (results.get("study") or {}).get("name") or _study_name(folder)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -622,6 +667,7 @@ _COMMANDS = {
     "run": _cmd_run,
     "train": _cmd_train,
     "worker": _cmd_worker,
+    "suggest": _cmd_suggest,
     "compress": _cmd_compress,
     "validate": _cmd_validate,
     "evaluate": _cmd_evaluate,
