@@ -551,13 +551,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
         results = None
     journal = folder / "study.journal"
     if journal.is_file() or (results and results.get("study")):
-        from honing.tune import load_study_result, resolve_storage
+        from honing.tune import load_study_result
 
-        url = (results or {}).get("study", {}) or {}
-        storage = resolve_storage(url.get("storage") if url.get("storage", "").startswith(("sqlite", "postgresql"))
-                                  else None, folder)
-        name = url.get("name") or _study_name(folder)
-        study = load_study_result(storage, name)
+        study = load_study_result(*_run_study(folder))
         _print_trials(study, args.trials)
     elif results is None:
         raise DataError(f"{str(folder)!r} is not a honing run folder (no results.json and no study.journal)")

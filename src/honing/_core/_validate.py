@@ -85,16 +85,18 @@ def _range(low: float | None, high: float | None, lo_inc: bool, hi_inc: bool) ->
     return f" in {'[' if lo_inc else '('}{low}, {high}{']' if hi_inc else ')'}"
 
 
-def env_number(name: str, default: float, *, low: float, low_inclusive: bool, allowed: str) -> float:
+def env_number(name: str, default: float, *, low: float, low_inclusive: bool, allowed: str,
+               integer: bool = False) -> float:
     """The environment variable ``name`` as a number above ``low`` (``default`` when unset or
-    empty); anything else is a ConfigError that names the variable and says what is ``allowed``."""
+    empty; a whole number with ``integer``); anything else is a ConfigError that names the
+    variable and says what is ``allowed``."""
     import os
 
     text = os.environ.get(name)
     if not text:
         return default
     try:
-        value = float(text)
+        value = float(int(text)) if integer else float(text)
     except ValueError:
         value = math.nan
     if not (value >= low if low_inclusive else value > low):

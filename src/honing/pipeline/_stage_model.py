@@ -8,6 +8,8 @@ and testing again.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -63,12 +65,11 @@ class FinalFitStage:
                 energy(ctx)["final_training"] = stored["energy"]
             ctx.say(f"final model: loaded from {weights} (trained by an earlier run of this folder)")
             return {"how": ctx.final_how}
-        with EnergyMeter() as meter:
+        with metered(ctx, "final_training"):
             ctx.model, ctx.history = _retrain(ctx, final, data, epochs=epochs)
-        energy(ctx)["final_training"] = meter.reading.to_dict()
         state = {k: v.detach().contiguous().cpu() for k, v in ctx.model.state_dict().items()}
         atomic_save_file(weights, lambda tmp: save_file(state, tmp))
-        ctx.keep(key, {"history": ctx.history, "energy": meter.reading.to_dict()})
+        ctx.keep(key, {"history": ctx.history, "energy": energy(ctx)["final_training"]})
         return {"how": ctx.final_how}
 
 
@@ -85,30 +86,27 @@ class FitStage:
         set_threads(ctx.options.threads or rec.training.threads)
         plan = build_model(rec, data, seed=rec.seed, memo=ctx.memo)
         if plan.trains and _processes(rec) > 1:
-            with EnergyMeter() as meter:  # the ranks are this process's children: their CPU time counts
+            with metered(ctx, "final_training"):  # the ranks are this process's children: their CPU time counts
                 result = _fit_distributed(ctx, rec, plan, data.train, data.val, "train",
                                           checkpoint_dir=out / "checkpoint", seed=rec.seed, num_train=len(data.train),
                                           threads=ctx.options.threads)
-            energy(ctx)["final_training"] = meter.reading.to_dict()
             history, how = result.history, (f"trained once on {_processes(rec)} data-parallel processes: "
                                             f"{result.stop_reason}; best epoch {result.best_epoch}")
-            ctx.final_recipe, ctx.model, ctx.history, ctx.final_how = rec, plan.model, history, how
-            ctx.model_key = digest(["fit", rec.to_dict()])
-            return {"how": how}
-        trainer = build_trainer(rec, plan, data, seed=rec.seed, num_train=len(data.train), threads=ctx.options.threads)
-        if not plan.trains:
-            logs = {"epoch": 1.0, **(trainer.evaluate(data.val, prefix="val_") if data.val is not None else {})}
-            history = [logs]
-            how = f"few-shot prototypes of {rec.transfer.shots} training examples per class"
         else:
-            if ctx.options.progress:
-                from honing.pipeline._summary import EpochProgress
+            trainer = build_trainer(rec, plan, data, seed=rec.seed, num_train=len(data.train),
+                                    threads=ctx.options.threads)
+            if not plan.trains:
+                logs = {"epoch": 1.0, **(trainer.evaluate(data.val, prefix="val_") if data.val is not None else {})}
+                history = [logs]
+                how = f"few-shot prototypes of {rec.transfer.shots} training examples per class"
+            else:
+                if ctx.options.progress:
+                    from honing.pipeline._summary import EpochProgress
 
-                trainer.callbacks.append(EpochProgress("train"))
-            with EnergyMeter() as meter:
-                result = trainer.fit(data.train, data.val, checkpoint_dir=out / "checkpoint", resume=True)
-            energy(ctx)["final_training"] = meter.reading.to_dict()
-            history, how = result.history, f"trained once: {result.stop_reason}; best epoch {result.best_epoch}"
+                    trainer.callbacks.append(EpochProgress("train"))
+                with metered(ctx, "final_training"):
+                    result = trainer.fit(data.train, data.val, checkpoint_dir=out / "checkpoint", resume=True)
+                history, how = result.history, f"trained once: {result.stop_reason}; best epoch {result.best_epoch}"
         ctx.final_recipe, ctx.model, ctx.history, ctx.final_how = rec, plan.model, history, how
         ctx.model_key = digest(["fit", rec.to_dict()])
         return {"how": how}
@@ -178,6 +176,14 @@ def _retrain(ctx: RunContext, recipe: Any, data: Dataset, *, epochs: int) -> tup
 def energy(ctx: RunContext) -> dict[str, Any]:
     """results.json's ``energy``: joules and the method, per part of the run."""
     return ctx.results.setdefault("energy", {})
+
+
+@contextlib.contextmanager
+def metered(ctx: RunContext, part: str) -> Iterator[None]:
+    """Measure the block's energy into results.json's ``energy[part]``."""
+    with EnergyMeter() as meter:
+        yield
+    energy(ctx)[part] = meter.reading.to_dict()
 
 
 def _processes(recipe: Any) -> int:

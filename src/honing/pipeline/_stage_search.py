@@ -17,11 +17,12 @@ from honing.data import Dataset
 from honing.pipeline._build import load_data
 from honing.pipeline._context import RunContext
 from honing.pipeline._objective import RecipeObjective
+from honing.tune._result import BUDGET_ATTR
 
 RESULTS, REPORT, RECIPE_LOCK = "results.json", "report.html", "recipe.json"
 # study attributes `honing worker` reads: the recipe each trial runs, the budget, the leader's folder
 # and the warm-start configurations (an AutoSampler proposes trial i from the same start list everywhere)
-RECIPE_ATTR, BUDGET_ATTR, FOLDER_ATTR = "honing:recipe", "honing:n_trials", "honing:run_dir"
+RECIPE_ATTR, FOLDER_ATTR = "honing:recipe", "honing:run_dir"
 STARTS_ATTR = "honing:warm_start"
 # fields a re-run may change without starting another study
 _BUDGET_FIELDS = ("n_trials", "timeout", "storage", "warm_start")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -98,26 +97,21 @@ class _PostgresLock:
         """A connection holding the lock; a lost server is waited for (``HONING_RECONNECT_S``)."""
         import sqlalchemy
 
-        from honing.tune._reconnect import is_connection_error, reconnect_window_s, say
+        from honing.tune._reconnect import reconnect_window_s, with_reconnect
 
-        start, wait, window = time.monotonic(), 0.2, reconnect_window_s()
-        while True:
-            conn = None
+        def attempt(retried: bool) -> Any:
+            conn = self._engine.connect()
             try:
-                conn = self._engine.connect()
                 conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
                 conn.commit()
-                return conn
-            except Exception as err:
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        conn.invalidate()
-                        conn.close()
-                if not is_connection_error(err) or time.monotonic() - start + wait > window:
-                    raise
-                say(f"budget lock: lost the database connection ({type(err).__name__}); retrying")
-                time.sleep(wait)
-                wait = min(2 * wait, 5.0)
+            except Exception:
+                with contextlib.suppress(Exception):
+                    conn.invalidate()
+                    conn.close()
+                raise
+            return conn
+
+        return with_reconnect(attempt, "budget lock", reconnect_window_s())
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_engine": None}  # connections do not cross processes

@@ -313,8 +313,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, params: dict[str, Any], 
 def _tell(study: optuna.Study, trial: optuna.Trial, outcome: str, *args: Any, **kwargs: Any) -> str:
     """Tell the result; a trial that another worker already failed as silent (its heartbeats came
     too late: a stalled machine) keeps that end, and its retry runs the same parameters."""
-    study.tell(trial, *args, skip_if_finished=True, **kwargs)
-    ended = _compat.frozen(study, trial)
+    ended = study.tell(trial, *args, skip_if_finished=True, **kwargs)  # the trial as stored
     if ended.user_attrs.get("error") == STOPPED_BEATING:
         say(f"trial {trial.number} finished here after another worker had failed it (its heartbeats were late); "
             "its retry runs the same parameters")

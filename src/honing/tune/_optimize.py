@@ -220,7 +220,6 @@ EXECUTORS.register("inline", _Inline, description="trials in this process, one a
 EXECUTORS.register("processes", _LocalProcesses, description="spawned local worker processes")
 
 
-
 def list_executors() -> list[str]:
     return EXECUTORS.names()
 

@@ -14,10 +14,13 @@ carries no worker tag, and the next start of the study fails it as left running.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+T = TypeVar("T")
 RECONNECT_ENV = "HONING_RECONNECT_S"
 DEFAULT_RECONNECT_S = 300.0
 _FIRST_WAIT_S, _MAX_WAIT_S = 0.2, 5.0
@@ -63,6 +66,30 @@ def say(message: str) -> None:
     print(f"[honing.tune] {message}", file=sys.stderr, flush=True)
 
 
+def with_reconnect(attempt: Callable[[bool], T], what: str, window_s: float) -> T:
+    """``attempt(retried)``, tried again with backoff while it fails on a lost connection, for up
+    to ``window_s`` seconds; ``retried`` tells an attempt that an earlier one was cut off. Other
+    errors, and a connection still lost at the end of the window, are raised."""
+    start, wait, lost = time.monotonic(), _FIRST_WAIT_S, False
+    while True:
+        try:
+            out = attempt(lost)
+        except Exception as err:
+            if not is_connection_error(err) or time.monotonic() - start + wait > window_s:
+                if lost:
+                    say(f"{what}: the storage did not come back within {window_s:.0f} s ({RECONNECT_ENV})")
+                raise
+            if not lost:
+                lost = True
+                say(f"{what}: lost the storage connection ({type(err).__name__}); retrying for up to {window_s:.0f} s")
+            time.sleep(wait)
+            wait = min(2 * wait, _MAX_WAIT_S)
+            continue
+        if lost:
+            say(f"{what}: storage connection back after {time.monotonic() - start:.1f} s")
+        return out
+
+
 def _forward(name: str) -> Any:
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
         return self._call(name, args, kwargs)
@@ -71,61 +98,36 @@ def _forward(name: str) -> Any:
     return method
 
 
-_CLASS: type | None = None
+@functools.cache
+def _storage_class() -> type:
+    """The wrapper class, made on first use (optuna is imported then, not with honing.tune)."""
+    from optuna.storages import BaseStorage
+    from optuna.storages._heartbeat import BaseHeartbeat
+
+    namespace: dict[str, Any] = {name: _forward(name) for name in _METHODS}
+    namespace.update(__module__=__name__, __init__=_init, _call=_call,
+                     __doc__="An Optuna storage whose calls retry a lost database connection.")
+    return type("ReconnectingStorage", (BaseStorage, BaseHeartbeat), namespace)
 
 
 def reconnecting(inner: Any, *, window_s: float | None = None) -> Any:
     """``inner`` (an Optuna RDB storage) behind retries of lost connections."""
-    global _CLASS
-    if _CLASS is None:
-        from optuna.storages import BaseStorage
-        from optuna.storages._heartbeat import BaseHeartbeat
-
-        namespace = {name: _forward(name) for name in _METHODS}
-        namespace.update(__module__=__name__, __init__=_init, _call=_call, __getstate__=_getstate, __setstate__=_setstate,
-                         __doc__="An Optuna storage whose calls retry a lost database connection.")
-        _CLASS = type("ReconnectingStorage", (BaseStorage, BaseHeartbeat), namespace)
-    return _CLASS(inner, reconnect_window_s() if window_s is None else window_s)
+    return _storage_class()(inner, reconnect_window_s() if window_s is None else window_s)
 
 
 def _init(self: Any, inner: Any, window_s: float) -> None:
     self.inner, self.window_s = inner, float(window_s)
 
 
-def _getstate(self: Any) -> dict[str, Any]:
-    return dict(self.__dict__)
-
-
-def _setstate(self: Any, state: dict[str, Any]) -> None:
-    self.__dict__.update(state)
-
-
 def _call(self: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     import optuna
 
-    start = time.monotonic()
-    wait, failed = _FIRST_WAIT_S, None
-    while True:
+    def attempt(retried: bool) -> Any:
         try:
-            out = getattr(self.inner, name)(*args, **kwargs)
+            return getattr(self.inner, name)(*args, **kwargs)
         except optuna.exceptions.UpdateFinishedTrialError:
-            if failed is not None and name == "set_trial_state_values":
-                out = True  # the lost attempt had committed the trial's end
-            else:
-                raise
-        except Exception as err:
-            elapsed = time.monotonic() - start
-            if not is_connection_error(err) or elapsed + wait > self.window_s:
-                if failed is not None:
-                    say(f"the storage did not come back within {self.window_s:.0f} s ({RECONNECT_ENV})")
-                raise
-            if failed is None:
-                failed = err
-                say(f"lost the storage connection ({type(err).__name__}); retrying for up to "
-                    f"{self.window_s:.0f} s")
-            time.sleep(wait)
-            wait = min(2 * wait, _MAX_WAIT_S)
-            continue
-        if failed is not None:
-            say(f"storage connection back after {time.monotonic() - start:.1f} s ({name})")
-        return out
+            if retried and name == "set_trial_state_values":
+                return True  # the cut-off attempt had committed the trial's end
+            raise
+
+    return with_reconnect(attempt, name, self.window_s)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import optuna
 
 SPACE_ATTR = "honing.space"  # study user attribute: the space's spec, to decode stored params
+BUDGET_ATTR = "honing:n_trials"  # study user attribute: the trial budget of the run that leads it
 STATES = ("complete", "pruned", "fail", "running", "waiting")
 
 

@@ -23,7 +23,7 @@ def suggest(storage: Any, study_name: str, values: Mapping[str, Any]) -> dict[st
     now, and the trials the budget still allows (None when the study does not say)."""
     from optuna.trial import TrialState
 
-    from honing.tune._result import SPACE_ATTR, open_study
+    from honing.tune._result import BUDGET_ATTR, SPACE_ATTR, open_study
 
     study, _ = open_study(storage, study_name)
     spec = study.user_attrs.get(SPACE_ATTR)
@@ -37,7 +37,7 @@ def suggest(storage: Any, study_name: str, values: Mapping[str, Any]) -> dict[st
         warnings.simplefilter("ignore")  # enqueue_trial's user_attrs: an ExperimentalWarning
         study.enqueue_trial(space.encode(checked), user_attrs={PROPOSED_BY: "user"}, skip_if_exists=False)
     trials = study.get_trials(deepcopy=False)
-    budget = study.user_attrs.get("honing:n_trials")
+    budget = study.user_attrs.get(BUDGET_ATTR)
     used = sum(t.state != TrialState.WAITING for t in trials)
     return {"queued": sum(t.state == TrialState.WAITING for t in trials),
             "budget_left": None if budget is None else max(0, int(budget) - used)}

@@ -5,7 +5,6 @@ Optuna is imported inside the functions only, so ``import honing.tune`` stays li
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import inspect
 import math
@@ -377,13 +376,10 @@ def mask_password(url: str | None) -> str | None:
 def heartbeat_interval_s() -> int:
     """Seconds between a running trial's heartbeats in a database study (``HONING_HEARTBEAT_S``,
     default 60); a trial whose worker missed two beats is failed and retried by the others."""
-    text = os.environ.get(HEARTBEAT_ENV)
-    if not text:
-        return HEARTBEAT_INTERVAL_S
-    try:
-        return check_int(HEARTBEAT_ENV, int(text), low=1)
-    except ValueError:
-        raise ConfigError(f"invalid {HEARTBEAT_ENV}: got {text!r}; allowed: a whole number of seconds >= 1") from None
+    from honing._core import env_number
+
+    return int(env_number(HEARTBEAT_ENV, HEARTBEAT_INTERVAL_S, low=1, low_inclusive=True, integer=True,
+                          allowed="a whole number of seconds >= 1"))
 
 
 def _rdb(url: str, engine_kwargs: dict[str, Any], shown: str | None = None) -> Any:
