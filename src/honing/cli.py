@@ -635,6 +635,7 @@ def _print_summary(folder: Path, results: dict[str, Any]) -> None:
         print(line, file=out)
     _print_ensemble(results.get("ensemble"), results.get("primary_metric"))
     _print_compression(results.get("compress"))
+    _print_robustness(results.get("robustness"))
     t = results.get("timings") or {}
     if t:
         print("  time:         " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()), file=out)
@@ -644,6 +645,23 @@ def _print_summary(folder: Path, results: dict[str, Any]) -> None:
         print("  energy:       " + ", ".join(f"{k.replace('_', ' ')} {e['joules']:.1f} J" for k, e in spent.items())
               + f" ({', '.join(methods)}" + ("; CPU time x a power per busy core, not a measurement)"
                                             if methods == ["estimated"] else ")"), file=out)
+
+
+def _print_robustness(r: dict[str, Any] | None) -> None:
+    if not r:
+        return
+    eps = [f"{e:g}" for e in r["epsilons"]]
+    print(f"  robustness ({r['rows']} test rows; {r['norm']} epsilon in {r['units']}):")
+    print(f"    {'attack':<24s}" + "".join(f"{'eps ' + e:>12s}" for e in eps))
+    print(f"    {'clean':<24s}" + "".join(f"{r['clean_accuracy']:>12.4f}" for _ in eps))
+    for name, row in r["accuracy"].items():
+        print(f"    {name + (' (black-box)' if name == 'square' else ''):<24s}" + "".join(f"{row[e]:>12.4f}" for e in eps))
+    corr = r.get("corruptions")
+    if corr:
+        print(f"    corruptions (mean accuracy over severities 1-5): {corr['mean']:.4f}")
+    failed = [c for c in r["checks"] if not c["passed"]]
+    print(f"    sanity checks: {len(r['checks']) - len(failed)} of {len(r['checks'])} passed"
+          + "".join(f"; FAILED {c['check']}: {c['detail']}" for c in failed))
 
 
 def _print_trials(study: Any, limit: int) -> None:

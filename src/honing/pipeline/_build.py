@@ -117,11 +117,26 @@ def build_trainer(
     es = t.early_stopping
     if es is not None and early_stopping and with_val:
         callbacks.append(EarlyStopping(**es.model_dump()))
+    step = None
+    if t.adversarial is not None and plan.trains and for_training:
+        step = adversarial_step(t.adversarial, data, seed=seed, accumulate=t.accumulate)
     trainer = Trainer(plan.model, optimizer, loss=loss, task=data.task, schedule=schedule,
                       metrics=recipe.evaluate.metrics, callbacks=callbacks, augment=augment, reporter=reporter,
-                      config=config, report=report)
+                      config=config, report=report, step=step)
     _metrics_in_target_units(trainer, data)
     return trainer
+
+
+def adversarial_step(section: Any, data: Dataset, *, seed: int, accumulate: int = 1) -> Any:
+    """The step policy of ``training.adversarial``: attacks in the data's own units."""
+    from honing.robust import AdversarialStep, InputSpace
+
+    if data.task != "classification":
+        raise ConfigError(f"invalid training.adversarial: got a {data.task} data set; allowed: null (adversarial "
+                          "training needs a classification task)")
+    space = InputSpace.from_preprocessor(data.preprocessor, data.train.x)
+    return AdversarialStep(section.method, section.epsilon, space=space, steps=section.steps,
+                           step_size=section.step_size, beta=section.beta, accumulate=accumulate, seed=seed)
 
 
 def _loss(t: Any, data: Dataset) -> Any:

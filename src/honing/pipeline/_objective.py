@@ -109,7 +109,8 @@ class RecipeObjective:
         if not objectives:
             return best
         measures = {"params": lambda: float(count_parameters(model)), "energy_j": lambda: meter.reading.joules,
-                    "latency_ms": lambda: measure_latency_ms(model, data.input_shape), metric: lambda: best}
+                    "latency_ms": lambda: measure_latency_ms(model, data.input_shape), metric: lambda: best,
+                    "robustness": lambda: robustness_objective(model, recipe, data)}
         return [measures[obj.metric]() for obj in objectives]  # the recipe allows only these
 
     # --- holdout and k-fold --------------------------------------------------------------------
@@ -241,3 +242,31 @@ def _weights(model: Any) -> dict[str, torch.Tensor]:
 def _best_epoch(curve: list[float], mode: str) -> int:
     pick = max if mode == "max" else min
     return 1 + curve.index(pick(curve))
+
+
+def attacked_rows(x: torch.Tensor, y: torch.Tensor, rows: int | None, model: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    n = len(x) if rows is None else min(rows, len(x))
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    return x[:n].to(device), y[:n].to(device)
+
+
+def robustness_objective(model: Any, recipe: Any, data: Dataset) -> float:
+    """A trial's ``robustness``: PGD accuracy on the validation rows (at most ``robust.rows``) at
+    the robust section's first epsilon, with its norm, steps and restarts."""
+    from honing.robust import InputSpace, pgd
+
+    section = recipe.robust
+    split = data.val if data.val is not None else data.train
+    x, y = attacked_rows(split.x, split.y, section.rows, model)
+    space = InputSpace.from_preprocessor(data.preprocessor, data.train.x)
+    right, batch = 0, recipe.training.eval_batch_size
+    for i in range(0, len(x), batch):
+        xb, yb = x[i:i + batch], y[i:i + batch]
+        adv = pgd(model, xb, yb, section.epsilons[0], norm=section.norm, steps=section.steps,
+                  restarts=section.restarts, seed=recipe.seed, space=space).x
+        was = model.training
+        model.eval()
+        with torch.no_grad():
+            right += int((model(adv).argmax(1) == yb).sum())
+        model.train(was)
+    return right / max(1, len(x))

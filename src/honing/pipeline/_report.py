@@ -53,8 +53,31 @@ def report_data(results: dict[str, Any], *, study: Any, history: list[dict[str, 
         tie_break=results.get("tie_break"),
         extra_tables=(_nas_tables(results.get("nas")) + _transfer_tables(results.get("transfer")) + _ensemble_tables(results.get("ensemble"),
                                                                                    results.get("primary_metric"))
-                      + _compress_tables(results.get("compress"))),
+                      + _compress_tables(results.get("compress")) + _robust_tables(results.get("robustness"))),
     )
+
+
+def _robust_tables(r: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Accuracy under each attack per epsilon beside the clean accuracy, corruptions, the checks."""
+    if not r:
+        return []
+    eps = [f"{e:g}" for e in r["epsilons"]]
+    rows = [["clean", *[f"{r['clean_accuracy']:.4f}"] * len(eps), ""]]
+    for name, row in r["accuracy"].items():
+        rows.append([name + (" (black-box)" if name == "square" else ""), *[f"{row[e]:.4f}" for e in eps],
+                     f"{r['seconds'].get(name, 0):.1f}"])
+    rows.append(["robust (worst attack)", *[f"{r['robust_accuracy'][e]:.4f}" for e in eps], ""])
+    note = (f"{r['rows']} test rows; epsilon ({r['norm']}) in {r['units']}. "
+            + " ".join(f"{'ok' if c['passed'] else 'FAILED'}: {c['check']} ({c['detail']})." for c in r["checks"]))
+    tables = [{"title": "Adversarial robustness", "note": note,
+               "columns": ["attack", *[f"accuracy at epsilon {e}" for e in eps], "seconds"], "rows": rows}]
+    corr = r.get("corruptions")
+    if corr:
+        tables.append({"title": "Image corruptions", "note": f"accuracy at severities 1-5 (clean {r['clean_accuracy']:.4f}); "
+                                                            f"mean over all: {corr['mean']:.4f}",
+                       "columns": ["corruption", "1", "2", "3", "4", "5"],
+                       "rows": [[k, *[f"{v:.4f}" for v in vals]] for k, vals in corr.items() if k != "mean"]})
+    return tables
 
 
 def _transfer_tables(t: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -259,6 +259,9 @@ def warnings_of(results: dict[str, Any]) -> list[str]:
     if vs and not vs["better"]:
         out.append(f"the model is not better than the {vs['best_baseline']} baseline on the test rows "
                    f"({vs['metric']} {vs['model']:.4g} vs {vs['baseline']:.4g}); see results.json 'baselines'")
+    for check in (results.get("robustness") or {}).get("checks") or []:
+        if not check["passed"]:
+            out.append(f"robustness check failed: {check['check']}: {check['detail']}")
     balance = results.get("imbalance") or {}
     if balance.get("imbalanced"):
         out.append(f"imbalanced classes (largest/smallest training class {balance['ratio']:g}:1; the majority class "

@@ -23,7 +23,7 @@ _MAX_CANDIDATES = 12  # values per parameter tried against the schema
 
 def check_recipe(recipe: Recipe) -> Problems:
     problems = (_check_model(recipe) + _check_task(recipe) + _check_logged(recipe) + _check_ensemble(recipe)
-                + _check_nas(recipe))
+                + _check_nas(recipe) + _check_robust(recipe))
     if recipe.tune is None:
         es = recipe.training.early_stopping
         if es is not None and es.monitor.startswith("val_") and recipe.data.val_size == 0:
@@ -77,6 +77,33 @@ def _check_nas(recipe: Recipe) -> Problems:
     if len(nas.objectives) > 1 and nas.strategy in ("local", "reinforce"):
         out.append((("nas", "strategy"), f"got {nas.strategy!r} with {len(nas.objectives)} objectives; allowed: "
                                          "random, evolution, tpe"))
+    return out
+
+
+def _check_robust(recipe: Recipe) -> Problems:
+    """Attacks and adversarial training are for classifiers; the robustness objective needs the
+    robust section (its epsilon and attack settings); L2 balls take pgd and apgd only."""
+    out: Problems = []
+    robust, adversarial = recipe.robust, recipe.training.adversarial
+    if recipe.data.source.split(":")[0] in ("text-csv", "rotten-tomatoes"):
+        for loc, what in ((("robust",), robust), (("training", "adversarial"), adversarial)):
+            if what is not None:
+                out.append((loc, "got text data; allowed: null (attacks move numeric inputs along their gradient; "
+                                 "token ids have none)"))
+    if recipe.data.task == "regression":
+        for loc, what in ((("robust",), robust), (("training", "adversarial"), adversarial)):
+            if what is not None:
+                out.append((loc, "got a regression task; allowed: null (attacks measure a classifier's accuracy)"))
+    if robust is not None and robust.norm == "l2":
+        for i, name in enumerate(robust.attacks):
+            if name in ("fgsm", "square"):
+                out.append((("robust", "attacks", i), f"got {name!r} with norm l2; allowed: pgd, apgd ({name} is an "
+                                                      "L-inf attack)"))
+    objectives = recipe.tune.objectives if recipe.tune is not None else None
+    for i, objective in enumerate(objectives or []):
+        if objective.metric == "robustness" and robust is None:
+            out.append((("tune", "objectives", i, "metric"), "got 'robustness' without a robust section; allowed: "
+                        "a robust section (its first epsilon and its steps measure each trial)"))
     return out
 
 
@@ -188,7 +215,7 @@ def _check_tune(recipe: Recipe) -> Problems:
         for i, metric in val[1:]:
             out.append((("tune", "objectives", i, "metric"),
                         f"got a second validation metric {metric!r}; allowed: one validation metric "
-                        "(besides params, latency_ms and energy_j)"))
+                        "(besides params, latency_ms, energy_j and robustness)"))
         if tune.metric and val and val[0][1] != tune.metric:
             out.append((("tune", "metric"), f"got {tune.metric!r} while the objectives measure {val[0][1]!r}; "
                                             "allowed: the same metric, or leave tune.metric out"))

@@ -27,6 +27,7 @@ from honing.recipe._sections import (
 from honing.recipe._compress import CompressSection
 from honing.recipe._ensemble import EnsembleSection
 from honing.recipe._nas import NasSection
+from honing.recipe._robust import RobustSection
 from honing.recipe._transfer import TransferSection
 from honing.train import list_metrics
 
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 class ObjectiveSection(Section):
     metric: str
-    """val_<metric>, val_loss, params, latency_ms or energy_j (the trial's training energy, joules)"""
+    """val_<metric>, val_loss, params, latency_ms, energy_j (the trial's training energy, joules) or robustness (PGD accuracy on validation rows; needs a robust section)"""
     direction: Literal["maximize", "minimize"]
     """maximize or minimize; null: from the metric"""
 
@@ -114,7 +115,7 @@ class TuneSection(Section):
     direction: Literal["maximize", "minimize"] | None = None
     """maximize or minimize; null: from the metric"""
     objectives: list[ObjectiveSection] | None = None
-    """two or more {metric, direction} for a multi-objective search (metrics, params, latency_ms, energy_j)"""
+    """two or more {metric, direction} for a multi-objective search (metrics, params, latency_ms, energy_j, robustness)"""
     select: SelectSection = Field(default_factory=SelectSection)
     """how the final trial is picked from a Pareto front"""
     cv: Any = "auto"
@@ -320,6 +321,8 @@ class Recipe(Section):
     """combine the search's finished trials into one model, no further training (docs/ensemble.md)"""
     compress: CompressSection | None = None
     """compression steps run on the final model (docs/compress.md)"""
+    robust: RobustSection | None = None
+    """attack the final model on the test rows: robust accuracy over epsilons, corruptions (docs/robust.md)"""
     output: OutputSection = Field(default_factory=OutputSection)
     """what the run folder gets"""
     extensions: dict[str, Any] = Field(default_factory=dict, exclude=True)

@@ -25,7 +25,7 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 
-EXTRA_OBJECTIVES = ("params", "latency_ms", "energy_j")  # measured per trial beside its validation metric
+EXTRA_OBJECTIVES = ("params", "latency_ms", "energy_j", "robustness")  # measured per trial beside its validation metric
 TEXT_SOURCES = ("text-csv", "rotten-tomatoes")
 _FILE_SOURCES = {"csv": "file", "npz": "file", "idx": "folder", "text-csv": "file"}
 
@@ -94,6 +94,8 @@ def check_log_key(name: str, *, allow_train: bool = True, extra: tuple[str, ...]
 def direction_for(metric: str) -> str:
     from honing.train import resolve_mode
 
+    if metric == "robustness":  # robust accuracy
+        return "maximize"
     if metric in EXTRA_OBJECTIVES:
         return "minimize"
     return "maximize" if resolve_mode(metric, "auto") == "max" else "minimize"
@@ -364,6 +366,21 @@ class DistributedSection(Section):
     """seconds a collective waits for the other processes before the run fails (torch's default is 30 minutes)"""
 
 
+class AdversarialSection(Section):
+    """Train on attacked batches (honing.robust.AdversarialStep; docs/robust.md)."""
+
+    method: Literal["pgd", "trades", "fgsm"] = "pgd"
+    """pgd: PGD-AT (the loss on PGD examples); trades: clean loss + beta x KL to the attacked prediction; fgsm: fast FGSM from a random start"""
+    epsilon: Annotated[float, Field(ge=0, le=1e6)] = 0.1
+    """the attack's L-inf radius, in the data's units ([0, 1] pixel units for images)"""
+    steps: Annotated[int, Field(ge=1, le=100)] = 7
+    """attack steps per batch (pgd, trades; fgsm takes one)"""
+    step_size: Annotated[float, Field(gt=0)] | None = None
+    """the attack's step; null: 2.5 x epsilon / steps (fgsm: 1.25 x epsilon)"""
+    beta: Annotated[float, Field(ge=0, le=1000)] = 6.0
+    """trades: the weight of the robustness term"""
+
+
 class TrainingSection(Section):
     epochs: Annotated[int, Field(ge=1, le=MAX_EPOCHS)] = 20
     """most epochs per training (early stopping may end it sooner)"""
@@ -399,6 +416,8 @@ class TrainingSection(Section):
     """the value that picks the best epoch; null: the search metric"""
     distributed: DistributedSection | None = None
     """data-parallel training of one model: {processes: N}; the search's trials train in one process each"""
+    adversarial: AdversarialSection | None = None
+    """adversarial training: {method: pgd | trades | fgsm, epsilon, steps, beta} (docs/robust.md); null: plain training"""
 
     def to_train_config(self, *, seed: int, monitor: str, epochs: int | None = None, with_val: bool = True,
                         threads: int | None = None) -> Any:
@@ -425,6 +444,9 @@ class TrainingSection(Section):
     @model_validator(mode="after")
     def _split_batches(self) -> TrainingSection:
         d = self.distributed
+        if d is not None and d.processes > 1 and self.adversarial is not None:
+            raise Invalid([(("adversarial",), "got adversarial training with distributed.processes "
+                            f"{d.processes}; allowed: one of them (data-parallel ranks take plain optimizer steps)")])
         if d is not None and d.processes > 1 and self.batch_size is not None and self.batch_size < d.processes:
             raise Invalid([(("distributed", "processes"), f"got {d.processes} processes for batch_size "
                             f"{self.batch_size}; allowed: at most batch_size (each process takes a slice of a batch)")])

@@ -33,6 +33,7 @@ import json
 import multiprocessing
 import os
 import socket
+import sys
 import tempfile
 import time
 import traceback
@@ -190,7 +191,8 @@ def _watch(procs: list[Any], out: Path) -> None:
                 how += (f"; rank{'s' if len(alive) > 1 else ''} {', '.join(map(str, alive))} never joined it "
                         "(hung, or far slower)")
             raise DistributedError(f"data-parallel training failed: rank {rank} of {len(procs)}: {how}")
-        if all(p.exitcode == 0 for p in procs):
+        if all(p.exitcode == 0 or (out / f"done-{rank}").is_file() for rank, p in enumerate(procs)):
+            stop_processes(procs, _STOP_GRACE_S)  # a finished rank still exiting is not waited for
             return
         time.sleep(_POLL_S)
 
@@ -240,14 +242,32 @@ def _rank_main(rank: int, world: int, port: int, backend: str, timeout_s: float,
             save_file(state, str(Path(out) / "weights.safetensors"))
             (Path(out) / "result.json").write_text(json.dumps(asdict(result)))
         dist.barrier()
-        dist.destroy_process_group()
+        # done: the parent reads this and stops the rank. No destroy_process_group(): with torch
+        # 2.13's gloo it can deadlock (its destructor joins a worker thread that waits for the
+        # GIL the joining thread holds), leaving a finished rank that never exits
+        _mark(Path(out) / f"done-{rank}", {"time": time.time()})
     except BaseException as err:  # noqa: BLE001 - reported to the parent, which names this rank
         message = f"{type(err).__name__}: {' '.join(str(err).split())[:600]}"
         if not isinstance(err, (HoningError, KeyboardInterrupt)):
             message += f" (at {traceback.extract_tb(err.__traceback__)[-1].name})" if err.__traceback__ else ""
-        path = Path(out) / f"error-{rank}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"time": time.time(), "error": message}))
-        tmp.replace(path)  # whole, or not there: the parent reads it as soon as it appears
-        # no process-group teardown: with a peer gone or hung it can block; exiting frees it all
-        os._exit(1)
+        _mark(Path(out) / f"error-{rank}.json", {"time": time.time(), "error": message})
+        _exit(1)
+    _exit(0)
+
+
+def _mark(path: Path, record: dict[str, Any]) -> None:
+    """A file the parent polls for: whole, or not there."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record))
+    tmp.replace(path)
+
+
+def _exit(code: int) -> None:
+    """Leave at once: no process-group teardown (with a peer gone or hung, or with gloo's
+    destructor, it can block); exiting frees it all."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
