@@ -636,6 +636,7 @@ def _print_summary(folder: Path, results: dict[str, Any]) -> None:
     _print_ensemble(results.get("ensemble"), results.get("primary_metric"))
     _print_compression(results.get("compress"))
     _print_robustness(results.get("robustness"))
+    _print_fairness(results.get("fairness"))
     t = results.get("timings") or {}
     if t:
         print("  time:         " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()), file=out)
@@ -647,8 +648,22 @@ def _print_summary(folder: Path, results: dict[str, Any]) -> None:
                                             if methods == ["estimated"] else ")"), file=out)
 
 
+def _print_fairness(f: dict[str, Any] | None) -> None:
+    if not f or f.get("skipped"):
+        return
+    gap = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    for column, c in f["columns"].items():
+        print(f"  fairness by {column} ({'an input' if f.get('model_inputs', True) else 'not an input'} of the model; "
+              f"test rows): demographic parity gap {gap(c['demographic_parity_difference'])} (ratio "
+              f"{gap(c['demographic_parity_ratio'])}), equalized odds gap {gap(c['equalized_odds_difference'])}, "
+              f"accuracy gap {gap(c['accuracy_difference'])}")
+        for g, r in c["groups"].items():
+            print(f"    {g:<20s} rows {r['rows']:>6}  accuracy {gap(r['accuracy'])}  positive rate "
+                  f"{gap(r['positive_rate'])}  TPR {gap(r['tpr'])}  FPR {gap(r['fpr'])}")
+
+
 def _print_robustness(r: dict[str, Any] | None) -> None:
-    if not r:
+    if not r or r.get("skipped"):
         return
     eps = [f"{e:g}" for e in r["epsilons"]]
     print(f"  robustness ({r['rows']} test rows; {r['norm']} epsilon in {r['units']}):")

@@ -43,7 +43,8 @@ class Dataset:
 
     Attributes: ``train``, ``val``, ``test`` (Split or None), ``task``, ``input_shape``,
     ``num_outputs``, ``class_names``, ``preprocessor`` (fitted on ``train`` only), ``source``,
-    ``seed``, ``info`` (row counts, duplicates removed, ...).
+    ``seed``, ``info`` (row counts, duplicates removed, ...), ``groups`` (``load(groups=...)``:
+    split -> column -> each row's group label; None without).
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class Dataset:
         source: str,
         seed: int,
         info: dict[str, Any],
+        groups: dict[str, dict[str, np.ndarray]] | None = None,
     ) -> None:
         self.train, self.val, self.test = train, val, test
         self.task = task
@@ -70,6 +72,7 @@ class Dataset:
         self.source = source
         self.seed = seed
         self.info = info
+        self.groups = groups  # split -> group column -> each row's group label (the fairness audit)
         self._pool_x = pool_x  # raw train+val rows (train first), for k-fold refits
         self._pool_y = pool_y  # int64 labels or float64 (N, k) unscaled targets
 

@@ -56,6 +56,8 @@ def load(
     train_fraction: float | None = None,
     preprocessor: Preprocessor | str | os.PathLike[str] | None = None,
     test: str | None = None,
+    groups: list[str] | tuple[str, ...] = (),
+    group_inputs: bool = True,
 ) -> Dataset:
     """Load, clean, split and prepare a data set. Preprocessing is fitted on the training rows only.
 
@@ -213,6 +215,25 @@ def load(
         train_idx = fraction_of(train_idx, train_fraction, y[train_idx] if strat else None, seed)
         info["train_fraction"] = {"fraction": train_fraction, "rows_before": before, "rows_after": len(train_idx)}
 
+    group_values = None
+    if groups:  # each split's group labels, for the fairness audit; maybe kept out of the inputs
+        where = _group_columns(raw, groups, source)
+        parts = {"train": x[train_idx], "val": x[val_idx], "test": x[test_idx] if test_idx is not None else xt}
+        group_values = {split: {name: _group_labels(rows[:, j]) for name, j in where.items()}
+                        for split, rows in parts.items() if rows is not None}
+        for name in where:
+            distinct = len(set(group_values["train"][name]))
+            if distinct > MAX_GROUPS:
+                raise ConfigError(f"invalid groups: column {name!r} has {distinct} distinct values in the training "
+                                  f"rows; allowed: at most {MAX_GROUPS} (bin a continuous column into a few groups)")
+        info["groups"] = {"columns": list(groups), "model_inputs": bool(group_inputs)}
+        if not group_inputs:
+            drop = sorted(where.values())
+            x = np.delete(x, drop, axis=1)
+            xt = np.delete(xt, drop, axis=1) if xt is not None and test_idx is None else xt
+            keep = [j for j in range(len(raw.layout["columns"])) if j not in drop]
+            raw.layout = {**raw.layout, "columns": [raw.layout["columns"][j] for j in keep],
+                          "kinds": [raw.layout["kinds"][j] for j in keep]}
     x_train = x[train_idx]  # one copy of the raw training rows, reused (memory: large image sets)
     if preprocessor is not None:  # fitted elsewhere (a pretrained model's): used as it is, never refit
         pre = _given_preprocessor(preprocessor, raw)
@@ -243,7 +264,35 @@ def load(
         source=source,
         seed=seed,
         info=info,
+        groups=group_values,
     )
+
+
+MAX_GROUPS = 50  # distinct values of a group column: more is a continuous column to bin first
+
+
+def _group_columns(raw: RawData, groups: list[str] | tuple[str, ...], source: str) -> dict[str, int]:
+    """Each group column's position among the raw columns (tabular sources only)."""
+    if raw.layout.get("kind") != "tabular":
+        raise ConfigError(f"invalid groups for source {source!r}: got {list(groups)}; allowed: columns of a table "
+                          "(csv sources); this source has no named columns")
+    columns = list(raw.layout["columns"])
+    out = {}
+    for name in groups:
+        if name not in columns:
+            raise ConfigError(f"invalid groups: got {name!r}; allowed: a column of {source!r} other than the target "
+                              f"({', '.join(columns[:20])}{', ...' if len(columns) > 20 else ''})")
+        out[name] = columns.index(name)
+    return out
+
+
+def _group_labels(values: np.ndarray) -> np.ndarray:
+    """Group labels as text (missing values are their own group, "(missing)")."""
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        c = to_category(v)
+        out[i] = "(missing)" if c is None else c
+    return out
 
 
 def _attach_test_file(raw: RawData, test: str, source: str, **options: Any) -> None:

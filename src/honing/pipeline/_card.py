@@ -13,6 +13,7 @@ from typing import Any
 
 from honing._core import atomic_write_text
 from honing.pipeline._context import RunContext
+from honing.pipeline._fairness import fairness_card_lines
 
 CARD = "MODEL_CARD.md"
 
@@ -94,6 +95,7 @@ def model_card(results: dict[str, Any]) -> str:
             lines.append(f"| {row['stage']} | {row['runtime']} | {row['size_bytes']} | "
                          f"{_fmt((row.get('metrics') or {}).get(metric, ''))} |")
         lines.append("")
+    lines += fairness_card_lines(results.get("fairness"))
     lines += ["## Drift reference", "",
               "`reference.json` holds the training rows' feature distributions and the model's outputs and "
               "predictions on held-out rows; `honing serve` compares live inputs with it (`GET /drift`) and "
@@ -103,7 +105,8 @@ def model_card(results: dict[str, Any]) -> str:
               f"`{data.get('source')}`. Outside that range its scores above do not hold; watch `GET /drift`.",
               "- The test metrics come from one held-out split and one seed; small test sets make them coarse.",
               "- It learned whatever bias the training rows carry; no fairness audit was run unless this card "
-              "says so."]
+              "says so." if not (results.get("fairness") or {}).get("columns") else
+              "- It learned whatever bias the training rows carry; the audit above covers only the columns it names."]
     for warning in results.get("warnings") or []:
         lines.append(f"- Warning from the run: {warning}")
     lines += ["", f"Made by honing {(results.get('versions') or {}).get('honing', '')}.", ""]

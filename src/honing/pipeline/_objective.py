@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from honing._core import EnergyMeter, atomic_save_file
+from honing._core import ConfigError, EnergyMeter, atomic_save_file
 from honing.data import Dataset
 from honing.models import count_parameters
 from honing.pipeline._build import build_model, build_trainer, data_key, load_data
@@ -256,6 +256,9 @@ def robustness_objective(model: Any, recipe: Any, data: Dataset) -> float:
     from honing.robust import InputSpace, pgd
 
     section = recipe.robust
+    if data.task != "classification":
+        raise ConfigError(f"invalid tune.objectives: got 'robustness' for a {data.task} task; allowed: a "
+                          "classification task (robustness is the accuracy under attack)")
     split = data.val if data.val is not None else data.train
     x, y = attacked_rows(split.x, split.y, section.rows, model)
     space = InputSpace.from_preprocessor(data.preprocessor, data.train.x)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from honing.pipeline._fairness import fairness_tables
+
 
 def report_data(results: dict[str, Any], *, study: Any, history: list[dict[str, float]],
                 test_extra: dict[str, Any], class_names: list[str] | None, directions: list[str],
@@ -53,13 +55,14 @@ def report_data(results: dict[str, Any], *, study: Any, history: list[dict[str, 
         tie_break=results.get("tie_break"),
         extra_tables=(_nas_tables(results.get("nas")) + _transfer_tables(results.get("transfer")) + _ensemble_tables(results.get("ensemble"),
                                                                                    results.get("primary_metric"))
-                      + _compress_tables(results.get("compress")) + _robust_tables(results.get("robustness"))),
+                      + _compress_tables(results.get("compress")) + _robust_tables(results.get("robustness"))
+                      + fairness_tables(results.get("fairness"))),
     )
 
 
 def _robust_tables(r: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Accuracy under each attack per epsilon beside the clean accuracy, corruptions, the checks."""
-    if not r:
+    if not r or r.get("skipped"):
         return []
     eps = [f"{e:g}" for e in r["epsilons"]]
     rows = [["clean", *[f"{r['clean_accuracy']:.4f}"] * len(eps), ""]]

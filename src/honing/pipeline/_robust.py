@@ -24,6 +24,10 @@ class RobustStage:
         data = ctx.data
         if section is None or ctx.model is None or data is None or data.test is None:
             return None
+        if data.task != "classification":
+            ctx.note(f"robust: skipped: attacks measure a classifier's accuracy; this is a {data.task} task")
+            ctx.results["robustness"] = {"skipped": f"a {data.task} task (attacks measure a classifier's accuracy)"}
+            return None
         key = [ctx.model_key, section.model_dump(mode="json")]
         stored = ctx.resume(key)
         if stored is None:

@@ -262,6 +262,11 @@ def warnings_of(results: dict[str, Any]) -> list[str]:
     for check in (results.get("robustness") or {}).get("checks") or []:
         if not check["passed"]:
             out.append(f"robustness check failed: {check['check']}: {check['detail']}")
+    for column, c in ((results.get("fairness") or {}).get("columns") or {}).items():
+        ratio = c.get("demographic_parity_ratio")
+        if ratio is not None and ratio < 0.8:
+            out.append(f"fairness: by {column}, the positive rate of the least-favoured group is {ratio:.2f} of the "
+                       "most-favoured one's (below the 80% rule); see results.json 'fairness'")
     balance = results.get("imbalance") or {}
     if balance.get("imbalanced"):
         out.append(f"imbalanced classes (largest/smallest training class {balance['ratio']:g}:1; the majority class "

@@ -225,13 +225,7 @@ def check_same_study(out: Path, recipe: dict[str, Any], *, bound: bool = True) -
     if lock.is_file() and not bound:
         taken_over = json.loads(lock.read_text()) != recipe
         lock.unlink()
-    # the budget may change, the compression steps (they run on the final model, after the study),
-    # the ensemble's options (it combines the trials after the study) and the architecture search's
-    # (what it chose is the model section, compared like the rest)
-    # and the number of data-parallel processes (how the model trains, not what it is)
-    strip = lambda r: {**{k: v for k, v in r.items() if k not in ("compress", "ensemble", "nas")},  # noqa: E731
-                       "tune": {k: v for k, v in (r.get("tune") or {}).items() if k not in _BUDGET_FIELDS},
-                       "training": {k: v for k, v in (r.get("training") or {}).items() if k != "distributed"}}
+    strip = _study_identity
     if lock.is_file():
         before = json.loads(lock.read_text())
         if strip(before) != strip(recipe):
@@ -242,6 +236,27 @@ def check_same_study(out: Path, recipe: dict[str, Any], *, bound: bool = True) -
             )
     atomic_write_text(lock, json.dumps(recipe, indent=2, sort_keys=True))
     return taken_over
+
+
+def _study_identity(r: dict[str, Any]) -> dict[str, Any]:
+    """What a re-run may not change. It may change the budget, the compression steps (they run on
+    the final model, after the study), the ensemble's options (it combines the trials after the
+    study), the architecture search's (what it chose is the model section, compared like the
+    rest), the number of data-parallel processes (how the model trains, not what it is), the
+    robust section unless robustness is an objective (it attacks the final model), and the audited
+    group columns while they stay model inputs (the audit reads the test rows)."""
+    tune = r.get("tune") or {}
+    objectives = [o.get("metric") for o in tune.get("objectives") or []]
+    skip = ("compress", "ensemble", "nas") + (() if "robustness" in objectives else ("robust",))
+    evaluate = dict(r.get("evaluate") or {})
+    if evaluate.get("group_inputs", True):
+        evaluate.pop("groups", None)
+    if not evaluate.get("groups"):
+        evaluate.pop("group_inputs", None)
+    return {**{k: v for k, v in r.items() if k not in skip},
+            "tune": {k: v for k, v in tune.items() if k not in _BUDGET_FIELDS},
+            "training": {k: v for k, v in (r.get("training") or {}).items() if k != "distributed"},
+            "evaluate": evaluate}
 
 
 def _has_finished_trial(store: Any, name: str) -> bool:

@@ -57,10 +57,16 @@ def load_args(recipe: Recipe | Mapping[str, Any]) -> dict[str, Any]:
         data = recipe.data.model_dump(mode="json", by_alias=True)
         transfer = recipe.transfer.model_dump(mode="json", by_alias=True) if recipe.transfer is not None else None
         seed = recipe.seed
+        evaluate = recipe.evaluate.model_dump(mode="json")
     else:
         data, transfer, seed = recipe["data"], recipe.get("transfer"), recipe.get("seed", 0)
+        evaluate = recipe.get("evaluate") or {}
     args = {k: v for k, v in data.items() if k not in _NOT_LOAD_ARGS and v is not None and v != [] and v != ()}
     args["seed"] = seed
+    if evaluate.get("groups"):  # the fairness audit's columns: their labels kept per split
+        args["groups"] = list(evaluate["groups"])
+        if evaluate.get("group_inputs") is False:
+            args["group_inputs"] = False
     args.update(transfer_load_args(transfer))
     return args
 

@@ -253,6 +253,10 @@ class EvaluateSection(Section):
     """metrics computed on validation and test rows; null: the task's defaults (accuracy, balanced_accuracy, f1_macro, precision_macro / mse, mae, r2)"""
     baselines: bool = True
     """fit quick standard baselines on the same split and show them beside the model (majority/mean, linear, gradient boosting, TF-IDF)"""
+    groups: list[str] | None = None
+    """table columns to audit the final model by (fairness: per-group metrics, demographic-parity and equalized-odds gaps on the test rows); null: no audit"""
+    group_inputs: bool = True
+    """false: keep the group columns out of the model's inputs (audited, never learned from)"""
 
     @field_validator("metrics")
     @classmethod
