@@ -637,6 +637,12 @@ def _print_summary(folder: Path, results: dict[str, Any]) -> None:
     _print_compression(results.get("compress"))
     _print_robustness(results.get("robustness"))
     _print_fairness(results.get("fairness"))
+    spikes = results.get("spikes")
+    if spikes:
+        print(f"  spikes:       {spikes['time_steps']} time steps ({spikes['encoding']} input); spike rate "
+              + ", ".join(f"{k} {v:.3f}" for k, v in spikes["spike_rate"].items())
+              + f"; {spikes['synaptic_ops']:,.0f} synaptic ops per sample vs {spikes['ann_macs']:,.0f} MACs of the "
+                "same network run once", file=out)
     t = results.get("timings") or {}
     if t:
         print("  time:         " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()), file=out)

@@ -107,3 +107,15 @@ def test_adding_a_robust_section_or_audited_groups_keeps_the_study(tmp_path):
     with pytest.raises(ConfigError, match="sections changed: evaluate"):  # the inputs change: another study
         check_same_study(tmp_path, {**base, "evaluate": {**base["evaluate"], "groups": ["pixel_0_0"],
                                                          "group_inputs": False}})
+
+
+def test_a_spiking_model_reports_its_spikes_and_operations(tmp_path):
+    recipe = {"name": "snn", "seed": 0, "data": {"source": "sklearn:digits"},
+              "model": {"name": "snn", "hidden": [32], "steps": 4},
+              "training": {"epochs": 4, "batch_size": 64, "optimizer": {"name": "adam", "lr": 0.003}},
+              "evaluate": {"baselines": False}}
+    res = train_once(recipe, out=tmp_path / "snn", progress=False).results
+    s = res["spikes"]
+    assert s["time_steps"] == 4 and 0 < s["spike_rate"]["layers.0"] < 1 and s["synaptic_ops"] > 0
+    assert s["ann_macs"] == 64 * 32 + 32 * 10 and res["test_metrics"]["accuracy"] > 0.5
+    assert "Spiking network" in (tmp_path / "snn" / "report.html").read_text()

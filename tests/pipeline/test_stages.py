@@ -22,8 +22,8 @@ def test_run_and_train_are_two_stage_lists() -> None:
     assert run_list[:5] == ["data", "nas", "search", "select", "final_fit"] and "fit" not in run_list
     assert train_list[:3] == ["data", "nas", "fit"] and "search" not in train_list
     after = ["baselines", "transfer", "save", "reference", "compress", "results", "card", "report"]
-    assert run_list[5:] == ["test", "fairness", "robust", "ensemble", *after]
-    assert train_list[3:] == ["test", "fairness", "robust", *after]
+    assert run_list[5:] == ["test", "spikes", "fairness", "robust", "ensemble", *after]
+    assert train_list[3:] == ["test", "spikes", "fairness", "robust", *after]
     assert set(run_list) | set(train_list) <= set(list_stages())
 
 

@@ -17,6 +17,7 @@ from honing.models._init import InitSpec, initialize, resolve_init
 from honing.models._mlp import MLP
 from honing.models._mobile import MobileNet
 from honing.models._rnn import RNN
+from honing.models._snn import SNN
 from honing.models._transformer import Transformer
 
 MODELS: Registry[nn.Module] = Registry("model")
@@ -36,6 +37,10 @@ MODELS.register("rnn", RNN, description="LSTM/GRU over sequences",
                 inputs="(T, F) or (L,)", example_input_shape=(7, 3))
 MODELS.register("transformer", Transformer, description="transformer encoder over sequences",
                 inputs="(T, F) or (L,)", example_input_shape=(7, 3))
+
+MODELS.register("snn", SNN, description="spiking network of leaky integrate-and-fire neurons (surrogate "
+                "gradient, time steps), optional spiking conv layers", inputs="any shape (flattened); (C, H, W) or "
+                "(H, W) with channels", example_input_shape=(2, 6))
 
 _SIZE_ARGS = ("input_shape", "num_outputs")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from honing.pipeline._fairness import fairness_tables
+from honing.pipeline._spikes import spikes_tables
 
 
 def report_data(results: dict[str, Any], *, study: Any, history: list[dict[str, float]],
@@ -56,7 +57,7 @@ def report_data(results: dict[str, Any], *, study: Any, history: list[dict[str, 
         extra_tables=(_nas_tables(results.get("nas")) + _transfer_tables(results.get("transfer")) + _ensemble_tables(results.get("ensemble"),
                                                                                    results.get("primary_metric"))
                       + _compress_tables(results.get("compress")) + _robust_tables(results.get("robustness"))
-                      + fairness_tables(results.get("fairness"))),
+                      + fairness_tables(results.get("fairness")) + spikes_tables(results.get("spikes"))),
     )
 
 

@@ -34,6 +34,7 @@ from honing.pipeline._stage_output import (
 from honing.pipeline._stage_search import DataStage, SearchStage, SelectStage, output_dir
 from honing.pipeline._fairness import FairnessStage
 from honing.pipeline._robust import RobustStage
+from honing.pipeline._spikes import SpikesStage
 from honing.pipeline._stages import register_stage, run_stages
 
 
@@ -130,6 +131,7 @@ def _register_builtin() -> None:
     register_stage(NasStage(), lists=both, after="data")
     register_stage(RobustStage(), lists=both, after="test")
     register_stage(FairnessStage(), lists=both, after="test")
+    register_stage(SpikesStage(), lists=both, after="test")
 
 
 _register_builtin()
