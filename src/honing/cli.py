@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "training.optimizer.lr=0.003 'model.hidden=[128, 64]'; the others are the sampler's")
     sp.add_argument("--storage", help="the study's storage URL, when the run folder's is a database with a password "
                     "(results.json keeps it masked)")
+    sp = sub.add_parser("space", help="narrow or widen a number's range for the rest of a run's study")
+    sp.add_argument("run_dir", help="the run folder (its study: study.journal, or the storage it names)")
+    sp.add_argument("ranges", nargs="*", metavar="PATH=LOW..HIGH", help="new ranges, e.g. "
+                    "training.optimizer.lr=1e-4..3e-3 model.layers=2..4; none: show the current ranges")
+    sp.add_argument("--storage", help="the study's storage URL, when the run folder's is a database with a password "
+                    "(results.json keeps it masked)")
     sp = sub.add_parser("train", help="train one configuration of a recipe (no search), test and report")
     sp.add_argument("recipe")
     common(sp, search=False)
@@ -369,6 +375,40 @@ def _cmd_suggest(args: argparse.Namespace) -> int:
     if left == 0:
         print("honing: the study's budget is spent: re-run with --n-trials N (more than before) to run it")
     return EXIT_OK
+
+
+def _cmd_space(args: argparse.Namespace) -> int:
+    import yaml
+
+    from honing._core import ConfigError
+    from honing.tune import change_space, study_space
+
+    storage, name = _run_study(Path(args.run_dir), args.storage)
+    for item in args.ranges:
+        path, eq, text = item.partition("=")
+        low_text, dots, high_text = text.partition("..")
+        if not eq or not path or not dots:
+            raise ConfigError(f"invalid range {item!r}; allowed: PATH=LOW..HIGH, e.g. training.optimizer.lr=1e-4..3e-3")
+        try:
+            low, high = yaml.safe_load(low_text), yaml.safe_load(high_text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"invalid range {item!r}: {err}") from None
+        out = change_space(storage, name, path.strip(), _number_of(low), _number_of(high))
+        print(f"honing: study {name!r}: {out['path']} from {out['before'][0]:g}..{out['before'][1]:g} to "
+              f"{out['after'][0]:g}..{out['after'][1]:g}, from trial {out['from_trial']} on")
+    for path, spec in study_space(storage, name).to_spec().items():
+        print(f"  {path}: {spec}")
+    return EXIT_OK
+
+
+def _number_of(value: Any) -> Any:
+    """YAML reads 1e-4 as text: a number written so is a number."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _run_study(folder: Path, storage_url: str | None = None) -> tuple[Any, str]:
@@ -703,6 +743,7 @@ _COMMANDS = {
     "train": _cmd_train,
     "worker": _cmd_worker,
     "suggest": _cmd_suggest,
+    "space": _cmd_space,
     "compress": _cmd_compress,
     "validate": _cmd_validate,
     "evaluate": _cmd_evaluate,

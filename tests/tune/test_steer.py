@@ -54,3 +54,45 @@ def test_bad_suggestions_are_errors_that_say_what_is_allowed(tmp_path, capsys):
         assert message in capsys.readouterr().err
     assert main(["suggest", str(tmp_path), "training.optimizer.lr=0.01"]) == 2  # not a run folder
     assert "holds no study" in capsys.readouterr().err
+
+
+def test_a_narrowed_range_holds_for_the_next_trials_and_each_trial_says_who_proposed_it(tmp_path, capsys):
+    recipe_path = tmp_path / "r.yaml"
+    auto = {**RECIPE, "tune": {**RECIPE["tune"], "sampler": "auto", "n_trials": 3},
+            "output": {"report": True}}
+    recipe_path.write_text(yaml.safe_dump(auto))
+    out = tmp_path / "out"
+    assert main(["run", str(recipe_path), "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["space", str(out), "training.optimizer.lr=2e-3..4e-3"]) == 0
+    said = capsys.readouterr().out
+    assert "training.optimizer.lr from 0.001..0.1 to 0.002..0.004, from trial 3 on" in said
+    assert "{'float': [0.002, 0.004], 'log': True}" in said  # the space as the next trial samples it
+    assert main(["suggest", str(out), "training.optimizer.lr=0.003"]) == 0
+    assert main(["run", str(recipe_path), "--out", str(out), "--quiet", "--n-trials", "9"]) == 0
+    trials = load_study_result(str(out / "study.journal"), "steer").trials
+    assert len(trials) == 9
+    assert all(2e-3 <= t["params"]["training.optimizer.lr"] <= 4e-3 for t in trials[3:])
+    who = [t["user_attrs"]["proposed_by"] for t in trials]
+    assert who[0] == "recipe" and who[3] == "user" and all(w.startswith("sampler: ") for w in who[1:3] + who[4:])
+    assert "proposed by" in (out / "report.html").read_text()
+
+
+def test_bad_ranges_are_errors_that_say_what_is_allowed(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({**RECIPE, "tune": {**RECIPE["tune"], "space": {
+        **RECIPE["tune"]["space"], "training.epochs": {"int": [2, 4]}}}}))
+    out = tmp_path / "out"
+    assert main(["run", str(recipe), "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    cases = {"model.hidden=1..2": "a choice's options cannot change",
+             "training.epochs=2.5..3": "allowed: integers",
+             "training.optimizer.lr=0.1..0.01": "low 0.1 is greater than high 0.01",
+             "training.optimizer.lr=-1..0.01": "log scale needs low > 0",
+             "training.momentum=0..1": "unknown parameter 'training.momentum'",
+             "training.optimizer.lr=0.01": "allowed: PATH=LOW..HIGH"}
+    for arg, message in cases.items():
+        assert main(["space", str(out), arg]) == 2, arg
+        assert message in capsys.readouterr().err, arg
+    assert main(["space", str(out)]) == 0  # no change: the ranges as they are
+    assert "training.epochs: {'int': [2, 4]}" in capsys.readouterr().out

@@ -209,14 +209,25 @@ def history(data: ReportData) -> Section | None:
 
 def all_trials(data: ReportData) -> str:
     params = sorted({p for t in data.trials for p in (t.get("params") or {})})
+    who = [str((t.get("user_attrs") or {}).get("proposed_by", "")) for t in data.trials]
+    marked = any(who)
     rows = []
     for t in sorted(data.trials, key=lambda t: t.get("number", 0)):
         values = t.get("values")
         shown = ", ".join(s.fmt(v) for v in values) if values else None
-        rows.append([t.get("number"), t.get("state"), shown, duration(t.get("duration_s"))]
+        by = [(t.get("user_attrs") or {}).get("proposed_by", "")] if marked else []
+        rows.append([t.get("number"), t.get("state"), shown, duration(t.get("duration_s"))] + by
                     + [(t.get("params") or {}).get(p, "") for p in params])
-    return ("<details><summary>All trials</summary>"
-            + table(["#", "state", "value", "duration"] + params, rows, cls="trials")
+    counts: dict[str, int] = {}
+    for w in who:
+        if w:
+            counts[w] = counts.get(w, 0) + 1
+    tally = (f'<p class="note">Proposed by: {escape(", ".join(f"{k} {v}" for k, v in sorted(counts.items())))} '
+             "(recipe: the recipe's own values; warm start: an earlier study's best; user: honing suggest; "
+             "sampler: the search's own proposals, by route).</p>") if marked else ""
+    return ("<details><summary>All trials</summary>" + tally
+            + table(["#", "state", "value", "duration"] + (["proposed by"] if marked else []) + params, rows,
+                    cls="trials")
             + "</details>")
 
 

@@ -10,7 +10,7 @@ from honing.tune._experience import EXPERIENCE_FILE, ExperienceStore, list_portf
 from honing.tune._loop import Pruned, Reporter
 from honing.tune._optimize import EXECUTORS, Executor, list_executors, optimize
 from honing.tune._ray import RayExecutor
-from honing.tune._steer import suggest
+from honing.tune._steer import change_space, study_space, suggest
 from honing.tune._result import StudyResult, load_study_result, param_importances, select_from_pareto
 from honing.tune._space import ChoiceParam, FloatParam, IntParam, Param, SearchSpace, SpaceError
 from honing.tune._study import (
@@ -26,6 +26,8 @@ from honing.tune._study import (
 
 __all__ = [
     "suggest",
+    "change_space",
+    "study_space",
     "RayExecutor",
     "AutoSampler",
     "ChoiceParam",

@@ -91,7 +91,8 @@ class AutoSampler(BaseSampler):
                  n_startup: int | None = None, n_trials: int | None = None, random_share: float = 0.05,
                  local_share: float = 0.25, constant_liar: bool = True,
                  priors: Mapping[str, Any] | None = None, prior_weight: float = 10.0,
-                 gp_trials: int = GP_TRIALS, history: Sequence[Mapping[str, Any]] | None = None) -> None:
+                 gp_trials: int = GP_TRIALS, history: Sequence[Mapping[str, Any]] | None = None,
+                 start_source: str = "start") -> None:
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         self.seed = check_int("seed", seed, low=0)
@@ -119,6 +120,7 @@ class AutoSampler(BaseSampler):
         self._pending: dict[int, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self.start = [dict(p) for p in (start or [])]
+        self.start_sources = [str(start_source)] * len(self.start)  # who proposed each start point
         for i, point in enumerate(self.start):
             if not all(isinstance(k, str) for k in point):
                 raise ConfigError(f"invalid start[{i}]: got {point!r}; allowed: a mapping of parameter name -> value")
@@ -148,9 +150,11 @@ class AutoSampler(BaseSampler):
         direction): the Gaussian process learns from them too (``TransferProcess``)."""
         self.history, self._source, self._gp = _check_history(history), None, None
 
-    def add_start(self, points: Sequence[Mapping[str, Any]]) -> None:
-        """Append start points (tried after those already given, before the hypercube's own)."""
+    def add_start(self, points: Sequence[Mapping[str, Any]], *, source: str = "start") -> None:
+        """Append start points (tried after those already given, before the hypercube's own);
+        ``source`` names who proposed them (``proposed_by``: "recipe", "warm start", ...)."""
         self.start.extend(dict(p) for p in points)
+        self.start_sources.extend([str(source)] * len(points))
         self.n_startup = max(self.n_startup, len(self.start))
         self._routes.clear()
 
@@ -161,6 +165,14 @@ class AutoSampler(BaseSampler):
         if number not in self._routes:
             self._routes[number] = self._draw_route(number)
         return self._routes[number]
+
+    def proposed_by(self, number: int) -> str:
+        """Who proposed trial ``number``'s values: a start point's source ("recipe", "warm
+        start", "portfolio", ...) or "sampler: <route>" (lhs, prior, random, local, model)."""
+        route = self.route(number)
+        if route == "start" and number < len(self.start_sources):
+            return self.start_sources[number]
+        return f"sampler: {route}"
 
     def _draw_route(self, number: int) -> str:
         if number < len(self.start):

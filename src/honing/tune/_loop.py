@@ -27,6 +27,7 @@ from honing._core import ConfigError, HoningError
 from honing.tune import _compat
 from honing.tune._claim import budget_lock
 from honing.tune._space import SearchSpace
+from honing.tune._steer import PROPOSED_BY, current_space
 from honing.tune._study import enqueue_retry
 
 if TYPE_CHECKING:
@@ -259,15 +260,26 @@ def _claim(study: optuna.Study, job: Job) -> tuple[optuna.Trial, dict[str, Any]]
         warnings.simplefilter("ignore")  # heartbeat-with-ask and experimental-feature warnings
         trial = study.ask()
     trial.set_user_attr("worker", owner_tag())
+    if PROPOSED_BY not in trial.user_attrs:  # a queued trial says who queued it (honing suggest: the user)
+        trial.set_user_attr(PROPOSED_BY, proposed_by(job.sampler, trial.number))
     if command := os.environ.get(COMMAND_ENV):  # which command's processes ran it (honing worker counts its own)
         trial.set_user_attr("command", command)
-    try:
-        params = job.space.suggest(trial, job.base)
+    try:  # the space as the study holds it now: honing space may have changed a range
+        params = current_space(job.space, study.user_attrs).suggest(trial, job.base)
     except BaseException as e:
         trial.set_user_attr("error", _one_line(e))
         study.tell(trial, state=TrialState.FAIL)
         raise
     return trial, params
+
+
+def proposed_by(sampler: Any, number: int) -> str:
+    """Who proposed a trial's values: the AutoSampler says (recipe, warm start, portfolio, or its
+    route); another sampler is named by its class."""
+    own = getattr(sampler, "proposed_by", None)
+    if callable(own):
+        return str(own(number))
+    return f"sampler: {type(sampler).__name__}"
 
 
 def _one_line(e: BaseException) -> str:

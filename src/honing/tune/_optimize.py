@@ -35,6 +35,7 @@ from honing.tune._loop import (
     say,
     set_report_hook,
 )
+from honing.tune._steer import PROPOSED_BY
 from honing.tune._result import SPACE_ATTR, StudyResult, result_from_study
 from honing.tune._space import SearchSpace
 from honing.tune import _compat
@@ -114,7 +115,9 @@ def optimize(
 
     if isinstance(sampler, AutoSampler) and not sampler.start and (base or warm_start):
         centre = space.centre(base or {})  # the recipe's own values: the first trial
-        sampler.add_start([p for p in [centre, *(_encoded(space, w) for w in warm_start)] if p])
+        if centre:
+            sampler.add_start([centre], source="recipe")
+        sampler.add_start([p for w in warm_start if (p := _encoded(space, w))], source="warm start")
     if isinstance(sampler, AutoSampler) and history and not sampler.history:
         sampler.set_history([{"params": p, "value": h["value"]} for h in history
                              if (p := _encoded(space, h.get("params") or {}))])
@@ -145,7 +148,9 @@ def optimize(
         elif warm_start and not join and not isinstance(sampler, AutoSampler):  # any other sampler: queued first
             for point in warm_start:
                 if encoded := _encoded(space, point):
-                    study.enqueue_trial(encoded, skip_if_exists=True)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")  # enqueue_trial's user_attrs: an ExperimentalWarning
+                        study.enqueue_trial(encoded, user_attrs={PROPOSED_BY: "warm start"}, skip_if_exists=True)
         job = Job(objective=objective, study_name=study_name, storage_url=handle.url, run_dir=str(run_dir),
                   space=space, directions=tuple(dirs), sampler=sampler, pruner=pruner, n_trials=n_trials,
                   deadline=None if timeout is None else start + float(timeout), seed=seed, base=base,

@@ -1,6 +1,13 @@
-"""Steering a study by hand: ``suggest`` queues a configuration an expert wants tried; the next
-trial any worker claims runs it (Optuna runs queued trials first), marked ``proposed_by: user``.
-Values the suggestion leaves out are the sampler's to choose."""
+"""Steering a study by hand.
+
+* ``suggest`` queues a configuration an expert wants tried; the next trial any worker claims
+  runs it (Optuna runs queued trials first), marked ``proposed_by: user``. Values the suggestion
+  leaves out are the sampler's to choose.
+* ``change_space`` narrows or widens a number's range for the rest of the study. The change is
+  stored in the study (``honing:space_changes``), so every worker, on any machine, samples the
+  new range from its next trial on; a re-run of the recipe keeps it. A choice's options cannot
+  change: an Optuna study holds one set of options per parameter.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +19,10 @@ from honing._core import ConfigError
 from honing.tune._params import ChoiceParam, FloatParam, IntParam
 from honing.tune._space import SearchSpace
 
-__all__ = ["suggest"]
+__all__ = ["change_space", "current_space", "study_space", "suggest"]
 
 PROPOSED_BY = "proposed_by"
+CHANGES_ATTR = "honing:space_changes"  # study attribute: [{path, low, high, from_trial}], in order
 
 
 def suggest(storage: Any, study_name: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -29,7 +37,7 @@ def suggest(storage: Any, study_name: str, values: Mapping[str, Any]) -> dict[st
     spec = study.user_attrs.get(SPACE_ATTR)
     if not spec:
         raise ConfigError(f"study {study_name!r} holds no search space (it was not run by honing)")
-    space = SearchSpace.from_spec(spec)
+    space = current_space(SearchSpace.from_spec(spec), study.user_attrs)
     if not values:
         raise ConfigError(f"nothing to suggest; allowed: one or more PATH=VALUE of {', '.join(space.paths())}")
     checked = {path: _check(space, path, value) for path, value in values.items()}
@@ -64,3 +72,68 @@ def _check(space: SearchSpace, path: str, value: Any) -> Any:
             raise ConfigError(f"invalid {path}: got {value!r}; allowed: a number from {p.low:g} to {p.high:g}")
         return float(value)
     return value
+
+
+def current_space(space: SearchSpace, attrs: Mapping[str, Any]) -> SearchSpace:
+    """``space`` with the study's range changes (its user attributes ``attrs``) applied in order."""
+    changes = attrs.get(CHANGES_ATTR) or []
+    if not changes:
+        return space
+    spec = space.to_spec()
+    for change in changes:
+        entry = spec.get(change["path"])
+        if entry is None:
+            continue
+        kind = "float" if "float" in entry else "int"
+        entry = {**entry, kind: [change["low"], change["high"]]}
+        if "prior" in entry and not change["low"] <= entry["prior"] <= change["high"]:
+            entry.pop("prior")  # a prior outside the new range no longer applies
+        spec[change["path"]] = entry
+    return SearchSpace.from_spec(spec)
+
+
+def change_space(storage: Any, study_name: str, path: str, low: float, high: float) -> dict[str, Any]:
+    """Give the number ``path`` the range ``[low, high]`` from the study's next trial on (its
+    scale and step kept); returns ``{"path", "before": [low, high], "after": [low, high],
+    "from_trial": n}``. Trials already run keep their values; the sampler learns from them all."""
+    from optuna.trial import TrialState
+
+    from honing.tune._result import SPACE_ATTR, open_study
+
+    study, _ = open_study(storage, study_name)
+    spec = study.user_attrs.get(SPACE_ATTR)
+    if not spec:
+        raise ConfigError(f"study {study_name!r} holds no search space (it was not run by honing)")
+    space = current_space(SearchSpace.from_spec(spec), study.user_attrs)
+    params = {p.path: p for p in space.params}
+    p = params.get(path)
+    if p is None:
+        raise ConfigError(f"unknown parameter {path!r}; allowed: {', '.join(params)}")
+    if isinstance(p, ChoiceParam):
+        raise ConfigError(f"invalid {path}: a choice's options cannot change within a study (Optuna keeps one set "
+                          "per parameter); allowed: a new range for a float or int parameter, or honing suggest "
+                          "to try a value")
+    if isinstance(p, IntParam):
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in (low, high)):
+            raise ConfigError(f"invalid range for {path}: got {low!r}..{high!r}; allowed: integers (an int parameter)")
+    trials = study.get_trials(deepcopy=False)
+    change = {"path": path, "low": low, "high": high,
+              "from_trial": sum(t.state != TrialState.WAITING for t in trials)}
+    changes = [*(study.user_attrs.get(CHANGES_ATTR) or []), change]
+    try:
+        current_space(SearchSpace.from_spec(spec), {CHANGES_ATTR: changes})  # the new range checked whole
+    except ConfigError as err:
+        raise ConfigError(f"invalid range for {path}: {err}") from None
+    study.set_user_attr(CHANGES_ATTR, changes)
+    return {"path": path, "before": [p.low, p.high], "after": [low, high], "from_trial": change["from_trial"]}
+
+
+def study_space(storage: Any, study_name: str) -> SearchSpace:
+    """The study's search space as its next trial samples it (range changes applied)."""
+    from honing.tune._result import SPACE_ATTR, open_study
+
+    study, _ = open_study(storage, study_name)
+    spec = study.user_attrs.get(SPACE_ATTR)
+    if not spec:
+        raise ConfigError(f"study {study_name!r} holds no search space (it was not run by honing)")
+    return current_space(SearchSpace.from_spec(spec), study.user_attrs)

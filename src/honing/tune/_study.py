@@ -422,5 +422,10 @@ def enqueue_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
     """Enqueue the trial's parameters once more, unless it is itself a retry or has none."""
     if "retry_of" in trial.user_attrs or not trial.params:
         return False
-    study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+    attrs = {"retry_of": trial.number}
+    if "proposed_by" in trial.user_attrs:  # the retry runs what the same proposer chose
+        attrs["proposed_by"] = trial.user_attrs["proposed_by"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # enqueue_trial's user_attrs: an ExperimentalWarning
+        study.enqueue_trial(dict(trial.params), user_attrs=attrs, skip_if_exists=False)
     return True
