@@ -98,3 +98,12 @@ def test_bad_options_are_clear():
         create_model("snn", input_shape=(3,), num_outputs=2, beta=1.0)
     with pytest.raises(ConfigError, match="with channels"):
         create_model("snn", input_shape=(3,), num_outputs=2, channels=[4])
+
+
+def test_a_spiking_model_exports_to_onnx_with_the_same_outputs(tmp_path):
+    from honing.export import to_onnx
+
+    model = create_model("snn", input_shape=(1, 8, 8), num_outputs=3, channels=[4], hidden=[8], steps=3,
+                         seed=0).eval()
+    out = to_onnx(model, tmp_path / "snn.onnx", torch.randn(2, 1, 8, 8))  # checked in onnxruntime
+    assert out.max_abs_diff < 1e-4 and out.size_bytes > 0

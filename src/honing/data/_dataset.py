@@ -109,6 +109,8 @@ class Dataset:
                                               ("other_classes", info.get("dropped_other_rows"))) if v},
             "stratified": bool(info.get("stratified")),
         }
+        if info.get("groups"):
+            out["groups"] = info["groups"]  # the audited columns, and whether the model sees them
         if kind == "tabular":
             kinds = list(self.preprocessor.kinds)
             out["columns"] = {"numeric": kinds.count("numeric"), "categorical": kinds.count("categorical")}

@@ -57,8 +57,23 @@ def report_data(results: dict[str, Any], *, study: Any, history: list[dict[str, 
         extra_tables=(_nas_tables(results.get("nas")) + _transfer_tables(results.get("transfer")) + _ensemble_tables(results.get("ensemble"),
                                                                                    results.get("primary_metric"))
                       + _compress_tables(results.get("compress")) + _robust_tables(results.get("robustness"))
-                      + fairness_tables(results.get("fairness")) + spikes_tables(results.get("spikes"))),
+                      + fairness_tables(results.get("fairness")) + spikes_tables(results.get("spikes"))
+                      + _energy_tables(results.get("energy"))),
     )
+
+
+def _energy_tables(e: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Joules and seconds per part of the run, with how each was measured."""
+    if not e:
+        return []
+    rows = [[part.replace("_", " "), f"{r['joules']:.1f}", f"{r.get('seconds', 0):.1f}",
+             r["method"] + (f" ({r['trials']} trials)" if r.get("trials") else ""), r.get("detail", "")]
+            for part, r in e.items()]
+    estimated = any(r["method"] == "estimated" for r in e.values())
+    note = ("Energy per part of the run. " + ("'estimated' is CPU time x a power per busy core, not a measurement "
+                                              "(HONING_CPU_WATTS_PER_CORE)." if estimated else ""))
+    return [{"title": "Energy", "note": note, "columns": ["part", "joules", "seconds", "method", "how"],
+             "rows": rows}]
 
 
 def _robust_tables(r: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -102,6 +102,7 @@ class SearchStage:
         if spent:  # every trial's energy (in its own process, wherever it ran)
             ctx.results.setdefault("energy", {})["search"] = {
                 "joules": round(sum(e["joules"] for e in spent), 4), "trials": len(spent),
+                "seconds": round(sum(e.get("seconds", 0.0) for e in spent), 4),
                 "method": "+".join(sorted({e["method"] for e in spent})),
                 "detail": f"the sum of {len(spent)} trials' own readings, each in the process that ran it"}
         remote = [t["user_attrs"]["command"] for t in study.trials if "command" in t["user_attrs"]]

@@ -35,6 +35,9 @@ def data_lines(summary: dict[str, Any]) -> list[str]:
                      + f"; numeric with the {imputed['numeric_with']}, categorical with the most frequent)")
         else:
             text += "; no missing values"
+        groups = summary.get("groups")
+        if groups and not groups.get("model_inputs", True):
+            text += f"; kept out of the model's inputs (audited only): {', '.join(groups['columns'])}"
         lines.append(text)
     classes = summary.get("classes")
     if classes:
