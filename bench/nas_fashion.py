@@ -14,8 +14,9 @@ Two ``honing train`` runs of the same data, augmentation and training section (t
         also reports a first space, v1: 5 layers, average pooling, a 1x1 conv to 128.)
 
 ``--measure`` then loads both model folders and times them side by side in one process (1
-thread, batch 1 and 256, rounds alternating, median of rounds), and writes the table and the
-accuracy/latency front of the search (``bench/nas_fashion_front.svg``).
+thread, batch 1 and 256, rounds alternating, median of rounds), as a model folder runs them
+(batch norm folded) and as trained, and writes the table and the accuracy/latency front of the
+search (``bench/nas_fashion_front.svg``).
 
 usage: bench/run.sh bench/nas_fashion.py --run cnn|nas [--budget-s 900]; then --measure
 """
@@ -77,7 +78,11 @@ def measure(rounds: int = 7, repeats: int = 50) -> None:
     from honing.pipeline import median_forward_ms
 
     torch.set_num_threads(1)
-    models = {k: load_model(OUT / k / "model").model.eval() for k in ("cnn", "nas")}
+    # as a model folder runs them (eval mode, batch norm folded into the convolution before it),
+    # and as trained ("-unfolded": the modules as they are, the first version of this table)
+    loaded = {k: load_model(OUT / k / "model") for k in ("cnn", "nas")}
+    models = {**{k: m.inference_model() for k, m in loaded.items()},
+              **{f"{k}-unfolded": m.model.eval() for k, m in loaded.items()}}
     shape = (1, 28, 28)
     table = {}
     for batch in (1, 256):
@@ -89,10 +94,13 @@ def measure(rounds: int = 7, repeats: int = 50) -> None:
         for k in models:
             table.setdefault(k, {})[f"latency_b{batch}_ms"] = round(statistics.median(times[k]), 4)
     for k in models:
-        s = json.loads((OUT / f"{k}.json").read_text())
+        s = json.loads((OUT / f"{k.removesuffix('-unfolded')}.json").read_text())
         table[k].update(accuracy=s["test"]["accuracy"], parameters=s["parameters"], cpu_s=s["cpu_s"])
     for k, row in table.items():
         print(k, row)
+    u, v = table["cnn-unfolded"], table["nas-unfolded"]
+    print(f"unfolded nas / cnn: latency b1 {v['latency_b1_ms'] / u['latency_b1_ms']:.2f}x, "
+          f"b256 {v['latency_b256_ms'] / u['latency_b256_ms']:.2f}x")
     c, n = table["cnn"], table["nas"]
     print(f"nas / cnn: parameters {n['parameters'] / c['parameters']:.2f}x, latency b1 "
           f"{n['latency_b1_ms'] / c['latency_b1_ms']:.2f}x, b256 {n['latency_b256_ms'] / c['latency_b256_ms']:.2f}x, "

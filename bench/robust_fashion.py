@@ -73,7 +73,7 @@ def main() -> None:
             "accuracy": r["accuracy"], "robust": r["robust_accuracy"],
             "corruptions_mean": (r.get("corruptions") or {}).get("mean"),
             "checks_failed": [c["check"] for c in r["checks"] if not c["passed"]],
-            "train_s": res["timings"]["final_training"], "train_j": res["energy"]["final_training"]["joules"],
+            "train_s": res["timings"]["final_training"],  # data loading included (a few seconds) "train_j": res["energy"]["final_training"]["joules"],
             "energy_method": res["energy"]["final_training"]["method"], "attack_s": r["seconds"]["total"],
             "wall_s": time.perf_counter() - t0,
         }

@@ -18,10 +18,12 @@ from honing.models._activations import (
 from honing.models._cell import CELL_EDGES, CELL_OPS, Cell, CellNet
 from honing.models._cnn import CNN
 from honing.models._factory import MODELS, count_parameters, create_model, list_models
+from honing.models._fuse import fold_batch_norm
 from honing.models._init import INIT_SCHEMES, initialize, list_init_schemes
 from honing.models._mlp import MLP
 from honing.models._mobile import MOBILE_OPS, MobileBlock, MobileNet, SqueezeExcite
 from honing.models._rnn import RNN, RecurrentLayer
+from honing.models._snn import SNN
 from honing.models._transformer import Transformer
 
 __all__ = [
@@ -41,11 +43,13 @@ __all__ = [
     "MobileNet",
     "RNN",
     "RecurrentLayer",
+    "SNN",
     "SqueezeExcite",
     "Transformer",
     "count_parameters",
     "create_activation",
     "create_model",
+    "fold_batch_norm",
     "initialize",
     "list_activations",
     "list_init_schemes",

@@ -59,7 +59,7 @@ def measure(label: str, folder: Path, data: Dataset, recipe: Any, *,
         row["metrics_split"] = "test" if data.test is not None else "val"
     if isinstance(row.get("notes"), Lazy):
         row["notes"] = str(row["notes"])
-    return row, loaded.model
+    return row, loaded.inference_model()  # timed as a model folder runs it (batch norm folded)
 
 
 def time_all(rows: list[dict[str, Any]], models: list[Any], data: Dataset, latency: Any) -> None:

@@ -42,9 +42,13 @@ def median_forward_ms(model: Any, x: torch.Tensor, *, repeats: int, warmup: int 
 
 
 def measure_latency_ms(model: torch.nn.Module, input_shape: tuple[int, ...], *, batch: int = 1, repeats: int = 50) -> float:
-    """Median wall time of one forward pass on random inputs (eval mode), in milliseconds."""
+    """Median wall time of one forward pass on random inputs, in milliseconds, of the model as a
+    model folder runs it: eval mode, batch norm folded into the layer before it."""
+    from honing.models import fold_batch_norm
+
     model.eval()
-    return median_forward_ms(model, torch.randn(batch, *input_shape), repeats=repeats)
+    folded, _ = fold_batch_norm(model)
+    return median_forward_ms(folded, torch.randn(batch, *input_shape), repeats=repeats)
 
 
 class RecipeObjective:

@@ -248,7 +248,7 @@ class Served:
 
     @torch.no_grad()
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model.model(x)
+        out = self.model.inference_model()(x)
         return out.float() if isinstance(out, torch.Tensor) else torch.as_tensor(np.asarray(out), dtype=torch.float32)
 
     def embeddings(self, x: torch.Tensor) -> np.ndarray | None:
