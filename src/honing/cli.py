@@ -89,18 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the leader to create the study "
                     "(default 60)")
     sp.add_argument("--quiet", action="store_true", help="no progress lines")
-    sp = sub.add_parser("suggest", help="queue a configuration for a run's study: its next trial runs it")
-    sp.add_argument("run_dir", help="the run folder (its study: study.journal, or the storage it names)")
-    sp.add_argument("values", nargs="+", metavar="PATH=VALUE", help="searched parameters and values (YAML), e.g. "
-                    "training.optimizer.lr=0.003 'model.hidden=[128, 64]'; the others are the sampler's")
-    sp.add_argument("--storage", help="the study's storage URL, when the run folder's is a database with a password "
-                    "(results.json keeps it masked)")
-    sp = sub.add_parser("space", help="narrow or widen a number's range for the rest of a run's study")
-    sp.add_argument("run_dir", help="the run folder (its study: study.journal, or the storage it names)")
-    sp.add_argument("ranges", nargs="*", metavar="PATH=LOW..HIGH", help="new ranges, e.g. "
-                    "training.optimizer.lr=1e-4..3e-3 model.layers=2..4; none: show the current ranges")
-    sp.add_argument("--storage", help="the study's storage URL, when the run folder's is a database with a password "
-                    "(results.json keeps it masked)")
+    steering = {
+        "suggest": ("queue a configuration for a run's study: its next trial runs it",
+                    ("values", "+", "PATH=VALUE", "searched parameters and values (YAML), e.g. "
+                     "training.optimizer.lr=0.003 'model.hidden=[128, 64]'; the others are the sampler's")),
+        "space": ("narrow or widen a number's range for the rest of a run's study",
+                  ("ranges", "*", "PATH=LOW..HIGH", "new ranges, e.g. training.optimizer.lr=1e-4..3e-3 "
+                   "model.layers=2..4; none: show the current ranges")),
+    }
+    for name, (summary, (dest, nargs, metavar, text)) in steering.items():
+        sp = sub.add_parser(name, help=summary)
+        sp.add_argument("run_dir", help="the run folder (its study: study.journal, or the storage it names)")
+        sp.add_argument(dest, nargs=nargs, metavar=metavar, help=text)
+        sp.add_argument("--storage", help="the study's storage URL, when the run folder's is a database with a "
+                        "password (results.json keeps it masked)")
     sp = sub.add_parser("train", help="train one configuration of a recipe (no search), test and report")
     sp.add_argument("recipe")
     common(sp, search=False)

@@ -88,6 +88,7 @@ def test_a_regression_run_skips_the_attacks_with_a_note(tmp_path, capsys):
     ({"robust": {"epsilons": [-0.1]}}, "robust.epsilons.0", "greater than or equal to 0"),
     ({"training": {"adversarial": {"method": "mart"}}}, "training.adversarial.method", "allowed: 'pgd', 'trades', 'fgsm'"),
     ({"training": {"adversarial": {}, "distributed": {"processes": 2}}}, "training.adversarial", "one of them"),
+    ({"training": {"adversarial": {}, "precision": "16", "device": "cuda"}}, "training.adversarial", "bf16"),
 ])
 def test_recipe_errors_name_the_field(change, where, says):
     recipe = {**_recipe("sklearn:digits"), **change}

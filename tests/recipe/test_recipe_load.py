@@ -55,7 +55,7 @@ def test_to_dict_is_json_with_every_default_filled_and_round_trips() -> None:
     assert d["training"]["threads"] == 1 and d["training"]["keep_best"] is True
     assert d["training"]["eval_batch_size"] == TrainConfig().eval_batch_size == 256 and d["training"]["precision"] == "32"
     assert d["output"] == {"dir": None, "report": True, "save_model": True}
-    assert d["evaluate"] == {"metrics": None, "baselines": True}
+    assert d["evaluate"] == {"metrics": None, "baselines": True, "groups": None, "group_inputs": True}
     assert d["data"]["scale"] == "standard" and d["data"]["drop_columns"] == []
     assert d["tune"]["final"] == "retrain" and d["tune"]["select"] == {"rule": "best", "metric": None}
     assert d["tune"]["direction"] == "maximize"  # from metric val_accuracy

@@ -444,6 +444,9 @@ class TrainingSection(Section):
     @model_validator(mode="after")
     def _split_batches(self) -> TrainingSection:
         d = self.distributed
+        if self.adversarial is not None and self.precision == "16":
+            raise Invalid([(("adversarial",), "got adversarial training with precision 16 (float16 loss scaling); "
+                            "allowed: precision 32 or bf16")])
         if d is not None and d.processes > 1 and self.adversarial is not None:
             raise Invalid([(("adversarial",), "got adversarial training with distributed.processes "
                             f"{d.processes}; allowed: one of them (data-parallel ranks take plain optimizer steps)")])
