@@ -123,6 +123,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "own source, re-created; a fixed test set; else every row of another source); test: the "
                     "source's test split (exit 2 when it has none); all: every row")
     sp.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    sp = sub.add_parser("robust", help="attack a saved classifier on a data source: accuracy under FGSM, PGD, APGD "
+                        "and Square at each epsilon (docs/robust.md)")
+    sp.add_argument("model_dir")
+    sp.add_argument("--data", required=True, help="a data source, e.g. fashion-mnist (its held-out test rows)")
+    sp.add_argument("--split", choices=["unseen", "test", "all"], default="unseen", help="which rows, as in evaluate")
+    sp.add_argument("--epsilons", type=float, nargs="+", default=[0.05, 0.1],
+                    help="attack radii in the data's own units ([0, 1] pixel units for images; default 0.05 0.1)")
+    sp.add_argument("--attacks", nargs="+", default=["fgsm", "pgd", "apgd", "square"],
+                    help="fgsm, pgd, apgd, square (default: all four)")
+    sp.add_argument("--norm", choices=["linf", "l2"], default="linf")
+    sp.add_argument("--steps", type=_positive_int, default=20, help="pgd and apgd steps (default 20)")
+    sp.add_argument("--queries", type=_positive_int, default=1000, help="square: queries per row (default 1000)")
+    sp.add_argument("--rows", type=_positive_int, default=1000, help="rows attacked, the first ones (default 1000)")
+    sp.add_argument("--json", action="store_true", help="print the figures as JSON")
     sp = sub.add_parser("serve", help="serve a model over HTTP (FastAPI; 127.0.0.1, token auth on by default)")
     sp.add_argument("model_dir", help="a run folder, its model/ folder, or a compression stage's folder")
     sp.add_argument("--variant", help="model, or a compression stage (03-export, export); default: the run's "
@@ -463,6 +477,32 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_robust(args: argparse.Namespace) -> int:
+    from honing._core import ConfigError
+    from honing.pipeline import load_model
+    from honing.robust import CORRUPTIONS, InputSpace, evaluate_robustness
+
+    loaded = load_model(args.model_dir)
+    if loaded.task != "classification":
+        raise ConfigError(f"invalid model for honing robust: it does {loaded.task}; allowed: a classifier (attacks "
+                          "measure accuracy)")
+    x, y, described = loaded.prepared(args.data, split=args.split)
+    x, y = x[:args.rows], y[:args.rows]
+    # no training rows in a model folder: arrays without a pixel scale and tables are clipped to
+    # the range of the rows attacked (images to [0, 1])
+    space = InputSpace.from_preprocessor(loaded.preprocessor, x)
+    out = evaluate_robustness(loaded.model, x, y, epsilons=args.epsilons, space=space, attacks=args.attacks,
+                              norm=args.norm, steps=args.steps, queries=args.queries,
+                              corruptions=list(CORRUPTIONS) if x.dim() == 4 else [])
+    out["scored"] = described["scored"]
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return EXIT_OK
+    print(f"scored: {described['scored']} (the first {out['rows']})")
+    _print_robustness(out)
+    return EXIT_OK
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from honing.serve import ServeConfig, serve
 
@@ -749,6 +789,7 @@ _COMMANDS = {
     "compress": _cmd_compress,
     "validate": _cmd_validate,
     "evaluate": _cmd_evaluate,
+    "robust": _cmd_robust,
     "serve": _cmd_serve,
     "drift": _cmd_drift,
     "refit": _cmd_refit,

@@ -32,7 +32,7 @@ def _recipe(source, **extra):
             "output": {"report": True}, **extra}
 
 
-def test_the_robust_stage_attacks_the_final_model_in_pixel_units(images, tmp_path):
+def test_the_robust_stage_attacks_the_final_model_in_pixel_units(images, tmp_path, capsys):
     out = train_once(_recipe(images), out=tmp_path / "plain", progress=False)
     r = out.results["robustness"]
     assert r["rows"] == 200 and "pixel" in r["units"] and r["epsilons"] == [0.05, 0.2]
@@ -47,6 +47,14 @@ def test_the_robust_stage_attacks_the_final_model_in_pixel_units(images, tmp_pat
     assert again.results["robustness"] == r
     stage = [s for s in again.results["stages"] if s["stage"] == "robust"][0]
     assert stage["outcome"] == "resumed"
+    # honing robust on the model folder: the same rows re-created, the same figures
+    from honing.cli import main
+
+    assert main(["robust", str(tmp_path / "plain" / "model"), "--data", images, "--rows", "200", "--epsilons",
+                 "0.05", "0.2", "--steps", "10", "--queries", "150", "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert cli["clean_accuracy"] == r["clean_accuracy"] and cli["accuracy"]["pgd"] == r["accuracy"]["pgd"]
+    assert "held out" in cli["scored"]
 
 
 def test_adversarial_training_in_the_recipe_raises_robust_accuracy(images, tmp_path):
@@ -77,6 +85,10 @@ def test_a_regression_run_skips_the_attacks_with_a_note(tmp_path, capsys):
     res = train_once(recipe, out=tmp_path / "r", progress=False).results
     assert "regression" in res["robustness"]["skipped"]
     assert "robust: skipped" in capsys.readouterr().err
+    from honing.cli import main
+
+    assert main(["robust", str(tmp_path / "r" / "model"), "--data", "sklearn:diabetes"]) == 2
+    assert "allowed: a classifier" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("change, where, says", [

@@ -123,12 +123,7 @@ class LoadedModel:
         """
         from honing.train import METRICS, create_loss, default_metrics
 
-        if split not in EVAL_SPLITS:
-            raise ConfigError(f"invalid split: got {split!r}; allowed: {', '.join(map(repr, EVAL_SPLITS))}")
-        raw_x, raw_y, x, described = self._rows_to_score(source, split)
-        y = self.encode_labels(raw_y)
-        if x is None:
-            x = self.prepare(self.rows(raw_x, where=f"source {source!r}"))
+        x, y, described = self.prepared(source, split=split)
         pred = self.forward_prepared(x)
         if self.task == "regression":  # metrics in the target's own units
             pred = torch.as_tensor(np.asarray(self.preprocessor.inverse_transform_target(pred.numpy())),
@@ -140,6 +135,17 @@ class LoadedModel:
             key = name if isinstance(name, str) else getattr(name, "__name__", str(name))
             out[key] = float(METRICS.get(key)(pred, y))
         return out
+
+    def prepared(self, source: str, *, split: str = "unseen") -> tuple[torch.Tensor, torch.Tensor, dict[str, str]]:
+        """The rows ``evaluate`` scores (``split`` as there), prepared as the model sees them, with
+        their targets encoded: ``(x, y, {"split", "scored"})``."""
+        if split not in EVAL_SPLITS:
+            raise ConfigError(f"invalid split: got {split!r}; allowed: {', '.join(map(repr, EVAL_SPLITS))}")
+        raw_x, raw_y, x, described = self._rows_to_score(source, split)
+        y = self.encode_labels(raw_y)
+        if x is None:
+            x = self.prepare(self.rows(raw_x, where=f"source {source!r}"))
+        return x, y, described
 
     def read_rows(self, source: str) -> Any:
         """Every raw row of ``source`` (its fixed test set included), in the model's column order
