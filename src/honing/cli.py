@@ -759,6 +759,8 @@ def _print_robustness(r: dict[str, Any] | None) -> None:
     print(f"    {'clean':<24s}" + "".join(f"{r['clean_accuracy']:>12.4f}" for _ in eps))
     for name, row in r["accuracy"].items():
         print(f"    {name + (' (black-box)' if name == 'square' else ''):<24s}" + "".join(f"{row[e]:>12.4f}" for e in eps))
+    if len(r["accuracy"]) > 1:
+        print(f"    {'robust (all attacks)':<24s}" + "".join(f"{r['robust_accuracy'][e]:>12.4f}" for e in eps))
     corr = r.get("corruptions")
     if corr:
         print(f"    corruptions (mean accuracy over severities 1-5): {corr['mean']:.4f}")

@@ -85,7 +85,7 @@ def _robust_tables(r: dict[str, Any] | None) -> list[dict[str, Any]]:
     for name, row in r["accuracy"].items():
         rows.append([name + (" (black-box)" if name == "square" else ""), *[f"{row[e]:.4f}" for e in eps],
                      f"{r['seconds'].get(name, 0):.1f}"])
-    rows.append(["robust (worst attack)", *[f"{r['robust_accuracy'][e]:.4f}" for e in eps], ""])
+    rows.append(["robust (rows no attack fooled)", *[f"{r['robust_accuracy'][e]:.4f}" for e in eps], ""])
     note = (f"{r['rows']} test rows; epsilon ({r['norm']}) in {r['units']}. "
             + " ".join(f"{'ok' if c['passed'] else 'FAILED'}: {c['check']} ({c['detail']})." for c in r["checks"]))
     tables = [{"title": "Adversarial robustness", "note": note,
