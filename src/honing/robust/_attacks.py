@@ -258,9 +258,9 @@ def _square_fraction(p_init: float, it: int, queries: int) -> float:
 def square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: float, *, queries: int = 1000,
            p_init: float = 0.05, seed: int = 0, space: InputSpace | None = None) -> AttackResult:
     """The Square attack (L-inf), black-box: it reads the model's scores, never a gradient.
-    Starts from vertical stripes of +-epsilon; each query changes one random square (a segment
-    for flat inputs) to new +-epsilon values per channel and keeps it for rows whose margin
-    drops. Rows already misclassified are left alone."""
+    Starts from vertical stripes of +-epsilon; each query changes one random square per row (a
+    segment for flat inputs) to new +-epsilon values per channel (never the values it has) and
+    keeps it for rows whose margin drops. Rows already misclassified are left alone."""
     space = _checked(epsilon, "linf", space)
     check_int("queries", queries, low=1)
     gen = _generator(seed, torch.device("cpu"))
@@ -292,11 +292,18 @@ def square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: float, *
             p = _square_fraction(p_init, it, queries)
             side = max(1, min(h, w, round(math.sqrt(p * h * w)))) if h > 1 else 1
             length = side if h > 1 else max(1, min(w, round(p * w)))
-            top = int(torch.randint(0, h - side + 1, (1,), generator=gen))
-            left = int(torch.randint(0, w - length + 1, (1,), generator=gen))
+            k = len(todo)
+            tops = torch.randint(0, h - side + 1, (k,), generator=gen).to(x.device)  # a window per row
+            lefts = torch.randint(0, w - length + 1, (k,), generator=gen).to(x.device)
+            hh, ww = torch.arange(h, device=x.device)[None, :], torch.arange(w, device=x.device)[None, :]
+            rows_in = (hh >= tops[:, None]) & (hh < tops[:, None] + side)  # (k, h)
+            cols_in = (ww >= lefts[:, None]) & (ww < lefts[:, None] + length)  # (k, w)
+            window = rows_in[:, None, :, None] & cols_in[:, None, None, :]  # (k, 1, h, w)
             trial = delta[todo].clone()
-            patch = (torch.randint(0, 2, (len(todo), c, 1, 1), generator=gen).to(u0) * 2 - 1) * epsilon
-            trial[:, :, top:top + side, left:left + length] = patch
+            patch = ((torch.randint(0, 2, (k, c, 1, 1), generator=gen).to(u0) * 2 - 1) * epsilon).expand_as(trial)
+            same = ((trial == patch) | ~window).flatten(1).all(1)  # the window would not change: flip it
+            patch = torch.where(same[:, None, None, None], -patch, patch)
+            trial = torch.where(window, patch, trial)
             cand = clipped(todo, trial)
             m = margin(cand, todo)
             better = m < best[todo]
@@ -309,4 +316,3 @@ def square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: float, *
 
 
 ATTACKS = {"fgsm": fgsm, "pgd": pgd, "apgd": apgd, "square": square}
-WHITE_BOX = ("fgsm", "pgd", "apgd")

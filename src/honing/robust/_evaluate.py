@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from honing._core import ConfigError, check_int
-from honing.robust._attacks import ATTACKS, NORMS, WHITE_BOX, eval_mode, pgd
+from honing.robust._attacks import ATTACKS, NORMS, eval_mode
 from honing.robust._corrupt import CORRUPTIONS, corrupt
 from honing.robust._space import InputSpace
 
