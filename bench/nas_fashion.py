@@ -18,6 +18,9 @@ thread, batch 1 and 256, rounds alternating, median of rounds), as a model folde
 (batch norm folded) and as trained, and writes the table and the accuracy/latency front of the
 search (``bench/nas_fashion_front.svg``).
 
+``--fixed NAME MODEL_JSON`` trains one hand-written mobilenet the same way (no search), e.g. the
+two-layer networks bench/README.md reports; ``--measure --extra NAME ...`` times them beside the two.
+
 usage: bench/run.sh bench/nas_fashion.py --run cnn|nas [--budget-s 900]; then --measure
 """
 
@@ -44,9 +47,28 @@ def _base() -> dict:
     return r
 
 
+def _cnn_latency_ms(runtime: str) -> float:
+    """The hand-designed CNN's latency (fresh weights, 1 row) as the search measures a candidate's."""
+    import torch
+
+    from honing.models import create_model
+    from honing.pipeline._objective import measure_latency_ms
+
+    torch.set_num_threads(1)
+    m = _base()["model"]
+    cnn = create_model(m.pop("name"), input_shape=(1, 28, 28), num_outputs=10, **m)
+    return statistics.median(measure_latency_ms(cnn, (1, 28, 28), repeats=30, runtime=runtime) for _ in range(5))
+
+
 def recipe(kind: str, budget_s: float) -> dict:
     r = _base()
     r["name"] = f"fashion-{kind}"
+    if kind == "nas-ort":  # v2's space, latency in ONNX Runtime, the most accurate within half the CNN's
+        r = recipe("nas", budget_s)
+        r["name"] = f"fashion-{kind}"
+        limit = round(0.5 * _cnn_latency_ms("onnxruntime"), 5)
+        print(f"nas.limits.latency_ms: {limit} (half the CNN's, measured here in onnxruntime)")
+        r["nas"].update(latency_runtime="onnxruntime", limits={"latency_ms": limit})
     if kind == "nas":
         r["model"] = {"name": "mobilenet", "stem": 16, "stem_stride": 2, "last": None, "dropout": 0.2}
         r["nas"] = {"space": "mobile", "blocks": 3, "strides": [1], "heads": ["avg", "flatten"],
@@ -56,14 +78,25 @@ def recipe(kind: str, budget_s: float) -> dict:
     return r
 
 
-def run(kind: str, budget_s: float) -> None:
+def fixed(name: str, model: dict) -> dict:
+    """A mobilenet with the given architecture (``--fixed NAME JSON``: the model section's
+    stem, blocks, head_hidden, ...), trained as the other two: no search."""
+    r = _base()
+    r["name"] = f"fashion-{name}"
+    r["model"] = {"name": "mobilenet", "stem": 16, "stem_stride": 2, "last": None, "dropout": 0.2,
+                  "global_pool": None, **model}
+    return r
+
+
+def run(kind: str, budget_s: float, model: dict | None = None) -> None:
     from honing.pipeline import train_once
 
     t0 = time.process_time()
-    res = train_once(recipe(kind, budget_s), out=OUT / kind, threads=1, progress=True).results
+    r = fixed(kind, model) if model is not None else recipe(kind, budget_s)
+    res = train_once(r, out=OUT / kind, threads=1, progress=True).results
     summary = {"kind": kind, "test": res["test_metrics"], "parameters": res["parameters"],
                "cpu_s": round(time.process_time() - t0, 1), "timings": res["timings"]}
-    if kind == "nas":
+    if kind.startswith("nas"):
         n = res["nas"]
         summary["nas"] = {k: n[k] for k in ("evaluated", "proposed", "chosen", "baseline", "front", "seconds", "epochs",
                                             "train_rows")}
@@ -71,8 +104,23 @@ def run(kind: str, budget_s: float) -> None:
     print(json.dumps({k: summary[k] for k in ("kind", "test", "parameters", "cpu_s")}))
 
 
-def measure(rounds: int = 7, repeats: int = 50) -> None:
+def _ort_ms(session, x, repeats: int) -> float:
+    feed = {session.get_inputs()[0].name: x}
+    for _ in range(5):
+        session.run(None, feed)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        session.run(None, feed)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def measure(extra: list[str] = (), rounds: int = 7, repeats: int = 50) -> None:
+    import onnxruntime as ort
     import torch
+
+    from honing.export import to_onnx
 
     from honing.artifacts import load_model
     from honing.pipeline import median_forward_ms
@@ -80,10 +128,20 @@ def measure(rounds: int = 7, repeats: int = 50) -> None:
     torch.set_num_threads(1)
     # as a model folder runs them (eval mode, batch norm folded into the convolution before it),
     # and as trained ("-unfolded": the modules as they are, the first version of this table)
-    loaded = {k: load_model(OUT / k / "model") for k in ("cnn", "nas")}
+    loaded = {k: load_model(OUT / k / "model") for k in ("cnn", "nas", *extra) if (OUT / k / "model").exists()}
+    extra = [k for k in extra if k in loaded]
     models = {**{k: m.inference_model() for k, m in loaded.items()},
-              **{f"{k}-unfolded": m.model.eval() for k, m in loaded.items()}}
+              **{f"{k}-unfolded": m.model.eval() for k, m in loaded.items() if k in ("cnn", "nas")}}
     shape = (1, 28, 28)
+    # the folded models in ONNX Runtime too (1 thread): per-layer cost there is a fraction of eager
+    # PyTorch's, so the ratio follows the arithmetic more than the number of layers
+    sessions = {}
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    for k in loaded:
+        path = OUT / f"{k}.onnx"
+        to_onnx(models[k], path, torch.randn(1, *shape))
+        sessions[k] = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     table = {}
     for batch in (1, 256):
         x = torch.randn(batch, *shape)
@@ -93,6 +151,12 @@ def measure(rounds: int = 7, repeats: int = 50) -> None:
                 times[k].append(median_forward_ms(models[k], x, repeats=repeats))
         for k in models:
             table.setdefault(k, {})[f"latency_b{batch}_ms"] = round(statistics.median(times[k]), 4)
+        times = {k: [] for k in sessions}
+        for r in range(rounds):
+            for k in (list(sessions) if r % 2 == 0 else list(sessions)[::-1]):
+                times[k].append(_ort_ms(sessions[k], x.numpy(), repeats))
+        for k in sessions:
+            table[k][f"onnxruntime_b{batch}_ms"] = round(statistics.median(times[k]), 4)
     for k in models:
         s = json.loads((OUT / f"{k.removesuffix('-unfolded')}.json").read_text())
         table[k].update(accuracy=s["test"]["accuracy"], parameters=s["parameters"], cpu_s=s["cpu_s"])
@@ -105,6 +169,14 @@ def measure(rounds: int = 7, repeats: int = 50) -> None:
     print(f"nas / cnn: parameters {n['parameters'] / c['parameters']:.2f}x, latency b1 "
           f"{n['latency_b1_ms'] / c['latency_b1_ms']:.2f}x, b256 {n['latency_b256_ms'] / c['latency_b256_ms']:.2f}x, "
           f"accuracy {100 * (n['accuracy'] - c['accuracy']):+.2f} pt")
+    for k in ("nas", *extra):
+        n = table[k]
+        print(f"{k} / cnn: parameters {n['parameters'] / c['parameters']:.2f}x, latency b1 "
+              f"{n['latency_b1_ms'] / c['latency_b1_ms']:.2f}x (onnxruntime "
+              f"{n['onnxruntime_b1_ms'] / c['onnxruntime_b1_ms']:.2f}x), b256 "
+              f"{n['latency_b256_ms'] / c['latency_b256_ms']:.2f}x (onnxruntime "
+              f"{n['onnxruntime_b256_ms'] / c['onnxruntime_b256_ms']:.2f}x), "
+              f"accuracy {100 * (n['accuracy'] - c['accuracy']):+.2f} pt")
     (OUT / "measure.json").write_text(json.dumps(table, indent=1))
     _front_svg(json.loads((OUT / "nas.json").read_text())["nas"])
 
@@ -147,15 +219,20 @@ def _front_svg(n: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run", choices=("cnn", "nas"))
+    ap.add_argument("--run", choices=("cnn", "nas", "nas-ort"))
     ap.add_argument("--budget-s", type=float, default=900.0)
+    ap.add_argument("--fixed", nargs=2, metavar=("NAME", "MODEL_JSON"),
+                    help="train one hand-written mobilenet architecture (the model section as JSON)")
     ap.add_argument("--measure", action="store_true")
+    ap.add_argument("--extra", nargs="*", default=[], help="with --measure: --fixed runs to time beside the two")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.run:
         run(args.run, args.budget_s)
+    if args.fixed:
+        run(args.fixed[0], args.budget_s, json.loads(args.fixed[1]))
     if args.measure:
-        measure()
+        measure(args.extra)
 
 
 if __name__ == "__main__":

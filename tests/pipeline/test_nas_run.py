@@ -4,8 +4,10 @@ from its journal, the chosen architecture the one the run trains and saves."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
+import torch
 from _run_helpers import tiny
 
 from honing import ConfigError
@@ -87,6 +89,8 @@ def test_the_median_rule_stops_a_candidate_below_the_earlier_ones():
 @pytest.mark.parametrize("changes, message", [
     ({"model": {"name": "cnn"}, "nas": {}}, "model.name: got 'cnn' with nas.space 'mobile'"),
     ({"nas": {"space": "cell", "ops": ["sepconv"]}, "model": {"name": "cellnet"}}, "nas.ops.0: got 'sepconv'"),
+    ({"nas": {"latency_runtime": "onnxruntime"}},
+     "nas.latency_runtime: got 'onnxruntime', but latency is not measured; allowed: add latency_ms"),
 ])
 def test_recipe_errors_name_the_nas_field(changes, message):
     from honing.recipe import RecipeError, parse_recipe
@@ -139,3 +143,35 @@ def test_limits_choose_the_most_accurate_candidate_within_them(tmp_path):
 
     with pytest.raises(RecipeError, match="nas.limits.latency_ms: got a limit on 'latency_ms', which is not measured"):
         parse_recipe(tiny({**DIGITS, "nas": {**DIGITS["nas"], "limits": {"latency_ms": 1.0}}}))
+
+
+class _SlowInPython(torch.nn.Module):
+    """A linear layer whose eager forward also sleeps: time that an exported graph does not have."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.02)
+        return self.fc(x)
+
+
+def test_latency_is_measured_in_the_runtime_asked_for():
+    from honing.pipeline._objective import measure_latency_ms
+
+    eager = measure_latency_ms(_SlowInPython(), (8,), repeats=3)
+    exported = measure_latency_ms(_SlowInPython(), (8,), repeats=3, runtime="onnxruntime")
+    assert eager >= 20.0  # eager PyTorch runs the module's Python, sleep included
+    assert 0 < exported < 5.0  # ONNX Runtime runs the exported graph: one matrix product
+    with pytest.raises(ConfigError, match="invalid runtime 'tensorrt'; allowed: torch, onnxruntime"):
+        measure_latency_ms(_SlowInPython(), (8,), runtime="tensorrt")
+
+
+def test_a_search_measures_latency_in_onnxruntime_and_says_so(tmp_path):
+    recipe = tiny({**DIGITS, "nas": {**DIGITS["nas"], "budget": 2, "latency_runtime": "onnxruntime",
+                                     "objectives": ["val_accuracy", "latency_ms"]}})
+    result = train_once(recipe, out=tmp_path, progress=False)
+    n = result.results["nas"]
+    assert n["latency_runtime"] == "onnxruntime" and n["chosen"]["scores"][1] > 0
+    assert "latency_ms: one row, CPU, in onnxruntime" in (tmp_path / "report.html").read_text()

@@ -62,8 +62,9 @@ class NasStage:
         curves = [r.get("info", {}).get("curve") or [] for r in _records(journal)]
         train = _Candidates(ctx, section, metric, mode, curves)
         baseline = _baseline(ctx, train, spec)
+        where = f" (latency in {section.latency_runtime})" if "latency_ms" in section.objectives else ""
         ctx.say(f"nas: {section.strategy} over {space.size:,} architectures, {section.budget} candidates of "
-                f"{train.epochs} epochs; objectives {', '.join(section.objectives)}")
+                f"{train.epochs} epochs; objectives {', '.join(section.objectives)}{where}")
 
         def objective(arch: dict[str, Any]) -> dict[str, Any]:
             scores, info = train(to_model(arch))
@@ -95,6 +96,7 @@ class NasStage:
             "train_rows": len(train.train),
             "failed": sum(1 for h in result.history if h["error"]), "objectives": list(section.objectives),
             "directions": directions, "epochs": train.epochs, "limits": section.limits,
+            **({"latency_runtime": section.latency_runtime} if "latency_ms" in section.objectives else {}),
             "select": "the most accurate within the limits" if section.limits else (
                 section.select if len(directions) > 1 else "best"),
             "baseline": baseline,
@@ -189,7 +191,8 @@ class _Candidates:
         for extra in extras:
             scores.append(float(count_parameters(fresh)) if extra == "params"
                           else float(count_flops(fresh, data.input_shape)) if extra == "flops"
-                          else measure_latency_ms(fresh, data.input_shape, repeats=30))
+                          else measure_latency_ms(fresh, data.input_shape, repeats=30,
+                                                  runtime=self.section.latency_runtime))
         info = {"curve": [round(v, 6) for v in curve], "epochs": len(curve)}
         if trainer.result is not None and trainer.result.pruned:
             info["stopped"] = trainer.result.stop_reason

@@ -41,14 +41,43 @@ def median_forward_ms(model: Any, x: torch.Tensor, *, repeats: int, warmup: int 
     return 1e3 * statistics.median(times)
 
 
-def measure_latency_ms(model: torch.nn.Module, input_shape: tuple[int, ...], *, batch: int = 1, repeats: int = 50) -> float:
+LATENCY_RUNTIMES = ("torch", "onnxruntime")
+
+
+def measure_latency_ms(model: torch.nn.Module, input_shape: tuple[int, ...], *, batch: int = 1, repeats: int = 50,
+                       runtime: str = "torch") -> float:
     """Median wall time of one forward pass on random inputs, in milliseconds, of the model as a
-    model folder runs it: eval mode, batch norm folded into the layer before it."""
+    model folder runs it: eval mode, batch norm folded into the layer before it.
+
+    ``runtime``: "torch" (eager PyTorch, as ``honing predict`` and ``honing serve`` run a model
+    folder) or "onnxruntime" (the model exported to ONNX and run by ONNX Runtime's CPU provider
+    with torch's thread count, as a served ONNX variant runs). The two can rank networks
+    differently: eager PyTorch pays a fixed cost per layer, which dominates small inputs at batch 1,
+    while ONNX Runtime's cost follows the arithmetic more closely."""
     from honing.models import fold_batch_norm
 
+    if runtime not in LATENCY_RUNTIMES:
+        raise ConfigError(f"invalid runtime {runtime!r}; allowed: {', '.join(LATENCY_RUNTIMES)}")
     model.eval()
     folded, _ = fold_batch_norm(model)
-    return median_forward_ms(folded, torch.randn(batch, *input_shape), repeats=repeats)
+    x = torch.randn(batch, *input_shape)
+    if runtime == "torch":
+        return median_forward_ms(folded, x, repeats=repeats)
+    import tempfile
+
+    from honing.export import to_onnx
+    from honing.export._onnx import require
+
+    ort = require("onnxruntime", "latency in onnxruntime")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/model.onnx"
+        to_onnx(folded, path, x, check=False)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = torch.get_num_threads()
+        opts.inter_op_num_threads = 1
+        session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: x.numpy()}
+    return median_forward_ms(lambda _: session.run(None, feed), x, repeats=repeats)
 
 
 class RecipeObjective:

@@ -139,7 +139,8 @@ def _nas_tables(n: dict[str, Any] | None) -> list[dict[str, Any]]:
     rows += [["Pareto front", f["index"], arch(f["model"]), *[fmt(o, v) for o, v in zip(n["objectives"], f["scores"])]]
              for f in n["front"]]
     note = (f"{n['strategy']} over {n['size']:,} architectures of the {n['space']} space: {n['evaluated']} candidates, "
-            f"{n['failed']} failed, {n['seconds']:.0f} s. {n['note']}.")
+            f"{n['failed']} failed, {n['seconds']:.0f} s. {n['note']}."
+            + (f" latency_ms: one row, CPU, in {n['latency_runtime']}." if n.get("latency_runtime") else ""))
     table: dict[str, Any] = {"title": "Architecture search", "columns": ["", "candidate", "architecture",
                                                                          *n["objectives"]], "rows": rows, "note": note}
     if len(n["objectives"]) > 1 and n.get("candidates"):

@@ -74,6 +74,9 @@ def _check_nas(recipe: Recipe) -> Problems:
             out.append((("nas", "limits", name), f"got a limit on {name!r}, which is not measured; allowed: a limit on "
                                                  f"one of the objectives ({', '.join(nas.objectives[1:]) or 'none'}); "
                                                  f"add {name!r} to nas.objectives"))
+    if nas.latency_runtime != "torch" and "latency_ms" not in nas.objectives:
+        out.append((("nas", "latency_runtime"), f"got {nas.latency_runtime!r}, but latency is not measured; allowed: "
+                                                "add latency_ms to nas.objectives, or leave latency_runtime out"))
     if len(nas.objectives) > 1 and nas.strategy in ("local", "reinforce"):
         out.append((("nas", "strategy"), f"got {nas.strategy!r} with {len(nas.objectives)} objectives; allowed: "
                                          "random, evolution, tpe"))

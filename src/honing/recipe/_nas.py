@@ -60,6 +60,8 @@ class NasSection(Section):
     objectives: list[Literal["val_accuracy", "val_loss", "val_f1_macro", "val_balanced_accuracy", "val_mse",
                              "val_mae", "val_r2", "params", "flops", "latency_ms"]] = ["val_accuracy"]
     """the first is a validation metric; add params, flops (one row) and/or latency_ms (1 row, CPU) for a Pareto front"""
+    latency_runtime: Literal["torch", "onnxruntime"] = "torch"
+    """where latency_ms is measured: torch (eager PyTorch, as honing predict and serve run a model folder) or onnxruntime (the exported ONNX graph, as a served ONNX variant runs; needs honing[compress])"""
     select: Literal["best", "knee"] = "knee"
     """with several objectives: knee (the front's point nearest the ideal) or best (on the first objective)"""
     limits: dict[Literal["params", "flops", "latency_ms"], Annotated[float, Field(gt=0)]] | None = None
