@@ -98,5 +98,7 @@ def test_csv_only_options_and_source_forms() -> None:
     assert (err.problems[0].path, err.problems[0].line) == ("data.target", 3)
     err = errors_of("data:\n  source: parquet:x.pq\nmodel: {name: mlp}\n")
     assert err.problems[0].path == "data.source" and "csv:<path>" in err.problems[0].message
+    err = errors_of("data:\n  source: houses.csv\nmodel: {name: mlp}\n")  # a bare file name: the form is said
+    assert err.problems[0].message.endswith("(a file is named with its form: csv:houses.csv)")
     err = errors_of(BASE.replace("  test_size: 0.2", "  test_size: 0.85"))
     assert err.problems[0].path == "data.test_size" and err.problems[0].line == line_of(BASE, "test_size")

@@ -163,7 +163,11 @@ class DataSection(Section):
         known = {f.partition(":")[0].lower(): f for f in forms}
         malformed = prefix in known and (bool(sep) != (":" in known[prefix]) or (sep and not rest.strip()))
         if prefix not in known or malformed:
-            raise Invalid([((), f"got {show(value)}; allowed: {', '.join(forms)}")])
+            hint = ""
+            suffix = Path(value.strip()).suffix.lower()
+            if not sep and suffix in (".csv", ".tsv", ".tab", ".npz"):  # a bare file name: say the form it needs
+                hint = f" (a file is named with its form: {'npz' if suffix == '.npz' else 'csv'}:{value.strip()})"
+            raise Invalid([((), f"got {show(value)}; allowed: {', '.join(forms)}{hint}")])
         form = known[prefix]
         if "|" in form:  # an enumeration such as sklearn:<digits|iris|...>
             names = form.partition("<")[2].rstrip(">").split("|")
