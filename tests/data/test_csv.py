@@ -93,6 +93,21 @@ def test_csv_scale_target(tmp_path: Path, files) -> None:
         load("sklearn:iris", scale_target=True)
 
 
+def test_regression_targets_are_standardized_by_default_and_it_is_said(tmp_path: Path, files) -> None:
+    from honing.pipeline._summary import data_lines
+
+    rows = [[i, 100.0 + 10 * i + (i % 3)] for i in range(40)]
+    path = files.write_csv(tmp_path / "r.csv", ["a", "y"], rows)
+    ds = load(f"csv:{path}")
+    assert abs(float(ds.train.y.mean())) < 1e-5 and ds.info["scale_target"] == {"on": True, "origin": "default"}
+    assert any("target standardized for training (the default for regression" in line
+               for line in data_lines(ds.summary()))
+    off = load(f"csv:{path}", scale_target=False)  # asked off: the targets stay in their units
+    assert float(off.train.y.mean()) > 100 and off.info["scale_target"] == {"on": False, "origin": "data.scale_target"}
+    assert not any("standardized" in line for line in data_lines(off.summary()))
+    assert "scale_target" not in load("sklearn:iris").info  # classification: nothing to say
+
+
 def test_csv_errors_name_the_thing(tmp_path: Path, files) -> None:
     path = files.write_csv(tmp_path / "t.csv", ["a", "b"], [[i, i % 2] for i in range(20)])
     with pytest.raises(DataError, match="'nope'") as info:

@@ -111,6 +111,8 @@ class Dataset:
         }
         if info.get("groups"):
             out["groups"] = info["groups"]  # the audited columns, and whether the model sees them
+        if info.get("scale_target"):
+            out["scale_target"] = info["scale_target"]  # regression: trained on standardized targets or not
         if kind == "tabular":
             kinds = list(self.preprocessor.kinds)
             out["columns"] = {"numeric": kinds.count("numeric"), "categorical": kinds.count("categorical")}

@@ -48,7 +48,7 @@ def load(
     image: bool | None = None,
     drop_columns: list[str] | tuple[str, ...] = (),
     delimiter: str | None = None,
-    scale_target: bool = False,
+    scale_target: bool | None = None,
     text_column: str | None = None,
     tokenizer: str | os.PathLike[str] | Any | None = None,
     max_length: int = DEFAULT_MAX_LENGTH,
@@ -106,7 +106,8 @@ def load(
       columns ``target`` is required; a list of target columns gives multi-output regression).
       ``info["target"]`` records the target column(s) used.
     - ``scale_target``: standardize regression targets (train statistics);
-      ``preprocessor.inverse_transform_target`` maps predictions back.
+      ``preprocessor.inverse_transform_target`` maps predictions back. None (the default): on
+      for regression, as ``info["scale_target"]`` says; metrics stay in the target's units.
     - ``text_column``: text-csv only, the text column (default "text"); ``target`` is then the
       label column (default "label"). Numeric labels may be a regression target (``task``).
     - ``tokenizer``: text sources only, and needed there: a folder with Hugging Face tokenizer
@@ -126,8 +127,9 @@ def load(
     check_choice("task", task, TASKS)
     seed = check_int("seed", seed, low=0)
     limit = check_int("limit", limit, low=2, allow_none=True)
-    for name, flag in (("drop_duplicates", drop_duplicates), ("stratify", stratify), ("scale_target", scale_target)):
+    for name, flag in (("drop_duplicates", drop_duplicates), ("stratify", stratify)):
         check_choice(name, flag, (True, False))
+    check_choice("scale_target", scale_target, (True, False, None))
     if image is not None:
         check_choice("image", image, (True, False, None))
     max_length = check_int("max_length", max_length, low=MAX_LENGTH_RANGE[0], high=MAX_LENGTH_RANGE[1])
@@ -141,10 +143,13 @@ def load(
     if test is not None:
         _attach_test_file(raw, test, source, target=target, drop_columns=drop_columns, delimiter=delimiter,
                           text_column=text_column)
-    text_pre = TextPreprocessor(tokenizer, max_length, scale_target=scale_target) if text else None
     task = _resolve_task(raw, task)
     if scale_target and task != "regression":
         raise ConfigError(f"invalid scale_target: got True for a {task} data set; it applies to regression only")
+    scale_origin = "data.scale_target" if scale_target is not None else "default"
+    if scale_target is None:  # a network learns targets in the hundreds slowly: standardize them by default
+        scale_target = task == "regression"
+    text_pre = TextPreprocessor(tokenizer, max_length, scale_target=scale_target) if text else None
     if classes is not None and task != "classification":
         raise ConfigError(f"invalid classes for source {source!r}: got {classes!r} for a {task} data set; "
                           "allowed: null (classes applies to classification only)")
@@ -242,6 +247,9 @@ def load(
         pre = text_pre if text_pre is not None else _make_preprocessor(
             raw, scale=scale, categorical=categorical, impute=impute, scale_target=scale_target)
         pre.fit(x_train, y[train_idx])
+    if task == "regression":  # said in the console: a default that changes how the model trains
+        info["scale_target"] = {"on": bool(getattr(pre, "scale_target", False)),
+                                "origin": "the given preprocessor" if preprocessor is not None else scale_origin}
     pool = np.concatenate([train_idx, val_idx])
     if test_idx is not None:
         xt, yt = x[test_idx], y[test_idx]

@@ -24,6 +24,11 @@ def data_lines(summary: dict[str, Any]) -> list[str]:
     test_from = summary.get("test_rows_from")
     lines.append(f"  rows: {read} read" + (f", {drops}" if drops else "") + f"; {split}"
                  + (f" (test: {test_from})" if test_from and "test" in rows else ""))
+    scaled = summary.get("scale_target")
+    if scaled and scaled.get("on"):
+        lines.append("  target standardized for training (" + ("the default for regression; data.scale_target: "
+                     "false turns it off" if scaled.get("origin") == "default" else f"{scaled.get('origin')}")
+                     + "); metrics and predictions in the target's units")
     columns = summary.get("columns")
     if columns:
         imputed = summary.get("imputed") or {}

@@ -134,8 +134,8 @@ class DataSection(Section):
     """csv: columns that are not features (ids, leaks)"""
     delimiter: str | None = None
     """csv: the field separator; null: comma, or tab for .tsv/.tab"""
-    scale_target: bool = False
-    """regression: standardize the targets for training; metrics and predictions stay in the target's units"""
+    scale_target: bool | None = None
+    """regression: standardize the targets for training; metrics and predictions stay in the target's units (null: on for regression)"""
     text_column: str | None = None
     """text-csv: the column holding the text (default text)"""
     max_length: Annotated[int, Field(ge=2, le=4096)] | None = None

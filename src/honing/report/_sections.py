@@ -136,6 +136,9 @@ def data_section(data: ReportData) -> Section | None:
     facts["rows per split"] = ", ".join(f"{k} {v}" for k, v in rows.items())
     if d.get("test_rows_from"):
         facts["test rows"] = d["test_rows_from"]
+    if d.get("scale_target"):
+        facts["target standardized for training"] = ("yes" if d["scale_target"]["on"] else "no") + (
+            f" ({d['scale_target']['origin']})" if d["scale_target"].get("origin") != "default" else " (the default)")
     if d.get("columns"):
         facts["columns"] = f"{d['columns']['numeric']} numeric, {d['columns']['categorical']} categorical"
     imputed = d.get("imputed")
