@@ -739,15 +739,19 @@ def _print_summary(folder: Path, results: dict[str, Any]) -> None:
 def _print_fairness(f: dict[str, Any] | None) -> None:
     if not f or f.get("skipped"):
         return
+    from honing.pipeline._fairness import gap_words
+
     gap = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     for column, c in f["columns"].items():
         print(f"  fairness by {column} ({'an input' if f.get('model_inputs', True) else 'not an input'} of the model; "
-              f"test rows): demographic parity gap {gap(c['demographic_parity_difference'])} (ratio "
-              f"{gap(c['demographic_parity_ratio'])}), equalized odds gap {gap(c['equalized_odds_difference'])}, "
-              f"accuracy gap {gap(c['accuracy_difference'])}")
+              f"test rows): {gap_words(f, c)}")
         for g, r in c["groups"].items():
-            print(f"    {g:<20s} rows {r['rows']:>6}  accuracy {gap(r['accuracy'])}  positive rate "
-                  f"{gap(r['positive_rate'])}  TPR {gap(r['tpr'])}  FPR {gap(r['fpr'])}")
+            if f.get("task") == "regression":
+                print(f"    {g:<20s} rows {r['rows']:>6}  MAE {r['mae']:.4g}  mean error {r['mean_error']:+.4g}  "
+                      f"mean prediction {r['mean_prediction']:.4g}  mean target {r['mean_target']:.4g}")
+            else:
+                print(f"    {g:<20s} rows {r['rows']:>6}  accuracy {gap(r['accuracy'])}  positive rate "
+                      f"{gap(r['positive_rate'])}  TPR {gap(r['tpr'])}  FPR {gap(r['fpr'])}")
 
 
 def _print_robustness(r: dict[str, Any] | None) -> None:

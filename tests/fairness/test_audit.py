@@ -52,3 +52,25 @@ def test_three_classes_take_the_worst_class():
 def test_lengths_must_match():
     with pytest.raises(ConfigError, match="3 values for 2 rows"):
         fairness_audit([0, 1], [0, 1], {"g": ["a", "b", "c"]})
+
+
+def test_regression_errors_by_hand():
+    from honing.fairness import regression_audit
+
+    # group a: truth 10 20, predicted 12 22 -> errors +2 +2: MAE 2, RMSE 2, mean error +2
+    # group b: truth 30 50, predicted 27 45 -> errors -3 -5: MAE 4, RMSE sqrt(17), mean error -4
+    out = regression_audit([10, 20, 30, 50], [12, 22, 27, 45], {"region": ["a", "a", "b", "b"]}, min_rows=2)
+    c = out["columns"]["region"]
+    assert out["task"] == "regression" and out["rows"] == 4 and out["outputs"] == 1
+    assert c["groups"]["a"] == pytest.approx({"rows": 2, "mae": 2.0, "rmse": 2.0, "mean_error": 2.0,
+                                              "mean_prediction": 17.0, "mean_target": 15.0})
+    assert c["groups"]["b"] == pytest.approx({"rows": 2, "mae": 4.0, "rmse": 17 ** 0.5, "mean_error": -4.0,
+                                              "mean_prediction": 36.0, "mean_target": 40.0})
+    assert c["mae_difference"] == pytest.approx(2.0) and c["mean_error_difference"] == pytest.approx(6.0)
+    assert c["mean_prediction_difference"] == pytest.approx(19.0) and c["mean_target_difference"] == pytest.approx(25.0)
+    assert c["worst_group"] == "b" and c["few_rows"] == []
+    two = regression_audit([[1, 10], [3, 30]], [[2, 10], [3, 20]], {"g": ["x", "y"]})  # two outputs: the mean
+    assert two["columns"]["g"]["groups"]["y"]["mae"] == pytest.approx(5.0)
+    assert two["columns"]["g"]["few_rows"] == ["x", "y"]
+    with pytest.raises(ConfigError, match="differ in shape"):
+        regression_audit([1, 2], [1, 2, 3], {"g": ["x", "y"]})

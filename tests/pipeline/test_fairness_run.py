@@ -70,3 +70,30 @@ def test_bad_group_columns_are_clear(table, tmp_path):
         train_once({**_recipe(table), "data": {"source": f"npz:{images}"}}, out=tmp_path / "c", progress=False)
     with pytest.raises(RecipeError, match="evaluate.groups"):
         parse_recipe({**_recipe(table), "evaluate": {"groups": "group"}})
+
+
+def test_a_regression_model_is_audited_by_its_errors_in_the_target_units(tmp_path, capsys):
+    """Prices whose noise is larger in group b: the model's errors there are larger."""
+    from honing.cli import main
+
+    rng = np.random.default_rng(1)
+    n = 600
+    group = np.where(rng.random(n) < 0.5, "a", "b")
+    x1 = rng.normal(size=n)
+    price = 200 + 50 * x1 + np.where(group == "b", 40.0, 5.0) * rng.normal(size=n)
+    path = tmp_path / "prices.csv"
+    path.write_text("\n".join(["group,x1,price"] + [f"{g},{a:.4f},{p:.2f}" for g, a, p in zip(group, x1, price)])
+                    + "\n")
+    recipe = {**_recipe(f"csv:{path}"), "data": {"source": f"csv:{path}", "target": "price"}}
+    out = train_once(recipe, out=tmp_path / "run", progress=False)
+    f = out.results["fairness"]
+    c = f["columns"]["group"]
+    assert f["task"] == "regression" and c["worst_group"] == "b"
+    assert c["groups"]["b"]["mae"] > 2 * c["groups"]["a"]["mae"]  # noise sd 40 against 5
+    assert 100 < c["groups"]["a"]["mean_target"] < 300  # in the target's units, not standardized ones
+    assert c["mae_difference"] == pytest.approx(c["groups"]["b"]["mae"] - c["groups"]["a"]["mae"])
+    card = (tmp_path / "run" / "model" / "MODEL_CARD.md").read_text()
+    assert "in the target's units" in card and "| b |" in card
+    assert "mean prediction" in (tmp_path / "run" / "report.html").read_text()
+    assert main(["show", str(tmp_path / "run")]) == 0
+    assert "MAE gap" in capsys.readouterr().out

@@ -1,5 +1,7 @@
-"""The fairness audit of a classifier's predictions: metrics per group and the gaps between
-groups, for each group column, through Fairlearn's ``MetricFrame``.
+"""The fairness audit of a model's predictions: metrics per group and the gaps between groups,
+for each group column, through Fairlearn's ``MetricFrame``.
+
+A classifier (``fairness_audit``):
 
 Per group: rows, accuracy, F1 (the positive class's for two classes, macro otherwise), the
 positive rate (how often the positive class is predicted), and the true-positive,
@@ -14,6 +16,14 @@ With more than two classes each class is in turn the positive one (one against t
 per-group rates are then averaged over classes (macro) and each gap is the largest over classes,
 with the class it comes from. A group with fewer than ``min_rows`` rows is listed in
 ``few_rows``: its rates are noise.
+
+A regression model (``regression_audit``), in the target's units: per group, rows, the mean
+absolute error, the root mean squared error, the mean error (prediction minus truth: above 0,
+the group is over-predicted) and the mean prediction and target. Gaps: ``mae_difference`` (worst
+group's MAE minus the best's), ``mean_error_difference`` (the spread of the groups' mean errors:
+0 when the model errs the same way for every group) and ``mean_prediction_difference`` (the
+regression counterpart of demographic parity; it also reflects real differences between the
+groups' targets, shown beside it as ``mean_target_difference``).
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ import numpy as np
 
 from honing._core import ConfigError
 
-__all__ = ["fairness_audit"]
+__all__ = ["fairness_audit", "regression_audit"]
 
 
 def _fairlearn() -> Any:
@@ -128,5 +138,51 @@ def fairness_audit(
             "groups": per_group, **gaps,
             "worst_group": min(accs, key=accs.get) if accs else None,
             "few_rows": [v for v, n in counts.items() if n < min_rows],
+        }
+    return out
+
+
+def regression_audit(
+    y_true: Sequence[float] | np.ndarray,
+    y_pred: Sequence[float] | np.ndarray,
+    groups: Mapping[str, Sequence[Any] | np.ndarray],
+    *,
+    min_rows: int = 30,
+) -> dict[str, Any]:
+    """Per-group errors and gaps of a regression model for each group column (``groups``: column
+    -> each row's group). ``y_true`` and ``y_pred``: (N,) or (N, k) in the target's units; with
+    several outputs each figure is the mean over them. JSON-able."""
+    fm = _fairlearn()
+    y_true = np.asarray(y_true, dtype=float).reshape(len(y_true), -1)
+    y_pred = np.asarray(y_pred, dtype=float).reshape(len(y_pred), -1)
+    if y_true.shape != y_pred.shape:
+        raise ConfigError(f"y_true and y_pred differ in shape: {y_true.shape} != {y_pred.shape}")
+    metrics = {
+        "mae": lambda t, p: float(np.abs(p - t).mean()),
+        "rmse": lambda t, p: float(np.sqrt(((p - t) ** 2).mean())),
+        "mean_error": lambda t, p: float((p - t).mean()),
+        "mean_prediction": lambda t, p: float(p.mean()),
+        "mean_target": lambda t, p: float(t.mean()),
+    }
+    out: dict[str, Any] = {"task": "regression", "rows": int(len(y_true)), "outputs": int(y_true.shape[1]),
+                           "columns": {}}
+    for column, values in groups.items():
+        g = np.asarray(values, dtype=object)
+        if len(g) != len(y_true):
+            raise ConfigError(f"group column {column!r} has {len(g)} values for {len(y_true)} rows")
+        frames = [fm.MetricFrame(metrics=metrics, y_true=y_true[:, j], y_pred=y_pred[:, j], sensitive_features=g)
+                  for j in range(y_true.shape[1])]
+        labels = sorted(set(g.tolist()), key=str)
+        per_group = {str(v): {"rows": int((g == v).sum()),
+                              **{m: float(np.mean([f.by_group.loc[v, m] for f in frames])) for m in metrics}}
+                     for v in labels}
+        spread = lambda m: max(r[m] for r in per_group.values()) - min(r[m] for r in per_group.values())  # noqa: E731
+        maes = {v: r["mae"] for v, r in per_group.items()}
+        out["columns"][column] = {
+            "groups": per_group,
+            "mae_difference": spread("mae"), "mean_error_difference": spread("mean_error"),
+            "mean_prediction_difference": spread("mean_prediction"), "mean_target_difference": spread("mean_target"),
+            "worst_group": max(maes, key=maes.get),
+            "few_rows": [v for v, r in per_group.items() if r["rows"] < min_rows],
         }
     return out

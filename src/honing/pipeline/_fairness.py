@@ -1,7 +1,7 @@
 """The ``fairness`` stage: the final model audited by group on the test rows (the recipe's
 ``evaluate.groups``; docs/fairness.md): per-group accuracy, F1 and error rates, and the
-demographic-parity and equalized-odds gaps, in results.json (``fairness``), the report and the
-model card."""
+demographic-parity and equalized-odds gaps for a classifier, per-group errors in the target's
+units for a regression model, in results.json (``fairness``), the report and the model card."""
 
 from __future__ import annotations
 
@@ -21,30 +21,46 @@ class FairnessStage:
         data = ctx.data
         if not columns or ctx.model is None or data is None or data.test is None:
             return None
-        if data.task != "classification":
-            ctx.note(f"fairness: skipped: the audit compares classification outcomes; this is a {data.task} task")
-            ctx.results["fairness"] = {"skipped": f"a {data.task} task (the audit compares classification outcomes)"}
-            return None
         key = [ctx.model_key, list(columns)]
         stored = ctx.resume(key)
         if stored is None:
-            from honing.fairness import fairness_audit
+            from honing.fairness import fairness_audit, regression_audit
 
-            pred = _evaluator(ctx.model, ctx.recipe, data).predict(data.test.x).argmax(1)
-            stored = fairness_audit(data.test.y.numpy(), pred.numpy(), data.groups["test"],
-                                    class_names=data.class_names)
+            pred = _evaluator(ctx.model, ctx.recipe, data).predict(data.test.x)
+            if data.task == "classification":
+                stored = fairness_audit(data.test.y.numpy(), pred.argmax(1).numpy(), data.groups["test"],
+                                        class_names=data.class_names)
+            else:  # errors in the target's own units
+                inverse = data.preprocessor.inverse_transform_target
+                stored = regression_audit(inverse(data.test.y), inverse(pred), data.groups["test"])
             stored["model_inputs"] = ctx.recipe.evaluate.group_inputs
             ctx.keep(key, stored)
         ctx.results["fairness"] = stored
         for column, c in stored["columns"].items():
-            ctx.say(f"fairness by {column}: demographic parity gap {_f(c['demographic_parity_difference'])}, "
-                    f"equalized odds gap {_f(c['equalized_odds_difference'])}, accuracy gap "
-                    f"{_f(c['accuracy_difference'])} (worst group {c['worst_group']!r})")
+            ctx.say(f"fairness by {column}: {gap_words(stored, c)} (worst group {c['worst_group']!r})")
         return {"columns": list(stored["columns"])}
 
 
 def _f(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.3f}"
+
+
+def _g(v: float) -> str:  # a regression figure, in the target's units (any size)
+    return f"{v:.4g}"
+
+
+def gap_words(f: dict[str, Any], c: dict[str, Any]) -> str:
+    """One column's gaps in words: a classifier's rates, or a regression model's errors."""
+    if f.get("task") == "regression":
+        return (f"MAE gap {_g(c['mae_difference'])}, mean error gap {_g(c['mean_error_difference'])}, mean "
+                f"prediction gap {_g(c['mean_prediction_difference'])} (mean target gap "
+                f"{_g(c['mean_target_difference'])})")
+    return (f"demographic parity gap {_f(c['demographic_parity_difference'])} (ratio "
+            f"{_f(c['demographic_parity_ratio'])}), equalized odds gap {_f(c['equalized_odds_difference'])}, "
+            f"accuracy gap {_f(c['accuracy_difference'])}")
+
+
+REGRESSION_COLUMNS = ("mae", "rmse", "mean_error", "mean_prediction", "mean_target")
 
 
 def fairness_tables(f: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -54,6 +70,16 @@ def fairness_tables(f: dict[str, Any] | None) -> list[dict[str, Any]]:
     out = []
     positive = f"positive class {f['positive_class']!r}" if f.get("positive_class") else \
         "rates averaged over classes, each against the rest"
+    if f.get("task") == "regression":
+        for column, c in f["columns"].items():
+            note = (f"Test rows by {column}, in the target's units ({column} is "
+                    f"{'an input' if f.get('model_inputs', True) else 'not an input'} of the model; mean error: "
+                    f"prediction minus truth). {gap_words(f, c)[0].upper() + gap_words(f, c)[1:]}."
+                    + (f" Fewer than 30 rows, so noisy: {', '.join(c['few_rows'])}." if c["few_rows"] else ""))
+            rows = [[g, r["rows"], *(_g(r[k]) for k in REGRESSION_COLUMNS)] for g, r in c["groups"].items()]
+            out.append({"title": f"Fairness audit: {column}", "note": note, "rows": rows,
+                        "columns": ["group", "rows", "MAE", "RMSE", "mean error", "mean prediction", "mean target"]})
+        return out
     for column, c in f["columns"].items():
         note = (f"Test rows by {column} ({positive}; {column} is {'an input' if f.get('model_inputs', True) else 'not an input'} "
                 f"of the model). Demographic parity gap {_f(c['demographic_parity_difference'])} (ratio "
@@ -72,6 +98,15 @@ def fairness_card_lines(f: dict[str, Any] | None) -> list[str]:
     if not f or f.get("skipped"):
         return []
     lines = ["## Fairness audit (held-out test rows)", ""]
+    if f.get("task") == "regression":
+        for column, c in f["columns"].items():
+            lines += [f"By `{column}` ({'an input of the model' if f.get('model_inputs', True) else 'not an input of the model'}"
+                      f"; in the target's units): {gap_words(f, c)}.", "",
+                      "| group | rows | MAE | mean error | mean prediction | mean target |", "|---|---|---|---|---|---|"]
+            lines += [f"| {g} | {r['rows']} | {_g(r['mae'])} | {_g(r['mean_error'])} | {_g(r['mean_prediction'])} | "
+                      f"{_g(r['mean_target'])} |" for g, r in c["groups"].items()]
+            lines.append("")
+        return lines
     for column, c in f["columns"].items():
         lines += [f"By `{column}` ({'an input of the model' if f.get('model_inputs', True) else 'not an input of the model'}):"
                   f" demographic parity gap {_f(c['demographic_parity_difference'])}, equalized odds gap "

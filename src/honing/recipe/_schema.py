@@ -254,7 +254,7 @@ class EvaluateSection(Section):
     baselines: bool = True
     """fit quick standard baselines on the same split and show them beside the model (majority/mean, linear, gradient boosting, TF-IDF)"""
     groups: list[str] | None = None
-    """table columns to audit the final model by (fairness: per-group metrics, demographic-parity and equalized-odds gaps on the test rows); null: no audit"""
+    """table columns to audit the final model by (fairness on the test rows: per-group metrics and demographic-parity and equalized-odds gaps for a classifier, per-group errors for regression); null: no audit"""
     group_inputs: bool = True
     """false: keep the group columns out of the model's inputs (audited, never learned from)"""
 
