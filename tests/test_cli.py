@@ -155,7 +155,7 @@ def test_show_prints_the_best_value_and_the_trials(digits_run, capsys):
     capsys.readouterr()
     assert cli("show", out) == 0
     shown = capsys.readouterr().out
-    assert f"best validation val_accuracy (trial {results_of(out)['best_trial']}, the chosen one): {best}" in shown
+    assert f"best validation val_accuracy (trial {results_of(out)['best_trial']}, the chosen one): {best:.6g}" in shown
     assert "study digits: " in shown and f"{best:>10.4f}" in shown
 
 

@@ -697,8 +697,10 @@ def _print_summary(folder: Path, results: dict[str, Any]) -> None:
     if trials:
         counts = ", ".join(f"{v} {k}" for k, v in trials.items() if v)
         print(f"  trials:       {counts}", file=out)
-        print(f"  best validation {results['metric']} (trial {results.get('best_trial')}, the chosen one): "
-              f"{results['best_value']}", file=out)
+        best = results["best_value"]
+        best = f"{best:.6g}" if isinstance(best, float) else best  # 0.459479 (a list: several objectives)
+        print(f"  best validation {results['metric']} (trial {results.get('best_trial')}, the chosen one): {best}",
+              file=out)
         if results.get("tie_break"):
             print(f"    {results['tie_break']}", file=out)
         for k, v in (results.get("best_params") or {}).items():
