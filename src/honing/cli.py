@@ -123,6 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
                     "own source, re-created; a fixed test set; else every row of another source); test: the "
                     "source's test split (exit 2 when it has none); all: every row")
     sp.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    sp = sub.add_parser("predict", help="predict new rows with a saved model: a CSV (columns by name; a text model "
+                        "reads its text column) or an .npz (array x) -> a CSV of predictions")
+    sp.add_argument("model_dir", help="a model folder (or a run folder with model/, or an ensemble/ folder)")
+    sp.add_argument("input", help="rows to predict: a .csv/.tsv file (a target column, if there, is ignored) or an "
+                    ".npz file with an array x")
+    sp.add_argument("--out", help="the CSV to write (default: standard output)")
+    sp.add_argument("--proba", action="store_true", help="classification: a probability column per class")
+    sp.add_argument("--keep-columns", action="store_true",
+                    help="a CSV input: its columns come first in the output, then the predictions")
+    sp.add_argument("--chunk-rows", type=_positive_int, default=10_000,
+                    help="rows read and predicted at a time (memory stays bounded; default 10000)")
     sp = sub.add_parser("robust", help="attack a saved classifier on a data source: accuracy under FGSM, PGD, APGD "
                         "and Square at each epsilon (docs/robust.md)")
     sp.add_argument("model_dir")
@@ -477,6 +488,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from honing.pipeline import predict_file
+
+    n = predict_file(args.model_dir, args.input, out=args.out, proba=args.proba, keep_columns=args.keep_columns,
+                     chunk_rows=args.chunk_rows)
+    if args.out:
+        print(f"predicted {n} rows -> {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
 def _cmd_robust(args: argparse.Namespace) -> int:
     from honing._core import ConfigError
     from honing.pipeline import load_model
@@ -797,6 +818,7 @@ _COMMANDS = {
     "compress": _cmd_compress,
     "validate": _cmd_validate,
     "evaluate": _cmd_evaluate,
+    "predict": _cmd_predict,
     "robust": _cmd_robust,
     "serve": _cmd_serve,
     "drift": _cmd_drift,

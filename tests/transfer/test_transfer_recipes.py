@@ -151,6 +151,13 @@ def test_text_csv_with_minilm_lora_saves_a_self_contained_merged_model(tmp_path:
     probs = loaded.predict_proba(["a wonderful film", "a dull mess"])
     assert probs.shape == (2, 2)
     assert sorted(loaded.class_names) == ["neg", "pos"]
+    # honing predict on a table of texts: the model's text column (review), the label column ignored
+    from honing.artifacts import predict_file
+
+    (tmp_path / "new.csv").write_text('review,label\n"a wonderful film",pos\n"a dull mess, NA",neg\n')
+    assert predict_file(out, tmp_path / "new.csv", out=str(tmp_path / "pred.csv")) == 2
+    lines = (tmp_path / "pred.csv").read_text().splitlines()
+    assert lines[0] == "prediction" and lines[1:] == list(loaded.predict(["a wonderful film", "a dull mess, NA"]))
 
 
 def test_recipe_errors_name_the_transfer_fields(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

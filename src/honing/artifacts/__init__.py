@@ -8,6 +8,7 @@ from honing.artifacts import load_model
 model = load_model("runs/digits/model")      # every file checked (docs/security.md)
 model.predict(rows)                          # class names, or values in the target's units
 model.evaluate("csv:new.csv")                # metrics, and which rows were scored
+predict_file("runs/digits/model", "new.csv", out="predictions.csv")   # honing predict
 ```
 """
 
@@ -38,6 +39,7 @@ from honing.artifacts._formats import (
 from honing.artifacts._reference import REFERENCE, find_reference, read_reference, write_reference
 from honing.artifacts._versions import CURRENT, VERSIONS, add_version, current_version, list_versions, set_current
 from honing.artifacts._loaded import EVAL_SPLITS, LoadedModel, match_columns, same_source, split_digest
+from honing.artifacts._predict_file import predict_file
 
 __all__ = [
     "CURRENT",
@@ -61,6 +63,7 @@ __all__ = [
     "find_reference",
     "list_formats",
     "load_model",
+    "predict_file",
     "match_columns",
     "model_format",
     "read_reference",

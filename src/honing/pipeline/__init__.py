@@ -14,7 +14,7 @@ A new capability is one stage (``register_stage``) and, for compression, one ste
 
 from __future__ import annotations
 
-from honing.artifacts import LoadedModel, load_model, save_model, versions
+from honing.artifacts import LoadedModel, load_model, predict_file, save_model, versions
 from honing.pipeline._build import build_model, build_trainer
 from honing.pipeline._compress import (
     COMPRESS_STEPS,
@@ -58,6 +58,7 @@ __all__ = [
     "list_compress_steps",
     "list_stages",
     "load_model",
+    "predict_file",
     "load_plugins",
     "measure_latency_ms",
     "median_forward_ms",
