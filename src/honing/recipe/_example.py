@@ -16,7 +16,7 @@ data:
   scale: standard                # standard | minmax | null
   augment: null                  # e.g. {rotation: 10, translate: [0.1, 0.1], mixup: 0.2}
 model:
-  name: mlp                      # mlp | cnn | rnn | transformer; other keys are the model's arguments
+  name: mlp                      # mlp | cnn | mobilenet | cellnet | rnn | transformer | snn; other keys: its arguments
   hidden: [128, 64]
   dropout: 0.1
 training:
