@@ -98,21 +98,15 @@ def fairness_card_lines(f: dict[str, Any] | None) -> list[str]:
     if not f or f.get("skipped"):
         return []
     lines = ["## Fairness audit (held-out test rows)", ""]
-    if f.get("task") == "regression":
-        for column, c in f["columns"].items():
-            lines += [f"By `{column}` ({'an input of the model' if f.get('model_inputs', True) else 'not an input of the model'}"
-                      f"; in the target's units): {gap_words(f, c)}.", "",
-                      "| group | rows | MAE | mean error | mean prediction | mean target |", "|---|---|---|---|---|---|"]
-            lines += [f"| {g} | {r['rows']} | {_g(r['mae'])} | {_g(r['mean_error'])} | {_g(r['mean_prediction'])} | "
-                      f"{_g(r['mean_target'])} |" for g, r in c["groups"].items()]
-            lines.append("")
-        return lines
+    if f.get("task") == "regression":  # errors in the target's units
+        header, units = "| group | rows | MAE | mean error | mean prediction | mean target |", "; in the target's units"
+        cells = lambda r: [_g(r[k]) for k in ("mae", "mean_error", "mean_prediction", "mean_target")]  # noqa: E731
+    else:
+        header, units = "| group | rows | accuracy | positive rate | TPR | FPR |", ""
+        cells = lambda r: [_f(r[k]) for k in ("accuracy", "positive_rate", "tpr", "fpr")]  # noqa: E731
     for column, c in f["columns"].items():
-        lines += [f"By `{column}` ({'an input of the model' if f.get('model_inputs', True) else 'not an input of the model'}):"
-                  f" demographic parity gap {_f(c['demographic_parity_difference'])}, equalized odds gap "
-                  f"{_f(c['equalized_odds_difference'])}, accuracy gap {_f(c['accuracy_difference'])}.", "",
-                  "| group | rows | accuracy | positive rate | TPR | FPR |", "|---|---|---|---|---|---|"]
-        lines += [f"| {g} | {r['rows']} | {_f(r['accuracy'])} | {_f(r['positive_rate'])} | {_f(r['tpr'])} | "
-                  f"{_f(r['fpr'])} |" for g, r in c["groups"].items()]
+        role = "an input of the model" if f.get("model_inputs", True) else "not an input of the model"
+        lines += [f"By `{column}` ({role}{units}): {gap_words(f, c)}.", "", header, "|---|---|---|---|---|---|"]
+        lines += ["| " + " | ".join([g, str(r["rows"]), *cells(r)]) + " |" for g, r in c["groups"].items()]
         lines.append("")
     return lines
