@@ -734,8 +734,10 @@ def _print_summary(folder: Path, results: dict[str, Any]) -> None:
     metrics = dict(results.get("test_metrics") or {})
     primary = results.get("primary_metric")
     order = ([primary] if primary in metrics else []) + [k for k in metrics if k != primary]
-    for k in order:
-        print(f"  test {k:<18s} {metrics[k]:.4f}", file=out)
+    scaled = (data.get("scale_target") or {}).get("on")
+    for k in order:  # the loss is the training loss: on standardized targets when they were standardized
+        print(f"  test {k:<18s} {metrics[k]:.4f}" + ("  (on standardized targets)" if k == "loss" and scaled else ""),
+              file=out)
     for line in baseline_lines(results):
         print(line, file=out)
     _print_ensemble(results.get("ensemble"), results.get("primary_metric"))

@@ -96,4 +96,6 @@ def test_a_regression_model_is_audited_by_its_errors_in_the_target_units(tmp_pat
     assert "in the target's units" in card and "| b |" in card
     assert "mean prediction" in (tmp_path / "run" / "report.html").read_text()
     assert main(["show", str(tmp_path / "run")]) == 0
-    assert "MAE gap" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "MAE gap" in shown
+    assert "(on standardized targets)" in shown  # the loss's units, beside mse and mae in prices
