@@ -21,7 +21,12 @@ search (``bench/nas_fashion_front.svg``).
 ``--fixed NAME MODEL_JSON`` trains one hand-written mobilenet the same way (no search), e.g. the
 two-layer networks bench/README.md reports; ``--measure --extra NAME ...`` times them beside the two.
 
-usage: bench/run.sh bench/nas_fashion.py --run cnn|nas [--budget-s 900]; then --measure
+``--run nas-ort`` searches v2's space with ``nas.latency_runtime: onnxruntime``, ``nas-ort-small`` a
+space of 4 smaller layers; ``--half-cnn`` chooses the most accurate candidate within half the CNN's
+ONNX Runtime latency (``nas.limits``) instead of the knee.
+
+usage: bench/run.sh bench/nas_fashion.py --run cnn|nas|nas-ort|nas-ort-small [--budget-s 900] [--half-cnn];
+       --fixed NAME MODEL_JSON; then --measure [--extra NAME ...]
 """
 
 from __future__ import annotations
