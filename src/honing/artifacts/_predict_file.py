@@ -70,15 +70,17 @@ def predict_file(model_dir: str | os.PathLike[str], path: str | os.PathLike[str]
         raise ConfigError(f"invalid --proba: the model does {model.task}; allowed: a classifier")
     targets = (model.meta.get("target") or (model.recipe.get("data") or {}).get("target") or [])
     targets = [targets] if isinstance(targets, str) else list(targets)
-    ignored = _ignored_columns(model, path)
-    if ignored:
-        print(f"honing: note: columns that are not the model's inputs, ignored: {', '.join(ignored)}", file=sys.stderr)
     handle = open(out, "w", newline="", encoding="utf-8") if out else io.TextIOWrapper(
         sys.stdout.buffer, encoding="utf-8", newline="", write_through=True)
     rows = 0
     try:
         writer = csv.writer(handle)
         for i, (given, frame) in enumerate(_chunks(model, path, chunk_rows)):
+            if i == 0 and frame is not None and model.columns:  # the target, ids, ...: said once
+                ignored = [str(c) for c in frame.columns if str(c) not in model.columns]
+                if ignored:
+                    print(f"honing: note: columns that are not the model's inputs, ignored: {', '.join(ignored)}",
+                          file=sys.stderr)
             pred = model.predict(given)
             columns: dict[str, Any] = {}
             if pred.ndim == 2:  # several regression targets
@@ -114,12 +116,3 @@ def _cells(values: Any) -> list[Any]:
     if arr.dtype.kind == "f":
         return [f"{v:.7g}" for v in arr]
     return ["" if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in arr.tolist()]
-
-
-def _ignored_columns(model: Any, path: Path) -> list[str]:
-    """A table's columns that the model does not take (its target, ids, ...), from the header."""
-    if path.suffix.lower() not in TABLE_SUFFIXES or not model.columns:
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        header = next(csv.reader(f, delimiter=TABLE_SUFFIXES[path.suffix.lower()]), [])
-    return [c for c in header if c not in model.columns]

@@ -72,9 +72,10 @@ def fairness_tables(f: dict[str, Any] | None) -> list[dict[str, Any]]:
         "rates averaged over classes, each against the rest"
     if f.get("task") == "regression":
         for column, c in f["columns"].items():
+            gaps = gap_words(f, c)
             note = (f"Test rows by {column}, in the target's units ({column} is "
                     f"{'an input' if f.get('model_inputs', True) else 'not an input'} of the model; mean error: "
-                    f"prediction minus truth). {gap_words(f, c)[0].upper() + gap_words(f, c)[1:]}."
+                    f"prediction minus truth). {gaps[0].upper() + gaps[1:]}."
                     + (f" Fewer than 30 rows, so noisy: {', '.join(c['few_rows'])}." if c["few_rows"] else ""))
             rows = [[g, r["rows"], *(_g(r[k]) for k in REGRESSION_COLUMNS)] for g, r in c["groups"].items()]
             out.append({"title": f"Fairness audit: {column}", "note": note, "rows": rows,
