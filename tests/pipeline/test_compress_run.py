@@ -128,6 +128,20 @@ def test_honing_compress_on_a_saved_model_and_a_failed_variant_is_recorded(tmp_p
     assert "quantize fp16" in captured.out
 
 
+def test_honing_compress_shows_each_training_epoch_of_a_step(tmp_path, capsys):
+    recipe = _recipe([{"quantize": {"mode": "fp16"}}])
+    recipe.pop("compress")
+    path = write_recipe(tmp_path / "plain.yaml", recipe)
+    assert main(["train", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    spec = write_recipe(tmp_path / "compress.yaml",
+                        _recipe([{"distill": {"model": {"name": "mlp", "hidden": [4]}, "epochs": 2}}]))
+    capsys.readouterr()
+    assert main(["compress", str(tmp_path / "run" / "model"), str(spec)]) == 0
+    err = capsys.readouterr().err
+    # a long distillation is not silent: one line per epoch, named by its step
+    assert "compress 1/1: distill: epoch 1/2" in err and "compress 1/1: distill: epoch 2/2" in err
+
+
 def test_bad_steps_exit_2_with_the_field_path(tmp_path, capsys):
     for steps, words in ([[{"prune": {"sparsity": 1.5}}], "compress.steps.0.prune.sparsity: got 1.5"],
                          [[{"squash": {}}], "compress.steps.0: unknown compression step 'squash'"]):

@@ -30,6 +30,7 @@ from honing.data import Dataset
 from honing.models import count_parameters
 from honing.pipeline._build import build_model, build_trainer
 from honing.pipeline._compress_table import Lazy, compare, main_metric, measure, summary, time_all
+from honing.pipeline._summary import EpochProgress
 
 COMPRESS_DIR, COMPRESS_RESULTS = "compress", "compress.json"
 _CALIBRATION_ROWS = 64
@@ -45,6 +46,7 @@ class CompressWork:
     data: Dataset
     structured: bool = False
     history: list[str] = field(default_factory=list)
+    progress: str | None = None  # the label of the epoch lines of fit (None: none)
 
     def fit(self, model: nn.Module, *, epochs: int | None, lr: float | None, optimizer: Any = None,
             wrap_loss: Callable[[Any], Any] | None = None, recipe: Any = None) -> None:
@@ -54,6 +56,8 @@ class CompressWork:
         data = self.data
         trainer = build_trainer(recipe, model, data, seed=recipe.seed, num_train=len(data.train), epochs=epochs,
                                 with_val=data.val is not None, optimizer=optimizer, wrap_loss=wrap_loss, lr=lr)
+        if self.progress:
+            trainer.callbacks.append(EpochProgress(self.progress))
         trainer.fit(data.train, data.val)
         model.cpu().eval()
 
@@ -147,6 +151,7 @@ def compress(out_dir: Path, recipe: Any, section: Any, data: Dataset, model: nn.
         label = step.label(opts)
         stage_dir = folder / f"{i:02d}-{label.replace(' ', '-')}"
         say(f"compress {i}/{len(steps)}: {label} ...")
+        work.progress = f"compress {i}/{len(steps)}: {label}" if progress else None
         t0 = time.perf_counter()
         try:
             out = step.run(work, opts)
