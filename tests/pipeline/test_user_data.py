@@ -10,7 +10,7 @@ import pytest
 
 import honing
 from honing._core import DataError
-from honing.pipeline import train_once
+from honing.pipeline import run, train_once
 
 from _run_helpers import results_of, tiny  # noqa: E402
 
@@ -277,3 +277,30 @@ def test_progress_lines_in_a_log_and_none_when_quiet(tmp_path, capsys):
     assert cli(["train", str(recipe), "--out", str(tmp_path / "c"), "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "epoch" not in err and "honing: data:" not in err
+
+
+def test_a_warm_up_longer_than_the_training_is_shortened_and_said(tmp_path, capsys):
+    # 50 warm-up steps fit a large data set; iris at batch 16 for 3 epochs has 18 steps. The run
+    # goes on with a quarter of them and says so, instead of failing after its search.
+    from honing.pipeline._build import build_model, build_trainer
+    from honing.recipe import parse_recipe
+
+    r = tiny({"training.schedule": {"name": "cosine", "warmup_steps": 50}})
+    rec = parse_recipe(r)
+    ds = honing.load("sklearn:iris", val_size=0.2, test_size=0.2, seed=0)
+    trainer = build_trainer(rec, build_model(rec, ds, seed=0), ds, seed=0, num_train=len(ds.train))
+    total = trainer.config.epochs * trainer.config.steps_per_epoch(len(ds.train))
+    assert trainer.schedule.warmup_steps == total // 4 < 50
+    assert trainer.notes == [f"training.schedule.warmup_steps (50 steps) does not fit this training's {total} steps "
+                             f"({len(ds.train)} rows, 3 epochs): warm-up shortened to {total // 4} steps"]
+    fits = tiny({"training.schedule": {"name": "cosine", "warmup_steps": 5}})
+    rec = parse_recipe(fits)
+    trainer = build_trainer(rec, build_model(rec, ds, seed=0), ds, seed=0, num_train=len(ds.train))
+    assert trainer.schedule.warmup_steps == 5 and trainer.notes == []
+    capsys.readouterr()
+    results = train_once(r, out=tmp_path / "train", progress=True).results
+    assert results["test_metrics"]["accuracy"] > 0.5
+    assert "train: training.schedule.warmup_steps (50 steps) does not fit" in capsys.readouterr().err
+    results = run(r, out=tmp_path / "run", progress=True).results  # the search, then the retrain
+    assert results["trials"] and results["test_metrics"]["accuracy"] > 0.5
+    assert "final model: training.schedule.warmup_steps (50 steps) does not fit" in capsys.readouterr().err

@@ -103,8 +103,9 @@ def build_trainer(
         sname, skw = _bag(t.schedule)
         if sname == "plateau" and not with_val:
             skw["monitor"] = "loss"
-        schedule = create_schedule(optimizer, sname, epochs=config.epochs,
-                                   steps_per_epoch=config.steps_per_epoch(num_train), **skw)
+        spe = config.steps_per_epoch(num_train)
+        note = _fit_warmup(skw, config.epochs * spe, num_train=num_train, epochs=config.epochs)
+        schedule = create_schedule(optimizer, sname, epochs=config.epochs, steps_per_epoch=spe, **skw)
     loss = _loss(t, data)
     for wrap in (plan.wrap_loss if for_training else None, wrap_loss):
         if wrap is not None:
@@ -124,7 +125,28 @@ def build_trainer(
                       metrics=recipe.evaluate.metrics, callbacks=callbacks, augment=augment, reporter=reporter,
                       config=config, report=report, step=step)
     _metrics_in_target_units(trainer, data)
+    trainer.notes = [note] if t.schedule is not None and plan.trains and for_training and note else []
     return trainer
+
+
+def _fit_warmup(skw: dict[str, Any], total: int, *, num_train: int, epochs: int) -> str | None:
+    """Shorten a warm-up that would not leave the schedule room in this training to a quarter
+    of its steps (in ``skw``), and say so. The recipe's warm-up is in steps, but how many steps a
+    training has depends on the rows, the batch size (often searched) and the epochs (the final
+    model retrains for the chosen trial's best epoch): 50 steps fit digits and not 150 rows at
+    batch 128, where the schedule would refuse to start."""
+    if skw.get("warmup_epochs") is not None:
+        steps = int(round(float(skw["warmup_epochs"]) * total / max(epochs, 1)))
+        key = "warmup_epochs"
+    else:
+        steps, key = int(skw.get("warmup_steps") or 0), "warmup_steps"
+    if steps < max(total - 1, 1):
+        return None
+    short = total // 4
+    skw.pop("warmup_epochs", None)
+    skw["warmup_steps"] = short
+    return (f"training.schedule.{key} ({steps} steps) does not fit this training's {total} "
+            f"steps ({num_train} rows, {epochs} epochs): warm-up shortened to {short} steps")
 
 
 def adversarial_step(section: Any, data: Dataset, *, seed: int, accumulate: int = 1) -> Any:

@@ -95,6 +95,8 @@ class FitStage:
         else:
             trainer = build_trainer(rec, plan, data, seed=rec.seed, num_train=len(data.train),
                                     threads=ctx.options.threads)
+            for note in trainer.notes:
+                ctx.say(f"train: {note}")
             if not plan.trains:
                 logs = {"epoch": 1.0, **(trainer.evaluate(data.val, prefix="val_") if data.val is not None else {})}
                 history = [logs]
@@ -165,6 +167,8 @@ def _retrain(ctx: RunContext, recipe: Any, data: Dataset, *, epochs: int) -> tup
         return plan.model, result.history
     trainer = build_trainer(recipe, plan, data, seed=recipe.seed, num_train=len(train), epochs=epochs,
                             with_val=False, threads=ctx.options.threads)
+    for note in trainer.notes:
+        ctx.say(f"final model: {note}")
     if ctx.options.progress:
         from honing.pipeline._summary import EpochProgress
 
