@@ -26,7 +26,7 @@ space of 4 smaller layers; ``--half-cnn`` chooses the most accurate candidate wi
 ONNX Runtime latency (``nas.limits``) instead of the knee.
 
 usage: bench/run.sh bench/nas_fashion.py --run cnn|nas|nas-ort|nas-ort-small [--budget-s 900] [--half-cnn];
-       --fixed NAME MODEL_JSON; then --measure [--extra NAME ...]
+       --fixed NAME MODEL_JSON [--epochs N]; then --measure [--extra NAME ...]
 """
 
 from __future__ import annotations
@@ -87,21 +87,24 @@ def recipe(kind: str, budget_s: float, half_cnn: bool = False) -> dict:
     return r
 
 
-def fixed(name: str, model: dict) -> dict:
+def fixed(name: str, model: dict, epochs: int | None = None) -> dict:
     """A mobilenet with the given architecture (``--fixed NAME JSON``: the model section's
-    stem, blocks, head_hidden, ...), trained as the other two: no search."""
+    stem, blocks, head_hidden, ...), trained as the other two (``--epochs``: more or fewer): no search."""
     r = _base()
     r["name"] = f"fashion-{name}"
+    if epochs is not None:
+        r["training"]["epochs"] = epochs
     r["model"] = {"name": "mobilenet", "stem": 16, "stem_stride": 2, "last": None, "dropout": 0.2,
                   "global_pool": None, **model}
     return r
 
 
-def run(kind: str, budget_s: float, model: dict | None = None, half_cnn: bool = False) -> None:
+def run(kind: str, budget_s: float, model: dict | None = None, half_cnn: bool = False,
+        epochs: int | None = None) -> None:
     from honing.pipeline import train_once
 
     t0 = time.process_time()
-    r = fixed(kind, model) if model is not None else recipe(kind, budget_s, half_cnn)
+    r = fixed(kind, model, epochs) if model is not None else recipe(kind, budget_s, half_cnn)
     res = train_once(r, out=OUT / kind, threads=1, progress=True).results
     summary = {"kind": kind, "test": res["test_metrics"], "parameters": res["parameters"],
                "cpu_s": round(time.process_time() - t0, 1), "timings": res["timings"]}
@@ -234,6 +237,7 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=900.0)
     ap.add_argument("--fixed", nargs=2, metavar=("NAME", "MODEL_JSON"),
                     help="train one hand-written mobilenet architecture (the model section as JSON)")
+    ap.add_argument("--epochs", type=int, default=None, help="with --fixed: training epochs (default: the example's 15)")
     ap.add_argument("--measure", action="store_true")
     ap.add_argument("--extra", nargs="*", default=[], help="with --measure: --fixed runs to time beside the two")
     args = ap.parse_args()
@@ -241,7 +245,7 @@ def main() -> None:
     if args.run:
         run(args.run, args.budget_s, half_cnn=args.half_cnn)
     if args.fixed:
-        run(args.fixed[0], args.budget_s, json.loads(args.fixed[1]))
+        run(args.fixed[0], args.budget_s, json.loads(args.fixed[1]), epochs=args.epochs)
     if args.measure:
         measure(args.extra)
 
