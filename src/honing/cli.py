@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "reads its text column) or an .npz (array x) -> a CSV of predictions")
     sp.add_argument("model_dir", help="a model folder (or a run folder with model/, or an ensemble/ folder)")
     sp.add_argument("input", help="rows to predict: a .csv/.tsv file (a target column, if there, is ignored) or an "
-                    ".npz file with an array x")
+                    ".npz file with an array x (csv:new.csv and npz:rows.npz, as a recipe names a source, work too)")
     sp.add_argument("--out", help="the CSV to write (default: standard output)")
     sp.add_argument("--proba", action="store_true", help="classification: a probability column per class")
     sp.add_argument("--keep-columns", action="store_true",

@@ -79,6 +79,9 @@ def test_probabilities_and_arrays(models, tmp_path, capsys):
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
     assert [r[0] for r in got[1:]] == [names[i] for i in probs.argmax(1)]
     assert [r[0] for r in got[1:]] == list(model.predict(x))
+    # the recipe's form of a source names the same file
+    assert main(["predict", str(models / "iris" / "model"), f"npz:{tmp_path / 'rows.npz'}", "--proba"]) == 0
+    assert list(csv.reader(capsys.readouterr().out.splitlines())) == got
 
 
 def test_what_it_cannot_read_is_a_clear_error(models, tmp_path, capsys):

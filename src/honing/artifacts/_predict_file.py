@@ -52,6 +52,18 @@ def _chunks(model: Any, path: Path, chunk_rows: int) -> Iterator[tuple[Any, Any]
                 yield frame, frame
 
 
+FORMS = ("csv", "text-csv", "npz")  # a recipe's source forms that name a file: the same words work here
+
+
+def _without_form(given: str) -> str:
+    """``csv:new.csv`` (a recipe's source form) -> ``new.csv``; a path as it is otherwise (a file
+    whose own name has a colon is still found)."""
+    form, colon, rest = given.partition(":")
+    if colon and form.lower() in FORMS and rest and not Path(given).is_file():
+        return rest
+    return given
+
+
 def predict_file(model_dir: str | os.PathLike[str], path: str | os.PathLike[str], *, out: str | None = None,
                  proba: bool = False, keep_columns: bool = False, chunk_rows: int = 10_000) -> int:
     """Predict every row of ``path`` (a CSV/TSV: columns matched by name, other columns such as
@@ -63,7 +75,7 @@ def predict_file(model_dir: str | os.PathLike[str], path: str | os.PathLike[str]
     from honing.artifacts import load_model
 
     model = load_model(model_dir)
-    path = Path(path)
+    path = Path(_without_form(str(path)))
     if not path.is_file():
         raise ConfigError(f"invalid input {str(path)!r}: no such file")
     if proba and model.task != "classification":
