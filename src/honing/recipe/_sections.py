@@ -330,7 +330,7 @@ class ScheduleSection(Bag):
     name: str
     """learning-rate schedule: cosine, step, exponential, onecycle, plateau, ...; other keys are its arguments"""
     warmup_steps: Annotated[int, Field(ge=0)] = 0
-    """linear warm-up over this many optimizer steps"""
+    """linear warm-up over this many optimizer steps (a training with too few steps for it warms up over a quarter of them, and says so)"""
     warmup_epochs: NonNegativeFloat | None = None
     """linear warm-up over this many epochs (instead of warmup_steps)"""
     warmup_start_factor: Annotated[float, Field(ge=0, le=1)] = 0.0
