@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -140,3 +141,30 @@ def test_a_temperature_that_does_not_help_unseen_rows_is_not_applied():
     z3 = z2.clone()
     z3[0] = torch.tensor([2.0, -2.0])
     assert E.checked_temperature(z3, y2)[0] < 0.5
+
+
+def test_fit_affine_leaves_ignored_cells_out_and_imputed_gap_measures_them():
+    torch.manual_seed(0)
+    x = torch.randn(200, 3)
+    target = x * 2.0 + 1.0
+    ignore = torch.zeros(200, 3, dtype=torch.bool)
+    ignore[:20, 1] = True
+    target[:20, 1] = 5.0  # imputed with another fill value in the fold
+    with pytest.raises(DataError, match="not a rescaling"):
+        E.fit_affine(x, target, what="fold 1 inputs")
+    fitted = E.fit_affine(x, target, what="fold 1 inputs", ignore=ignore)
+    assert torch.allclose(fitted(x)[~ignore], target[~ignore], atol=1e-5)
+    gap = E.imputed_gap(fitted, x, target, ignore)
+    spread = target.std(0, unbiased=False).clamp_min(1.0)[1]
+    assert gap == pytest.approx(float(((x[:20, 1] * 2 + 1 - 5.0).abs() / spread).max()), rel=1e-4)
+    assert E.imputed_gap(fitted, x, target, torch.zeros_like(ignore)) == 0.0
+
+
+def test_a_tables_imputed_cells_are_its_missing_values_and_whole_one_hot_blocks():
+    from honing.data._preprocess import TabularPreprocessor
+
+    raw = np.array([[1.0, "red"], [np.nan, "blue"], [3.0, None], [None, "red"]], dtype=object)
+    pre = TabularPreprocessor(["size", "color"], ["numeric", "categorical"]).fit(raw)
+    assert pre.feature_names == ["size", "color=blue", "color=red"]
+    assert pre.imputed_cells(raw).tolist() == [[False, False, False], [True, False, False],
+                                                [False, True, True], [True, False, False]]

@@ -129,3 +129,39 @@ def test_stacking_on_the_same_folder_reuses_the_search_and_a_lone_trial_is_no_en
 def test_recipe_errors_name_the_ensemble_field(changes, message):
     with pytest.raises(RecipeError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_recipe(_recipe(changes))
+
+
+def test_fold_members_of_a_table_with_missing_values_ensemble_and_say_how_imputed_cells_reach_them(tmp_path):
+    # each fold imputes with its own means, so its inputs are a rescaling of the model folder's
+    # only where a value was present: the maps are fitted there, and the run says what the
+    # imputed cells get (the folder's fill values, as new rows get them)
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True)
+    frame = iris.frame.rename(columns=dict(zip(iris.feature_names, "abcd")))
+    rng = np.random.default_rng(0)
+    frame["color"] = rng.choice(["red", "blue"], len(frame))
+    for column in ("a", "c", "color"):
+        frame.loc[rng.random(len(frame)) < 0.15, column] = None
+    path = tmp_path / "flowers.csv"
+    frame.to_csv(path, index=False)
+    result = run(_recipe({"data.source": f"csv:{path}", "data.target": "target", "tune.cv": 2,
+                          "ensemble.method": "average", "ensemble.candidates": 2}), out=tmp_path / "run", progress=False)
+    ens = result.results["ensemble"]
+    assert [m["models"] for m in ens["members"]] == [2, 2]
+    assert "imputed input cells of the train+validation rows reach each fold's model" in ens["imputed"]
+    data = load(f"csv:{path}", **parse_recipe(_recipe({"data.source": f"csv:{path}", "data.target": "target"})).load_args())
+    raw_x, _ = data.raw_train_val
+    complete = ~torch.from_numpy(data.preprocessor.imputed_cells(raw_x)).any(1)
+    assert 0 < int(complete.sum()) < len(complete)
+    x_main = torch.cat([data.train.x, data.val.x])
+    loaded = load_model(tmp_path / "run" / "ensemble")
+    for member, record in zip(loaded.model.members, ens["members"]):
+        oof = load_file(str(tmp_path / "run" / "trials" / f"{record['trial']}.pred.safetensors"))["pred"]
+        for fold, (_, va) in zip(member.model.members, data.fold_indices(2, seed=0)):
+            rows = torch.as_tensor(va)[complete[va]]  # rows with every value present: exactly the fold's inputs
+            with torch.no_grad():
+                assert torch.allclose(fold(x_main[rows]), oof[rows], atol=1e-4)
+    assert load_model(tmp_path / "run" / "ensemble").evaluate(f"csv:{path}")["rows"] > 0

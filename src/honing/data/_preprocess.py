@@ -123,6 +123,11 @@ class Preprocessor:
         self.fitted = True
         return self
 
+    def imputed_cells(self, raw_x: Any) -> np.ndarray | None:
+        """``(N, *input_shape)`` booleans: the output cells of these rows that imputation filled
+        (None: this preprocessor imputes nothing)."""
+        return None
+
     def transform(self, raw_x: Any) -> torch.Tensor:
         """Raw rows (as the source gives them) -> float32 tensor ``(N, *input_shape)``."""
         if not self.fitted:
@@ -344,6 +349,24 @@ class TabularPreprocessor(Preprocessor):
                 known = codes >= 0
                 out[np.nonzero(known)[0], pos + codes[known]] = 1.0  # unknown -> all zeros
                 pos += len(vocab)
+        return out
+
+    def imputed_cells(self, raw_x: Any) -> np.ndarray:
+        """A missing numeric value's cell, and every cell of a missing category (its one-hot
+        block, or its index)."""
+        x = self._check(_numpy(raw_x))
+        block = np.isnan(self._numeric_block(x))  # (N, n_numeric)
+        out = np.zeros((x.shape[0], self.input_shape[0]), dtype=bool)
+        pos, k = 0, 0
+        for j, (name, kind) in enumerate(zip(self.columns, self.kinds)):
+            if kind == "numeric":
+                out[:, pos] = block[:, k]
+                pos, k = pos + 1, k + 1
+                continue
+            width = len(self.categories[name]) if self.categorical == "onehot" else 1
+            out[:, pos:pos + width] = np.fromiter((to_category(v) is None for v in x[:, j]), dtype=bool,
+                                                  count=x.shape[0])[:, None]
+            pos += width
         return out
 
     def _stats(self) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from honing.ensemble._boost import BoostedModel, BoostResult, boost
 from honing.ensemble._calibrate import checked_temperature, expected_calibration_error, fit_temperature
-from honing.ensemble._folds import fit_affine
+from honing.ensemble._folds import fit_affine, imputed_gap
 from honing.ensemble._one_run import SnapshotEnsemble, StochasticWeightAveraging
 from honing.ensemble._model import Affine, EnsembleModel, Member, bag, folder_info, load_ensemble
 from honing.ensemble._select import Selection, as_probabilities, greedy_selection, prediction_loss
@@ -55,6 +55,7 @@ __all__ = [
     "folder_info",
     "greedy_selection",
     "head_predictions",
+    "imputed_gap",
     "load_ensemble",
     "prediction_loss",
     "stack_features",

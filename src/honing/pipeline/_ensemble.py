@@ -80,12 +80,14 @@ def _build_ensemble(ctx: RunContext, section: Any, candidates: list[dict[str, An
             f"({'out-of-fold predictions of ' + str(cv) + ' folds' if cv else 'validation predictions'})")
     if cv:
         rows = data.fold_indices(int(cv), seed=rec.seed)
-        maps = _fold_maps(data, rows)
+        maps, imputed = _fold_maps(data, rows)
+        if imputed:
+            ctx.say(f"ensemble: note: {imputed}")
         y = _pool(data)[1]
     else:
         if data.val is None:
             raise DataError("no validation rows to choose the ensemble's weights on (data.val_size 0)")
-        rows, maps, y = [], [], data.val.y
+        rows, maps, y, imputed = [], [], data.val.y, None
     members, preds, sections = [], [], []
     for t in candidates:
         trial = rec.with_params(t["params"]) if t["params"] else rec
@@ -145,6 +147,8 @@ def _build_ensemble(ctx: RunContext, section: Any, candidates: list[dict[str, An
     }
     if selection is not None:
         out["selection_loss"]["path"] = [round(v, 6) for v in selection.path]
+    if imputed:
+        out["imputed"] = imputed
     out["test"] = _compare(ctx, model, members, candidates, best) if data.test is not None else None
     folder = ctx.out_dir / ENSEMBLE_DIR
     info = E.folder_info(model, sections, [{"trial": t["number"]} for t in candidates])
@@ -209,24 +213,38 @@ def _pool(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y])
 
 
-def _fold_maps(data: Any, rows: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+def _fold_maps(data: Any, rows: list[tuple[Any, Any]]) -> tuple[list[tuple[Any, Any]], str | None]:
     """Per fold, the map from the model folder's preprocessed inputs to the fold's (None: the
-    same), and for regression the map from the fold's scaled targets back to the folder's."""
+    same), and for regression the map from the fold's scaled targets back to the folder's; and a
+    note when a fold imputed missing values with other fill values than the folder's. The input
+    maps are fitted on the cells that held a value: an imputed cell reaches a fold's model with
+    the folder's fill value (from all train+validation rows) mapped into the fold's units, not
+    the fold's own, and the note says how far apart the two are."""
     from honing.data import make_split
-    from honing.ensemble import fit_affine
+    from honing.ensemble import fit_affine, imputed_gap
 
     raw_x, raw_y = data.raw_train_val
     main_x, main_y = _pool(data)
-    out = []
+    cells = data.preprocessor.imputed_cells(raw_x)
+    ignore = None if cells is None or not cells.any() else torch.from_numpy(cells)
+    out, gaps = [], []
     for i, (tr, _) in enumerate(rows):
         pre = data.fold_preprocessor(tr)
         fold = make_split(pre, raw_x, raw_y, data.task)
         try:
-            in_map = fit_affine(main_x, fold.x, what=f"fold {i + 1} inputs")
+            in_map = fit_affine(main_x, fold.x, what=f"fold {i + 1} inputs", ignore=ignore)
             out_map = fit_affine(fold.y, main_y, what=f"fold {i + 1} targets") if data.task == "regression" else None
         except DataError as err:
             raise DataError(f"{err}. To ensemble these trials, search on the validation split (tune.cv: null): "
                             "its trials share the model folder's preprocessing") from None
+        if ignore is not None and fold.x.shape == main_x.shape:
+            gaps.append(imputed_gap(in_map, main_x, fold.x, ignore))
         out.append((in_map, out_map))
-    return out
+    note = None
+    if ignore is not None and max(gaps, default=0.0) > 1e-3:
+        note = (f"{int(ignore.sum())} imputed input cells of the train+validation rows reach each fold's model with "
+                f"the model folder's fill values, not the fold's own (largest difference {max(gaps):.3g} of a "
+                "feature's spread), as new rows will; tune.cv: null ensembles trials that share the folder's "
+                "preprocessing exactly")
+    return out, note
 
