@@ -165,3 +165,4 @@ def test_fold_members_of_a_table_with_missing_values_ensemble_and_say_how_impute
             with torch.no_grad():
                 assert torch.allclose(fold(x_main[rows]), oof[rows], atol=1e-4)
     assert load_model(tmp_path / "run" / "ensemble").evaluate(f"csv:{path}")["rows"] > 0
+    assert "Missing values: " in (tmp_path / "run" / "report.html").read_text()

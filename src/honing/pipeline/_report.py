@@ -183,7 +183,7 @@ def _ensemble_tables(e: dict[str, Any] | None, primary: str | None) -> list[dict
     note = (f"{e['method']} over the search's best trials, weights chosen on {e['rows']} (no further training); "
             f"{sel['what']} there: ensemble {sel['ensemble']:.4g}, best single trial {sel['best_single']:.4g} "
             f"({sel['note']}). Temperature {e['temperature']} ({e.get('calibration', '')}). The final model was {test['final_model']['how']}. "
-            f"Saved as a model folder: {e['folder']}.")
+            f"Saved as a model folder: {e['folder']}." + (f" Missing values: {e['imputed']}." if e.get("imputed") else ""))
     return [{"title": "Ensemble", "columns": columns, "rows": rows, "note": note}]
 
 
