@@ -304,3 +304,27 @@ def test_a_warm_up_longer_than_the_training_is_shortened_and_said(tmp_path, caps
     results = run(r, out=tmp_path / "run", progress=True).results  # the search, then the retrain
     assert results["trials"] and results["test_metrics"]["accuracy"] > 0.5
     assert "final model: training.schedule.warmup_steps (50 steps) does not fit" in capsys.readouterr().err
+
+
+def test_check_labels_in_a_run_is_said_reported_and_leaves_the_test_rows_alone(tmp_path, capsys):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    y = d.target.copy()
+    rng = np.random.default_rng(1)
+    flip = rng.random(len(y)) < 0.1
+    y[flip] = (y[flip] + 1) % 10
+    np.savez(tmp_path / "noisy.npz", x=d.data.astype(np.float32), y=y)
+    r = tiny({"data.source": f"npz:{tmp_path / 'noisy.npz'}", "data.check_labels": "drop", "tune": None})
+    capsys.readouterr()
+    results = train_once(r, out=tmp_path / "run", progress=True).results
+    err = capsys.readouterr().err
+    issues = results["data"]["label_issues"]
+    assert issues["action"] == "drop" and issues["dropped"] == issues["train"] > 0
+    assert f"labels: {issues['found']} of {issues['checked']} train+validation rows look mislabelled" in err
+    assert f"{issues['dropped']} training rows dropped" in err
+    plain = honing.load(f"npz:{tmp_path / 'noisy.npz'}", val_size=0.2, test_size=0.2, seed=0)
+    assert results["data"]["rows"]["test"] == len(plain.test)  # the test rows are never checked
+    assert results["data"]["rows"]["train"] == len(plain.train) - issues["dropped"]
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "Labels that look wrong" in html and "labels that look wrong (data.check_labels)" in html

@@ -192,6 +192,7 @@ class LoadedModel:
 
         args = load_args(self.recipe)
         args.pop("tokenizer", None)
+        args.pop("check_labels", None)  # it changes training rows only, never the test split: no need to redo it
         args["preprocessor"] = self.preprocessor
         if getattr(self.preprocessor, "kind", "") == "text":
             args["tokenizer"] = self.preprocessor.tokenizer

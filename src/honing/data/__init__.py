@@ -10,6 +10,7 @@ from __future__ import annotations
 from honing.data._augment import Augment, create_augment, list_augmentations, list_transforms
 from honing.data._dataset import Dataset, Split, make_split
 from honing.data._idx import find_idx_files, parse_idx, read_idx
+from honing.data._labels import LabelIssues, find_label_issues, out_of_fold_probabilities
 from honing.data._load import load
 from honing.data._array import ArrayPreprocessor
 from honing.data._preprocess import Preprocessor, TabularPreprocessor
@@ -49,6 +50,7 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "GaussianNoise",
     "HorizontalFlip",
+    "LabelIssues",
     "Mixup",
     "PROFILE_VERSION",
     "Preprocessor",
@@ -65,11 +67,13 @@ __all__ = [
     "embedding_profile",
     "feature_profile",
     "find_idx_files",
+    "find_label_issues",
     "list_augmentations",
     "list_sources",
     "list_transforms",
     "load",
     "make_split",
+    "out_of_fold_probabilities",
     "output_profile",
     "parse_idx",
     "prediction_profile",

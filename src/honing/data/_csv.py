@@ -22,6 +22,7 @@ class Table:
     kinds: list[str]  # "numeric" | "categorical" per feature column
     target: list[str]
     dropped_missing_target: int
+    rows: list[int] | None = None  # each kept row's position among the file's data rows (0: the first)
 
 
 def _is_number(value: str) -> bool:
@@ -115,7 +116,7 @@ def read_csv_table(
     else:
         y = np.asarray(tcells, dtype=object).T
     y = y[:, 0] if len(targets) == 1 else y
-    return Table(x, y, features, kinds, targets, dropped)
+    return Table(x, y, features, kinds, targets, dropped, keep)
 
 
 TARGET_NAMES = ("target", "label", "class", "y")  # a column so named is the target when none is given

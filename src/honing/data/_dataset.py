@@ -109,6 +109,8 @@ class Dataset:
                                               ("other_classes", info.get("dropped_other_rows"))) if v},
             "stratified": bool(info.get("stratified")),
         }
+        if info.get("label_issues"):
+            out["label_issues"] = info["label_issues"]  # data.check_labels: the suspect labels found (dropped?)
         if info.get("groups"):
             out["groups"] = info["groups"]  # the audited columns, and whether the model sees them
         if info.get("scale_target"):

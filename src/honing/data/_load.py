@@ -13,6 +13,7 @@ import numpy as np
 from honing._core import ConfigError, DataError, check_choice, check_int, check_number
 from honing.data._array import ArrayPreprocessor
 from honing.data._dataset import Dataset, make_split
+from honing.data._labels import LISTED, check_choice_of_labels, find_label_issues, out_of_fold_probabilities
 from honing.data._preprocess import (
     ENCODINGS,
     IMPUTES,
@@ -58,6 +59,7 @@ def load(
     test: str | None = None,
     groups: list[str] | tuple[str, ...] = (),
     group_inputs: bool = True,
+    check_labels: str | None = None,
 ) -> Dataset:
     """Load, clean, split and prepare a data set. Preprocessing is fitted on the training rows only.
 
@@ -113,6 +115,11 @@ def load(
     - ``tokenizer``: text sources only, and needed there: a folder with Hugging Face tokenizer
       files or a tokenizer object. ``max_length`` (2..4096, default 128): tokens kept per row.
       ``scale``, ``categorical``, ``impute`` and ``image`` do not apply to text.
+    - ``check_labels``: classification of tables and arrays: "report" lists the train+validation
+      rows whose label looks wrong (confident learning over a 5-fold logistic regression's
+      out-of-fold probabilities: ``honing.data.find_label_issues``) in ``info["label_issues"]``;
+      "drop" also leaves the suspect training rows out (validation rows are only reported; test
+      rows are never checked). None: no check.
     - ``preprocessor``: a fitted preprocessor, or a honing model folder whose saved one to use
       (a pretrained model's, so new rows are scaled as its training rows were); used as it is,
       never refit (not even per fold).
@@ -135,6 +142,7 @@ def load(
     max_length = check_int("max_length", max_length, low=MAX_LENGTH_RANGE[0], high=MAX_LENGTH_RANGE[1])
     classes = check_classes(classes)
     train_fraction = check_train_fraction(train_fraction)
+    check_labels = check_choice_of_labels(check_labels)
     text = is_text_source(source)
     _check_text_options(source, text, tokenizer, max_length)
 
@@ -155,6 +163,7 @@ def load(
                           "allowed: null (classes applies to classification only)")
     y, yt, class_names = _encode_targets(raw, task)
     x, xt = raw.x, raw.x_test
+    origin = raw.rows if raw.rows is not None else np.arange(len(y))  # each row's place in the source
     _check_finite(raw, source)
     if task == "regression" and not np.isfinite(y).all():
         raise DataError(f"{source!r}: the regression targets hold an infinite or missing value; allowed: finite numbers")
@@ -164,6 +173,7 @@ def load(
         info["missing_values"] = _missing_per_column(raw)
     if classes is not None and class_names is not None:  # class_names: set for classification
         codes = class_codes(classes, class_names, labels_are_codes=raw.class_names is not None, source=source)
+        origin = origin[np.isin(y, codes)]
         x, y = keep_classes(x, y, codes, len(class_names))
         if yt is not None:
             xt, yt = keep_classes(xt, yt, codes, len(class_names))
@@ -177,7 +187,7 @@ def load(
         keep = _first_occurrences(x, y, _row_keys(xt, yt) if xt is not None else set())
         info["duplicates_removed"] = int(len(keep) - keep.sum())
         if not keep.all():
-            x, y = x[keep], y[keep]
+            x, y, origin = x[keep], y[keep], origin[keep]
     rng = np.random.default_rng(seed)
     strat = task == "classification" and stratify
     info["stratified"] = strat
@@ -186,7 +196,7 @@ def load(
         if len(y) + n_test > limit:
             k_test = int(round(limit * n_test / (len(y) + n_test)))
             idx = _subsample(len(y), limit - k_test, y if strat else None, rng)
-            x, y = x[idx], y[idx]
+            x, y, origin = x[idx], y[idx], origin[idx]
             if yt is not None:
                 idx = _subsample(len(yt), max(k_test, 1), yt if strat else None, rng)
                 xt, yt = xt[idx], yt[idx]
@@ -219,6 +229,13 @@ def load(
         before = len(train_idx)
         train_idx = fraction_of(train_idx, train_fraction, y[train_idx] if strat else None, seed)
         info["train_fraction"] = {"fraction": train_fraction, "rows_before": before, "rows_after": len(train_idx)}
+    if check_labels is not None:  # before anything is fitted on the training rows
+        if task != "classification" or text:
+            raise ConfigError(f"invalid check_labels for source {source!r}: got {check_labels!r} for "
+                              f"{'text' if text else 'a ' + task + ' data set'}; allowed: null (labels are checked "
+                              "for classification of tables and arrays)")
+        train_idx, info["label_issues"] = _check_labels(
+            raw, x, y, train_idx, val_idx, origin, class_names, action=check_labels, seed=seed, impute=impute)
 
     group_values = None
     if groups:  # each split's group labels, for the fairness audit; maybe kept out of the inputs
@@ -277,6 +294,34 @@ def load(
 
 
 MAX_GROUPS = 50  # distinct values of a group column: more is a continuous column to bin first
+
+
+def _check_labels(raw: RawData, x: np.ndarray, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
+                  origin: np.ndarray, class_names: list[str], *, action: str, seed: int,
+                  impute: str | None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Confident learning over the train+validation rows (inputs prepared as the model's are,
+    standardized, one-hot categories); ``drop`` leaves the suspect training rows out."""
+    pool = np.concatenate([train_idx, val_idx])
+    pre = _make_preprocessor(raw, scale="standard", categorical="onehot", impute=impute, scale_target=False)
+    pre.fit(x[train_idx], y[train_idx])
+    features = pre.transform(x[pool]).numpy().reshape(len(pool), -1)
+    probs = out_of_fold_probabilities(features, y[pool], num_classes=len(class_names), folds=5, seed=seed)
+    found = find_label_issues(probs, y[pool])
+    in_train = found.rows < len(train_idx)
+    suspects = [{"split": "train" if t else "val", "row": int(origin[pool[r]]) + 1, "given": class_names[g],
+                 "suggested": class_names[s], "confidence": round(float(c), 4)}
+                for r, t, g, s, c in zip(found.rows, in_train, found.given, found.suggested, found.confidence)]
+    record = {"action": action, "checked": len(pool), "found": len(found), "train": int(in_train.sum()),
+              "val": int((~in_train).sum()), "dropped": 0,
+              "how": "confident learning over a 5-fold logistic regression's out-of-fold probabilities",
+              "rows": suspects[:LISTED]}
+    if action == "drop" and in_train.any():
+        out = set(pool[found.rows[in_train]].tolist())
+        train_idx = np.array([i for i in train_idx if i not in out], dtype=train_idx.dtype)
+        record["dropped"] = len(out)
+        if len(np.unique(y[train_idx])) < 2:
+            raise DataError("check_labels: drop would leave one class in the training rows; allowed: report")
+    return train_idx, record
 
 
 def _group_columns(raw: RawData, groups: list[str] | tuple[str, ...], source: str) -> dict[str, int]:

@@ -56,6 +56,7 @@ class RawData:
     task: str | None = None  # fixed by the source (sklearn sets)
     class_names: list[str] | None = None  # fixed label names; labels are then 0..K-1 as given
     info: dict[str, Any] = field(default_factory=dict)
+    rows: np.ndarray | None = None  # each row's position in the source (CSV: among its data rows); None: 0..N-1
 
 
 def list_sources() -> list[str]:
@@ -197,7 +198,8 @@ def _read_csv(path: str, *, target: Any, drop_columns: Any, delimiter: str | Non
     return RawData(source, t.x, t.y, layout, task=task,
                    info={"target": t.target, "target_from": "data.target" if target is not None else
                          "the column so named (target, label, class or y)",
-                         "dropped_missing_target": t.dropped_missing_target})
+                         "dropped_missing_target": t.dropped_missing_target},
+                   rows=np.asarray(t.rows, dtype=np.int64) if t.rows is not None else None)
 
 
 def _array_layout(x: np.ndarray, path: Path) -> tuple[np.ndarray, dict[str, Any]]:

@@ -24,6 +24,7 @@ def data_lines(summary: dict[str, Any]) -> list[str]:
     test_from = summary.get("test_rows_from")
     lines.append(f"  rows: {read} read" + (f", {drops}" if drops else "") + f"; {split}"
                  + (f" (test: {test_from})" if test_from and "test" in rows else ""))
+    lines += label_lines(summary.get("label_issues"))
     scaled = summary.get("scale_target")
     if scaled and scaled.get("on"):
         lines.append("  target standardized for training (" + ("the default for regression; data.scale_target: "
@@ -52,6 +53,24 @@ def data_lines(summary: dict[str, Any]) -> list[str]:
         lines.append(f"  rows per class ({splits}): " + ", ".join(cells)
                      + (f", ... ({len(shown)} classes)" if len(shown) > 12 else ""))
     return lines
+
+
+def label_lines(issues: dict[str, Any] | None) -> list[str]:
+    """``data.check_labels``: how many labels look wrong, what was done with them, the worst one."""
+    if not issues:
+        return []
+    done = (f"{issues['dropped']} training rows dropped, {issues['val']} validation rows kept"
+            if issues["action"] == "drop" else "kept (data.check_labels: report; drop leaves the training ones out)")
+    line = (f"  labels: {issues['found']} of {issues['checked']} train+validation rows look mislabelled "
+            f"({issues['train']} training, {issues['val']} validation; {issues['how']}): {done}")
+    out = [line]
+    if issues.get("rows"):
+        worst = issues["rows"][:3]
+        out.append("    least likely: " + "; ".join(
+            f"{r['split']} row {r['row']} given {r['given']!r}, likely {r['suggested']!r} "
+            f"(p of the given label {r['confidence']:.2f})" for r in worst)
+            + f"; results.json data.label_issues lists {len(issues['rows'])}")
+    return out
 
 
 _DROP_WORDS = {"duplicates": "duplicate rows", "missing_target": "rows without a target",

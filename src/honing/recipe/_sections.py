@@ -118,6 +118,8 @@ class DataSection(Section):
     """missing numeric values filled with the training mean (null), median or most_frequent; categorical ones with the most frequent category"""
     drop_duplicates: bool = True
     """drop rows whose features and target repeat an earlier row, before splitting (counted in the output)"""
+    check_labels: Literal["report", "drop"] | None = None
+    """classification: find train+validation rows whose label looks wrong (confident learning); report lists them, drop also leaves the suspect training rows out; null: no check"""
     stratify: bool = True
     """keep class proportions in every split (classification)"""
     task: Literal["classification", "regression"] | None = None

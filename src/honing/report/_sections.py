@@ -147,7 +147,20 @@ def data_section(data: ReportData) -> Section | None:
         facts["values imputed"] = (f"{imputed.get('values', 0)}" + (
             " (" + ", ".join(f"{c}: {n}" for c, n in list(cols.items())[:8]) + (", ..." if len(cols) > 8 else "")
             + f"; numeric with the {imputed.get('numeric_with')}, categorical with the most frequent)" if cols else ""))
+    issues = d.get("label_issues")
+    if issues:
+        facts["labels that look wrong (data.check_labels)"] = (
+            f"{issues['found']} of {issues['checked']} train+validation rows ({issues['train']} training, "
+            f"{issues['val']} validation; {issues['how']})" + (
+                f"; {issues['dropped']} training rows dropped" if issues["action"] == "drop" else "; kept"))
     parts = ['<div class="grid"><div class="wide">', kv_table(facts, key="", value=""), "</div></div>"]
+    if issues and issues.get("rows"):
+        body = "".join(f"<tr><td>{escape(r['split'])}</td><td>{r['row']}</td><td>{escape(str(r['given']))}</td>"
+                       f"<td>{escape(str(r['suggested']))}</td><td>{r['confidence']:.3f}</td></tr>"
+                       for r in issues["rows"][:20])
+        parts.append("<h3>Labels that look wrong</h3><table><thead><tr><th>split</th><th>row in the source</th>"
+                     "<th>given label</th><th>likely label</th><th>probability of the given label</th></tr></thead>"
+                     f"<tbody>{body}</tbody></table>")
     classes = d.get("classes")
     if classes:
         splits = list(next(iter(classes.values())).keys())
