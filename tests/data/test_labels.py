@@ -74,6 +74,7 @@ def test_load_reports_or_drops_suspect_training_rows_and_never_touches_the_test_
     assert len(listed) == 50 and listed[0]["confidence"] <= listed[-1]["confidence"]
     assert np.mean([flip[row["row"] - 1] for row in listed]) > 0.9
     assert all(str(y[row["row"] - 1]) == row["given"] for row in listed)
+    assert r["row_numbers"][:50] == [row["row"] for row in listed] and len(r["row_numbers"]) == r["found"]
     assert "label_issues" in drop.summary() and "label_issues" not in plain.summary()
 
 

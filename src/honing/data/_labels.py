@@ -25,6 +25,7 @@ easier by removing hard rows).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ from honing._core import ConfigError, DataError
 
 LABEL_CHECKS = ("report", "drop")
 LISTED = 50  # suspects listed in the data summary (all of them are counted)
+MAX_ITER = 300  # the logistic regression's iterations (lbfgs); 784 pixels may stop it there unconverged
 
 
 @dataclass
@@ -82,6 +84,7 @@ def out_of_fold_probabilities(features: Any, labels: Any, *, num_classes: int, f
     """(N, num_classes) class probabilities of each row from a logistic regression (scikit-learn,
     inputs standardized) fitted on the other folds: no row is scored by a model that saw its
     label. Stratified folds when every class has ``folds`` rows, else plain ones."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import KFold, StratifiedKFold
     from sklearn.pipeline import make_pipeline
@@ -100,8 +103,10 @@ def out_of_fold_probabilities(features: Any, labels: Any, *, num_classes: int, f
         if len(np.unique(y[train])) < 2:  # one class left: it is certain
             out[held, y[train][0]] = 1.0
             continue
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300))
-        model.fit(x[train], y[train])
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=MAX_ITER))
+        with warnings.catch_warnings():  # many inputs (pixels) stop it at MAX_ITER: its probabilities still serve
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(x[train], y[train])
         out[np.ix_(held, model.classes_)] = model.predict_proba(x[held])
     return out
 

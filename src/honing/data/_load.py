@@ -314,7 +314,7 @@ def _check_labels(raw: RawData, x: np.ndarray, y: np.ndarray, train_idx: np.ndar
     record = {"action": action, "checked": len(pool), "found": len(found), "train": int(in_train.sum()),
               "val": int((~in_train).sum()), "dropped": 0,
               "how": "confident learning over a 5-fold logistic regression's out-of-fold probabilities",
-              "rows": suspects[:LISTED]}
+              "rows": suspects[:LISTED], "row_numbers": [int(origin[pool[r]]) + 1 for r in found.rows]}
     if action == "drop" and in_train.any():
         out = set(pool[found.rows[in_train]].tolist())
         train_idx = np.array([i for i in train_idx if i not in out], dtype=train_idx.dtype)
