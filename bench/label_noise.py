@@ -93,7 +93,7 @@ def one(workload: str, rate: float, seed: int, folder: Path) -> list[dict]:
         if issues:
             found = np.asarray(issues["row_numbers"], dtype=np.int64) - 1
             hit = flip[found]
-            row.update(found=issues["found"], dropped=issues["dropped"],
+            row.update(found=issues["found"], dropped=issues["dropped"], agreement=issues["agreement"],
                        precision=round(float(hit.mean()), 4) if len(found) else None,
                        recall=round(float(hit.sum() / max(flip.sum(), 1)), 4), flipped=int(flip.sum()))
         rows.append(row)

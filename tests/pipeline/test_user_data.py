@@ -312,7 +312,7 @@ def test_check_labels_in_a_run_is_said_reported_and_leaves_the_test_rows_alone(t
     d = load_digits()
     y = d.target.copy()
     rng = np.random.default_rng(1)
-    flip = rng.random(len(y)) < 0.1
+    flip = rng.random(len(y)) < 0.2
     y[flip] = (y[flip] + 1) % 10
     np.savez(tmp_path / "noisy.npz", x=d.data.astype(np.float32), y=y)
     r = tiny({"data.source": f"npz:{tmp_path / 'noisy.npz'}", "data.check_labels": "drop", "tune": None})
@@ -328,3 +328,7 @@ def test_check_labels_in_a_run_is_said_reported_and_leaves_the_test_rows_alone(t
     assert results["data"]["rows"]["train"] == len(plain.train) - issues["dropped"]
     html = (tmp_path / "run" / "report.html").read_text()
     assert "Labels that look wrong" in html and "labels that look wrong (data.check_labels)" in html
+    # a fifth of the labels changed: the checking model agrees with few of them, and the run says what that means
+    assert issues["agreement"] < 0.9
+    assert any(w.startswith("data.check_labels: the checking model (a logistic regression) agrees with")
+               for w in results["warnings"])

@@ -311,7 +311,9 @@ def _check_labels(raw: RawData, x: np.ndarray, y: np.ndarray, train_idx: np.ndar
     suspects = [{"split": "train" if t else "val", "row": int(origin[pool[r]]) + 1, "given": class_names[g],
                  "suggested": class_names[s], "confidence": round(float(c), 4)}
                 for r, t, g, s, c in zip(found.rows, in_train, found.given, found.suggested, found.confidence)]
-    record = {"action": action, "checked": len(pool), "found": len(found), "train": int(in_train.sum()),
+    agreement = float((probs.argmax(1) == y[pool]).mean())  # how good the checking model is
+    record = {"action": action, "checked": len(pool), "found": len(found), "agreement": round(agreement, 4),
+              "train": int(in_train.sum()),
               "val": int((~in_train).sum()), "dropped": 0,
               "how": "confident learning over a 5-fold logistic regression's out-of-fold probabilities",
               "rows": suspects[:LISTED], "row_numbers": [int(origin[pool[r]]) + 1 for r in found.rows]}

@@ -244,6 +244,9 @@ def _timings(ctx: RunContext) -> dict[str, float]:
     return out
 
 
+WEAK_CHECK = 0.9  # data.check_labels: below this out-of-fold agreement, flagged rows are often hard rows
+
+
 def warnings_of(results: dict[str, Any]) -> list[str]:
     """What a user must not miss: no better than a baseline, imbalanced classes, rare classes in a split."""
     out = []
@@ -267,6 +270,14 @@ def warnings_of(results: dict[str, Any]) -> list[str]:
         if ratio is not None and ratio < 0.8:
             out.append(f"fairness: by {column}, the positive rate of the least-favoured group is {ratio:.2f} of the "
                        "most-favoured one's (below the 80% rule); see results.json 'fairness'")
+    issues = (results.get("data") or {}).get("label_issues")
+    if issues and issues.get("agreement", 1.0) < WEAK_CHECK:
+        out.append(f"data.check_labels: the checking model (a logistic regression) agrees with "
+                   f"{100 * issues['agreement']:.0f}% of the labels out of fold: either many labels are wrong, or "
+                   "a linear model is too weak for these inputs, and then many of the "
+                   f"{issues['found']} rows it flags are hard rows, not wrong labels (on clean Fashion-MNIST it "
+                   "agreed with 80% and flagged 13%); look at the rows it lists"
+                   + (" before dropping them (check_labels: report)" if issues["action"] == "drop" else ""))
     balance = results.get("imbalance") or {}
     if balance.get("imbalanced"):
         out.append(f"imbalanced classes (largest/smallest training class {balance['ratio']:g}:1; the majority class "

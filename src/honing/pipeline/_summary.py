@@ -62,7 +62,8 @@ def label_lines(issues: dict[str, Any] | None) -> list[str]:
     done = (f"{issues['dropped']} training rows dropped, {issues['val']} validation rows kept"
             if issues["action"] == "drop" else "kept (data.check_labels: report; drop leaves the training ones out)")
     line = (f"  labels: {issues['found']} of {issues['checked']} train+validation rows look mislabelled "
-            f"({issues['train']} training, {issues['val']} validation; {issues['how']}): {done}")
+            f"({issues['train']} training, {issues['val']} validation; {issues['how']}, which agrees with "
+            f"{100 * issues.get('agreement', float('nan')):.1f}% of the labels): {done}")
     out = [line]
     if issues.get("rows"):
         worst = issues["rows"][:3]
