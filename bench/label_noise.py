@@ -13,7 +13,10 @@ and the check's own seconds.
   fashion  Fashion-MNIST: the first 12,000 training images, the 10,000 test images; an MLP
            [256, 128], 15 epochs
 
+``--noise pairs`` changes each class's labels to one other class (i -> i + 1) instead of any.
+
 usage: bench/run.sh bench/label_noise.py [--workloads digits,fashion] [--rates 0,0.1,0.2] [--seeds 3]
+       [--noise uniform|pairs] [--tag NAME]
 """
 
 from __future__ import annotations
@@ -61,21 +64,24 @@ WORKLOADS = {
 }
 
 
-def _noisy(y: np.ndarray, rate: float, seed: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
+def _noisy(y: np.ndarray, rate: float, seed: int, classes: int, kind: str = "uniform") -> tuple[np.ndarray, np.ndarray]:
+    """``uniform``: a changed label becomes any other class; ``pairs``: class i always becomes i + 1
+    (systematic confusion, as when one class is often mistaken for another)."""
     rng = np.random.default_rng(1000 + seed)
     flip = rng.random(len(y)) < rate
     out = y.copy()
-    out[flip] = (out[flip] + rng.integers(1, classes, flip.sum())) % classes
+    shift = rng.integers(1, classes, flip.sum()) if kind == "uniform" else 1
+    out[flip] = (out[flip] + shift) % classes
     return out, flip
 
 
-def one(workload: str, rate: float, seed: int, folder: Path) -> list[dict]:
+def one(workload: str, rate: float, seed: int, folder: Path, kind: str = "uniform") -> list[dict]:
     from honing.pipeline import train_once
 
     make, model, training = WORKLOADS[workload]
     x, y, xt, yt = make()
     classes = int(max(y.max(), yt.max())) + 1
-    noisy, flip = _noisy(y, rate, seed, classes)
+    noisy, flip = _noisy(y, rate, seed, classes, kind)
     path = folder / f"{workload}-{rate}-{seed}.npz"
     np.savez(path, x=x, y=noisy, x_test=xt, y_test=yt)
     rows = []
@@ -86,7 +92,7 @@ def one(workload: str, rate: float, seed: int, folder: Path) -> list[dict]:
                   "model": copy.deepcopy(model), "training": copy.deepcopy(training)}
         t0 = time.perf_counter()
         res = train_once(recipe, out=folder / f"{workload}-{rate}-{seed}-{check}", threads=1, progress=False).results
-        row = {"workload": workload, "rate": rate, "seed": seed, "check": check or "none",
+        row = {"workload": workload, "noise": kind, "rate": rate, "seed": seed, "check": check or "none",
                "accuracy": res["test_metrics"]["accuracy"], "seconds": round(time.perf_counter() - t0, 1),
                "train_rows": res["data"]["rows"]["train"]}
         issues = res["data"].get("label_issues")
@@ -106,15 +112,18 @@ def main() -> None:
     ap.add_argument("--workloads", default="digits,fashion")
     ap.add_argument("--rates", default="0,0.1,0.2")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--noise", choices=("uniform", "pairs"), default="uniform")
+    ap.add_argument("--tag", default="", help="a suffix of the output file")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for workload in args.workloads.split(","):
             for rate in [float(r) for r in args.rates.split(",")]:
                 for seed in range(args.seeds):
-                    rows += one(workload, rate, seed, Path(tmp))
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(rows, indent=1))
+                    rows += one(workload, rate, seed, Path(tmp), args.noise)
+    out = OUT.with_name(f"label_noise{'_' + args.tag if args.tag else ''}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=1))
     print("\n| workload | noise | check | test accuracy (median) | per seed | found | dropped | precision | recall |")
     print("|---|---|---|---|---|---|---|---|---|")
     keys = sorted({(r["workload"], r["rate"], r["check"]) for r in rows}, key=lambda k: (k[0], k[1], k[2] != "none"))

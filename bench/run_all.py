@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "compress_fashion": ("compress_fashion.py", ["--quick"]),
     "baselines": ("baselines.py", ["--only", "wine-cv", "--n-trials", "2"]),
     "refit_vs_retrain": ("refit_vs_retrain.py", []),
+    "label_noise": ("label_noise.py", ["--workloads", "digits", "--rates", "0.1", "--seeds", "1"]),
 }
 # serve_throughput.py and drift_evidently.py compare with LitServe and Evidently, which live in
 # their own venv: `bench/run_serve.sh bench/serve_throughput.py` (make bench runs them too)
