@@ -332,3 +332,14 @@ def test_check_labels_in_a_run_is_said_reported_and_leaves_the_test_rows_alone(t
     assert issues["agreement"] < 0.9
     assert any(w.startswith("data.check_labels: the checking model (a logistic regression) agrees with")
                for w in results["warnings"])
+
+
+def test_a_data_option_that_does_not_fit_the_data_names_its_field_and_line(tmp_path, capsys):
+    from honing.cli import main as cli
+    from _run_helpers import write_recipe
+
+    path = write_recipe(tmp_path / "reg.yaml", tiny({"data.source": "sklearn:diabetes", "data.check_labels": "report",
+                                                    "tune": None}))
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "check_labels" in text)
+    assert cli(["train", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert f"reg.yaml:{line}: data.check_labels: invalid check_labels" in capsys.readouterr().err

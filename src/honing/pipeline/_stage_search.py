@@ -195,14 +195,23 @@ def named_data_errors(loader: Any, source: Any) -> Dataset:
     """``loader()``; a DataError names the recipe's data section (and its line, from a file)."""
     from honing.recipe import field_line
 
+    def where(field: str) -> str:
+        if isinstance(source, (str, Path)):
+            line = field_line(source, field)
+            return f"{source}:{line}: {field}" if line else f"{source}: {field}"
+        return field
+
     try:
         return loader()
     except DataError as err:
-        where = "data.source"
-        if isinstance(source, (str, Path)):
-            line = field_line(source, "data.source")
-            where = f"{source}:{line}: data.source" if line else f"{source}: data.source"
-        raise DataError(f"{where}: {err}") from None
+        raise DataError(f"{where('data.source')}: {err}") from None
+    except ConfigError as err:  # "invalid check_labels ...": a data option that does not fit this data
+        from honing.recipe._sections import DataSection
+
+        option = str(err).split(" ")[1] if str(err).startswith("invalid ") else ""
+        if option not in DataSection.model_fields:
+            raise
+        raise ConfigError(f"{where('data.' + option)}: {err}") from None
 
 
 def output_dir(recipe: Any, out: str | Path | None) -> Path:
