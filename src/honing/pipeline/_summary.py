@@ -61,6 +61,9 @@ def label_lines(issues: dict[str, Any] | None) -> list[str]:
         return []
     done = (f"{issues['dropped']} training rows dropped, {issues['val']} validation rows kept"
             if issues["action"] == "drop" else "kept (data.check_labels: report; drop leaves the training ones out)")
+    if not issues["found"]:
+        return [f"  labels: none of the {issues['checked']} train+validation rows looks mislabelled ({issues['how']}, "
+                f"which agrees with {100 * issues.get('agreement', float('nan')):.1f}% of the labels)"]
     line = (f"  labels: {issues['found']} of {issues['checked']} train+validation rows look mislabelled "
             f"({issues['train']} training, {issues['val']} validation; {issues['how']}, which agrees with "
             f"{100 * issues.get('agreement', float('nan')):.1f}% of the labels): {done}")
