@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -330,11 +330,9 @@ class TabularPreprocessor(Preprocessor):
             block = np.where(np.isnan(block), fill, block)
             block = (block - np.asarray(self.center)) / np.asarray(self.std)
         out = np.zeros((n, self.input_shape[0]), dtype=np.float32)
-        pos, k = 0, 0
-        for j, (name, kind) in enumerate(zip(self.columns, self.kinds)):
-            if kind == "numeric":
+        for j, name, pos, k in self._layout():
+            if k is not None:
                 out[:, pos] = block[:, k]
-                pos, k = pos + 1, k + 1
                 continue
             vocab = self.categories[name]
             index = {c: i for i, c in enumerate(vocab)}
@@ -344,12 +342,22 @@ class TabularPreprocessor(Preprocessor):
             )
             if self.categorical == "index":
                 out[:, pos] = codes + 1  # 0 = unknown
-                pos += 1
             else:
                 known = codes >= 0
                 out[np.nonzero(known)[0], pos + codes[known]] = 1.0  # unknown -> all zeros
-                pos += len(vocab)
         return out
+
+    def _layout(self) -> Iterator[tuple[int, str, int, int | None]]:
+        """Per raw column: its index, name, first output column, and its index among the numeric
+        columns (None for a categorical one, whose output is its one-hot block or index)."""
+        pos, k = 0, 0
+        for j, (name, kind) in enumerate(zip(self.columns, self.kinds)):
+            if kind == "numeric":
+                yield j, name, pos, k
+                pos, k = pos + 1, k + 1
+            else:
+                yield j, name, pos, None
+                pos += len(self.categories[name]) if self.categorical == "onehot" else 1
 
     def imputed_cells(self, raw_x: Any) -> np.ndarray:
         """A missing numeric value's cell, and every cell of a missing category (its one-hot
@@ -357,16 +365,13 @@ class TabularPreprocessor(Preprocessor):
         x = self._check(_numpy(raw_x))
         block = np.isnan(self._numeric_block(x))  # (N, n_numeric)
         out = np.zeros((x.shape[0], self.input_shape[0]), dtype=bool)
-        pos, k = 0, 0
-        for j, (name, kind) in enumerate(zip(self.columns, self.kinds)):
-            if kind == "numeric":
+        for j, name, pos, k in self._layout():
+            if k is not None:
                 out[:, pos] = block[:, k]
-                pos, k = pos + 1, k + 1
                 continue
             width = len(self.categories[name]) if self.categorical == "onehot" else 1
             out[:, pos:pos + width] = np.fromiter((to_category(v) is None for v in x[:, j]), dtype=bool,
                                                   count=x.shape[0])[:, None]
-            pos += width
         return out
 
     def _stats(self) -> dict[str, Any]:
