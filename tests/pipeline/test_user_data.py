@@ -322,6 +322,7 @@ def test_check_labels_in_a_run_is_said_reported_and_leaves_the_test_rows_alone(t
     issues = results["data"]["label_issues"]
     assert issues["action"] == "drop" and issues["dropped"] == issues["train"] > 0
     assert f"labels: {issues['found']} of {issues['checked']} train+validation rows look mislabelled" in err
+    assert err.index("data: checking the labels (data.check_labels: drop)") < err.index("labels: ")  # said first
     assert f"{issues['dropped']} training rows dropped" in err
     plain = honing.load(f"npz:{tmp_path / 'noisy.npz'}", val_size=0.2, test_size=0.2, seed=0)
     assert results["data"]["rows"]["test"] == len(plain.test)  # the test rows are never checked

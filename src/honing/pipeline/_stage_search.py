@@ -38,6 +38,9 @@ class DataStage:
     def run(self, ctx: RunContext) -> dict[str, Any]:
         from honing.pipeline._summary import data_lines
 
+        if ctx.recipe.data.check_labels:  # seconds on small tables, minutes on tens of thousands of images
+            ctx.say(f"data: checking the labels (data.check_labels: {ctx.recipe.data.check_labels}): a 5-fold "
+                    "logistic regression over the train+validation rows ...")
         ctx.data = named_data_errors(lambda: load_data(ctx.recipe, ctx.memo), ctx.options.source)
         for line in data_lines(ctx.data.summary()):
             ctx.say(line)
