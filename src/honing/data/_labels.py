@@ -73,9 +73,7 @@ def find_label_issues(probs: Any, labels: Any) -> LabelIssues:
     likely = np.where(confident.any(1), np.where(confident, p, -np.inf).argmax(1), -1)
     suspect = (likely >= 0) & (likely != y)
     rows = np.nonzero(suspect)[0]
-    self_conf = p[rows, y[rows]]
-    order = np.argsort(self_conf, kind="stable")
-    rows = rows[order]
+    rows = rows[np.argsort(p[rows, y[rows]], kind="stable")]  # the given label's probability, lowest first
     return LabelIssues(rows, y[rows], likely[rows], p[rows, y[rows]], thresholds)
 
 

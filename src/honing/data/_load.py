@@ -308,19 +308,20 @@ def _check_labels(raw: RawData, x: np.ndarray, y: np.ndarray, train_idx: np.ndar
     probs = out_of_fold_probabilities(features, y[pool], num_classes=len(class_names), folds=5, seed=seed)
     found = find_label_issues(probs, y[pool])
     in_train = found.rows < len(train_idx)
-    suspects = [{"split": "train" if t else "val", "row": int(origin[pool[r]]) + 1, "given": class_names[g],
+    numbers = [int(n) + 1 for n in origin[pool[found.rows]]]  # in the source, 1 = its first row
+    suspects = [{"split": "train" if t else "val", "row": n, "given": class_names[g],
                  "suggested": class_names[s], "confidence": round(float(c), 4)}
-                for r, t, g, s, c in zip(found.rows, in_train, found.given, found.suggested, found.confidence)]
+                for n, t, g, s, c in zip(numbers, in_train, found.given, found.suggested, found.confidence)]
     agreement = float((probs.argmax(1) == y[pool]).mean())  # how good the checking model is
     record = {"action": action, "checked": len(pool), "found": len(found), "agreement": round(agreement, 4),
               "train": int(in_train.sum()),
               "val": int((~in_train).sum()), "dropped": 0,
               "how": "confident learning over a 5-fold logistic regression's out-of-fold probabilities",
-              "rows": suspects[:LISTED], "row_numbers": [int(origin[pool[r]]) + 1 for r in found.rows]}
+              "rows": suspects[:LISTED], "row_numbers": numbers}
     if action == "drop" and in_train.any():
-        out = set(pool[found.rows[in_train]].tolist())
-        train_idx = np.array([i for i in train_idx if i not in out], dtype=train_idx.dtype)
-        record["dropped"] = len(out)
+        before = len(train_idx)
+        train_idx = train_idx[~np.isin(train_idx, pool[found.rows[in_train]])]
+        record["dropped"] = before - len(train_idx)
         if len(np.unique(y[train_idx])) < 2:
             raise DataError("check_labels: drop would leave one class in the training rows; allowed: report")
     return train_idx, record

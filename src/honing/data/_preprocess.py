@@ -330,7 +330,7 @@ class TabularPreprocessor(Preprocessor):
             block = np.where(np.isnan(block), fill, block)
             block = (block - np.asarray(self.center)) / np.asarray(self.std)
         out = np.zeros((n, self.input_shape[0]), dtype=np.float32)
-        for j, name, pos, k in self._layout():
+        for j, name, pos, _, k in self._layout():
             if k is not None:
                 out[:, pos] = block[:, k]
                 continue
@@ -347,17 +347,18 @@ class TabularPreprocessor(Preprocessor):
                 out[np.nonzero(known)[0], pos + codes[known]] = 1.0  # unknown -> all zeros
         return out
 
-    def _layout(self) -> Iterator[tuple[int, str, int, int | None]]:
-        """Per raw column: its index, name, first output column, and its index among the numeric
-        columns (None for a categorical one, whose output is its one-hot block or index)."""
+    def _layout(self) -> Iterator[tuple[int, str, int, int, int | None]]:
+        """Per raw column: its index, name, first output column, number of output columns, and its
+        index among the numeric columns (None for a categorical one: its one-hot block or index)."""
         pos, k = 0, 0
         for j, (name, kind) in enumerate(zip(self.columns, self.kinds)):
             if kind == "numeric":
-                yield j, name, pos, k
+                yield j, name, pos, 1, k
                 pos, k = pos + 1, k + 1
             else:
-                yield j, name, pos, None
-                pos += len(self.categories[name]) if self.categorical == "onehot" else 1
+                width = len(self.categories[name]) if self.categorical == "onehot" else 1
+                yield j, name, pos, width, None
+                pos += width
 
     def imputed_cells(self, raw_x: Any) -> np.ndarray:
         """A missing numeric value's cell, and every cell of a missing category (its one-hot
@@ -365,11 +366,10 @@ class TabularPreprocessor(Preprocessor):
         x = self._check(_numpy(raw_x))
         block = np.isnan(self._numeric_block(x))  # (N, n_numeric)
         out = np.zeros((x.shape[0], self.input_shape[0]), dtype=bool)
-        for j, name, pos, k in self._layout():
+        for j, _, pos, width, k in self._layout():
             if k is not None:
                 out[:, pos] = block[:, k]
                 continue
-            width = len(self.categories[name]) if self.categorical == "onehot" else 1
             out[:, pos:pos + width] = np.fromiter((to_category(v) is None for v in x[:, j]), dtype=bool,
                                                   count=x.shape[0])[:, None]
         return out

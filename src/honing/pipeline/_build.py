@@ -98,13 +98,15 @@ def build_trainer(
             import torch
 
             optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.0)
-    schedule = None
+    schedule, notes = None, []
     if t.schedule is not None and plan.trains and for_training:  # an evaluation takes no step
         sname, skw = _bag(t.schedule)
         if sname == "plateau" and not with_val:
             skw["monitor"] = "loss"
         spe = config.steps_per_epoch(num_train)
         note = _fit_warmup(skw, config.epochs * spe, num_train=num_train, epochs=config.epochs)
+        if note:
+            notes.append(note)
         schedule = create_schedule(optimizer, sname, epochs=config.epochs, steps_per_epoch=spe, **skw)
     loss = _loss(t, data)
     for wrap in (plan.wrap_loss if for_training else None, wrap_loss):
@@ -125,7 +127,7 @@ def build_trainer(
                       metrics=recipe.evaluate.metrics, callbacks=callbacks, augment=augment, reporter=reporter,
                       config=config, report=report, step=step)
     _metrics_in_target_units(trainer, data)
-    trainer.notes = [note] if t.schedule is not None and plan.trains and for_training and note else []
+    trainer.notes = notes  # what the trainer changed of the recipe's training section, to be said
     return trainer
 
 

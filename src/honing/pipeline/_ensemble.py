@@ -237,11 +237,11 @@ def _fold_maps(data: Any, rows: list[tuple[Any, Any]]) -> tuple[list[tuple[Any, 
         except DataError as err:
             raise DataError(f"{err}. To ensemble these trials, search on the validation split (tune.cv: null): "
                             "its trials share the model folder's preprocessing") from None
-        if ignore is not None and fold.x.shape == main_x.shape:
+        if ignore is not None:
             gaps.append(imputed_gap(in_map, main_x, fold.x, ignore))
         out.append((in_map, out_map))
     note = None
-    if ignore is not None and max(gaps, default=0.0) > 1e-3:
+    if gaps and max(gaps) > 1e-3:
         note = (f"{int(ignore.sum())} imputed input cells of the train+validation rows reach each fold's model with "
                 f"the model folder's fill values, not the fold's own (largest difference {max(gaps):.3g} of a "
                 "feature's spread), as new rows will; tune.cv: null ensembles trials that share the folder's "

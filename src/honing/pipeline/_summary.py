@@ -59,11 +59,11 @@ def label_lines(issues: dict[str, Any] | None) -> list[str]:
     """``data.check_labels``: how many labels look wrong, what was done with them, the worst one."""
     if not issues:
         return []
-    done = (f"{issues['dropped']} training rows dropped, {issues['val']} validation rows kept"
-            if issues["action"] == "drop" else "kept (data.check_labels: report; drop leaves the training ones out)")
     if not issues["found"]:
         return [f"  labels: none of the {issues['checked']} train+validation rows looks mislabelled ({issues['how']}, "
                 f"which agrees with {100 * issues.get('agreement', float('nan')):.1f}% of the labels)"]
+    done = (f"{issues['dropped']} training rows dropped, {issues['val']} validation rows kept"
+            if issues["action"] == "drop" else "kept (data.check_labels: report; drop leaves the training ones out)")
     line = (f"  labels: {issues['found']} of {issues['checked']} train+validation rows look mislabelled "
             f"({issues['train']} training, {issues['val']} validation; {issues['how']}, which agrees with "
             f"{100 * issues.get('agreement', float('nan')):.1f}% of the labels): {done}")
