@@ -78,6 +78,16 @@ def recipe(kind: str, budget_s: float, half_cnn: bool = False) -> dict:
             limit = round(0.5 * _cnn_latency_ms("onnxruntime"), 5)
             print(f"nas.limits.latency_ms: {limit} (half the CNN's, measured here in onnxruntime)")
             r["nas"]["limits"] = {"latency_ms": limit}
+    if kind == "nas-v3":  # v2 with the head's width searched, the depth from one layer, no dropout
+        r = recipe("nas", budget_s)
+        r["name"] = f"fashion-{kind}"
+        r["model"]["dropout"] = 0.0  # networks this small underfit: their training loss stays above validation's
+        r["nas"].update(strides=[0], heads=["flatten"], hidden=[None, 32, 64],
+                        objectives=["val_accuracy", "params", "latency_ms"])
+        if half_cnn:
+            limit = round(0.5 * _cnn_latency_ms("torch"), 5)
+            print(f"nas.limits: params 103485, latency_ms {limit} (half the CNN's, measured here in eager PyTorch)")
+            r["nas"]["limits"] = {"params": 103485, "latency_ms": limit}
     if kind == "nas":
         r["model"] = {"name": "mobilenet", "stem": 16, "stem_stride": 2, "last": None, "dropout": 0.2}
         r["nas"] = {"space": "mobile", "blocks": 3, "strides": [1], "heads": ["avg", "flatten"],
@@ -100,13 +110,16 @@ def fixed(name: str, model: dict, epochs: int | None = None) -> dict:
 
 
 def run(kind: str, budget_s: float, model: dict | None = None, half_cnn: bool = False,
-        epochs: int | None = None) -> None:
+        epochs: int | None = None, seed: int = 0) -> None:
     from honing.pipeline import train_once
 
     t0 = time.process_time()
     r = fixed(kind, model, epochs) if model is not None else recipe(kind, budget_s, half_cnn)
+    if seed:  # another split of the training rows and other initial weights; the same for every network
+        r["seed"] = seed
+        kind = f"{kind}-seed{seed}"
     res = train_once(r, out=OUT / kind, threads=1, progress=True).results
-    summary = {"kind": kind, "test": res["test_metrics"], "parameters": res["parameters"],
+    summary = {"kind": kind, "seed": seed, "test": res["test_metrics"], "parameters": res["parameters"],
                "cpu_s": round(time.process_time() - t0, 1), "timings": res["timings"]}
     if kind.startswith("nas"):
         n = res["nas"]
@@ -231,21 +244,23 @@ def _front_svg(n: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run", choices=("cnn", "nas", "nas-ort", "nas-ort-small"))
+    ap.add_argument("--run", choices=("cnn", "nas", "nas-ort", "nas-ort-small", "nas-v3"))
     ap.add_argument("--half-cnn", action="store_true",
                     help="nas-ort*: choose the most accurate candidate within half the CNN's latency (nas.limits)")
     ap.add_argument("--budget-s", type=float, default=900.0)
     ap.add_argument("--fixed", nargs=2, metavar=("NAME", "MODEL_JSON"),
                     help="train one hand-written mobilenet architecture (the model section as JSON)")
     ap.add_argument("--epochs", type=int, default=None, help="with --fixed: training epochs (default: the example's 15)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="with --run or --fixed: the recipe's seed (split and weights); the folder gets -seedN")
     ap.add_argument("--measure", action="store_true")
     ap.add_argument("--extra", nargs="*", default=[], help="with --measure: --fixed runs to time beside the two")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.run:
-        run(args.run, args.budget_s, half_cnn=args.half_cnn)
+        run(args.run, args.budget_s, half_cnn=args.half_cnn, seed=args.seed)
     if args.fixed:
-        run(args.fixed[0], args.budget_s, json.loads(args.fixed[1]), epochs=args.epochs)
+        run(args.fixed[0], args.budget_s, json.loads(args.fixed[1]), epochs=args.epochs, seed=args.seed)
     if args.measure:
         measure(args.extra)
 

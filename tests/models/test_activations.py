@@ -23,6 +23,8 @@ REFERENCE = {
     "elu": F.elu,
     "gelu": F.gelu,
     "silu": F.silu,
+    "relu6": F.relu6,
+    "hardswish": F.hardswish,
     "tanh": torch.tanh,
     "sigmoid": torch.sigmoid,
 }

@@ -175,3 +175,27 @@ def test_a_search_measures_latency_in_onnxruntime_and_says_so(tmp_path):
     n = result.results["nas"]
     assert n["latency_runtime"] == "onnxruntime" and n["chosen"]["scores"][1] > 0
     assert "latency_ms: one row, CPU, in onnxruntime" in (tmp_path / "report.html").read_text()
+
+
+def test_the_head_hidden_width_is_searched_and_the_chosen_one_is_saved(tmp_path):
+    recipe = tiny({**DIGITS, "nas": {**DIGITS["nas"], "hidden": [None, 16], "budget": 4,
+                                     "objectives": ["val_accuracy", "params"]}})
+    n = train_once(recipe, out=tmp_path, progress=False).results["nas"]
+    seen = {f["model"]["model.head_hidden"] for f in n["front"]}
+    chosen = n["chosen"]["model"]
+    assert chosen["model.head_hidden"] in (None, 16)
+    saved = json.loads((tmp_path / "model" / "recipe.json").read_text())["model"]
+    assert saved["head_hidden"] == chosen["model.head_hidden"]
+    model = load_model(tmp_path / "model").model
+    hidden_layers = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(hidden_layers) == (1 if chosen["model.head_hidden"] is None else 2)
+    assert seen and seen <= {None, 16}
+    one = tiny({**DIGITS, "nas": {**DIGITS["nas"], "hidden": [8], "budget": 2}})
+    n = train_once(one, out=tmp_path / "one", progress=False).results["nas"]
+    assert n["chosen"]["model"]["model.head_hidden"] == 8  # a single width: every candidate's head has it
+    from honing.recipe import RecipeError, parse_recipe
+
+    with pytest.raises(RecipeError, match=r"nas.hidden: got \[\]; allowed: a non-empty list"):
+        parse_recipe(tiny({**DIGITS, "nas": {**DIGITS["nas"], "hidden": []}}))
+    with pytest.raises(RecipeError, match="nas.hidden: got \\[8\\]; allowed: leave it out with nas.space 'cell'"):
+        parse_recipe(tiny({**DIGITS, "model": {"name": "cellnet"}, "nas": {"space": "cell", "hidden": [8]}}))

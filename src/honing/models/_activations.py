@@ -51,6 +51,14 @@ def _silu() -> nn.Module:
     return nn.SiLU()
 
 
+def _relu6() -> nn.Module:
+    return nn.ReLU6()
+
+
+def _hardswish() -> nn.Module:
+    return nn.Hardswish()
+
+
 def _tanh() -> nn.Module:
     return nn.Tanh()
 
@@ -64,6 +72,9 @@ ACTIVATIONS.register("leaky_relu", _leaky_relu, description="max(0, x) + negativ
 ACTIVATIONS.register("elu", _elu, description="exponential linear unit (alpha)")
 ACTIVATIONS.register("gelu", _gelu, description="Gaussian error linear unit (approximate='none'|'tanh')")
 ACTIVATIONS.register("silu", _silu, description="x * sigmoid(x), a.k.a. swish", aliases=("swish",))
+ACTIVATIONS.register("relu6", _relu6, description="min(max(0, x), 6), MobileNetV2's")
+ACTIVATIONS.register("hardswish", _hardswish, description="x * relu6(x + 3) / 6, MobileNetV3's cheap swish",
+                     aliases=("hard_swish",))
 ACTIVATIONS.register("tanh", _tanh, description="hyperbolic tangent")
 ACTIVATIONS.register("sigmoid", _sigmoid, description="logistic function")
 

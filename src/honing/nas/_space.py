@@ -90,12 +90,15 @@ def key(value: Any) -> str:
 def mobile_space(*, blocks: int = 5, ops: Sequence[str] = ("ir", "dsconv", "conv"), kernels: Sequence[int] = (3, 5),
                  expand: Sequence[int] = (2, 4, 6), widths: Sequence[int] = (8, 16, 24, 32, 48),
                  se: Sequence[bool] = (False, True), strides: Mapping[int, int] | None = None,
-                 skippable: bool = True, heads: Sequence[str] = ()) -> ArchSpace:
+                 skippable: bool = True, heads: Sequence[str] = (),
+                 hidden: Sequence[int | None] = ()) -> ArchSpace:
     """A layer-wise space over ``mobilenet`` blocks: for each of ``blocks`` layers its op, kernel,
     expansion, output width and squeeze-excitation; ``strides`` fixes which layers halve the
     image (default: the second and the fourth); with ``skippable`` every layer but the first
     may be ``none`` (left out: the depth is searched too). ``heads``: a ``head`` decision among
-    ``avg`` (global average pooling) and ``flatten`` (the last map flattened into the head)."""
+    ``avg`` (global average pooling) and ``flatten`` (the last map flattened into the head).
+    ``hidden``: a ``hidden`` decision among widths of a hidden layer in the head (None: a linear
+    head)."""
     strides = dict(strides) if strides is not None else MOBILE_STRIDES
     decisions: dict[str, list[Any]] = {}
     for i in range(blocks):
@@ -106,6 +109,8 @@ def mobile_space(*, blocks: int = 5, ops: Sequence[str] = ("ir", "dsconv", "conv
         decisions[f"se_{i}"] = list(se)
     if heads:
         decisions["head"] = list(heads)
+    if hidden:
+        decisions["hidden"] = list(hidden)
     return ArchSpace(decisions)
 
 

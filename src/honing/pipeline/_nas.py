@@ -143,15 +143,19 @@ def _space(section: Any) -> tuple[Any, Any]:
     layers = section.strides if section.strides is not None else MOBILE_STRIDES
     strides = {i: 2 for i in layers if i < section.blocks}
     heads = list(dict.fromkeys(section.heads))
+    hidden = list(dict.fromkeys(section.hidden or ()))
     space = nas.mobile_space(blocks=section.blocks, ops=section.ops or ("ir", "dsconv", "conv"),
                              kernels=section.kernels, expand=section.expand, widths=section.widths, se=section.se,
-                             strides=strides, heads=heads if len(heads) > 1 else ())
+                             strides=strides, heads=heads if len(heads) > 1 else (),
+                             hidden=hidden if len(hidden) > 1 else ())
 
     def to_model(arch: dict[str, Any]) -> dict[str, Any]:
         params: dict[str, Any] = {"model.blocks": nas.mobile_blocks(arch, strides=strides)}
         head = arch.get("head", heads[0])
         if len(heads) > 1 or head == "flatten":
             params["model.global_pool"] = None if head == "flatten" else "avg"
+        if hidden:  # one width given: every candidate's head has it
+            params["model.head_hidden"] = arch.get("hidden", hidden[0])
         return params
 
     return space, to_model

@@ -60,6 +60,10 @@ def _check_nas(recipe: Recipe) -> Problems:
         if layer >= nas.blocks:
             out.append((("nas", "strides", i), f"got layer {layer}; allowed: a layer of the {nas.blocks} "
                                                f"(0 to {nas.blocks - 1})"))
+    if nas.hidden is not None and (nas.space != "mobile" or not nas.hidden):
+        why = "a non-empty list of widths (null: a linear head)" if nas.space == "mobile" else \
+            "leave it out with nas.space 'cell' (cellnet's head is not searched)"
+        out.append((("nas", "hidden"), f"got {nas.hidden!r}; allowed: {why}"))
     for i, k in enumerate(nas.kernels):
         if k % 2 == 0:
             out.append((("nas", "kernels", i), f"got {k}; allowed: an odd size (3, 5, 7)"))

@@ -47,6 +47,8 @@ class NasSection(Section):
     """mobile: the layers (counted from 0) that halve the image, never left out; null: the second and fourth (those there are)"""
     heads: list[Literal["avg", "flatten"]] = ["avg"]
     """mobile: the head's input, searched when both: avg (global average pooling) or flatten (the last map, as cnn's global_pool: null)"""
+    hidden: list[Annotated[int, Field(ge=1, le=65_536)] | None] | None = None
+    """mobile: widths of a hidden layer in the head to choose from (null in the list: a linear head); null: the model's head_hidden"""
     strategy: Literal["random", "evolution", "local", "reinforce", "tpe"] = "evolution"
     """the search strategy (honing.nas)"""
     budget: Annotated[int, Field(ge=1, le=100_000)] = 30
