@@ -120,3 +120,46 @@ def test_a_timeout_stops_proposing_and_keeps_what_was_found():
 
     result = nas.search(SPACE, slow, strategy="random", budget=1000, seed=0, timeout=0.12)
     assert 2 <= len(result.history) <= 5 and result.best is not None
+
+
+@pytest.mark.parametrize("strategy", ["random", "evolution", "local", "reinforce", "tpe"])
+def test_a_constraint_rejects_architectures_before_they_are_evaluated(strategy, tmp_path):
+    evaluated = []
+
+    def counted(arch):
+        evaluated.append(arch)
+        return matches(arch)
+
+    def cheap(arch):  # the "cost" is known before any training: at most 12 of 24
+        cost = sum(arch.values())
+        return None if cost <= 12 else f"cost {cost} > 12"
+
+    journal = tmp_path / "nas.jsonl"
+    result = nas.search(SPACE, counted, strategy=strategy, budget=40, seed=1, journal=journal, constraint=cheap)
+    rejected = [h for h in result.history if h.get("rejected")]
+    kept = [h for h in result.history if not h.get("rejected")]
+    assert rejected and len(kept) == 40  # rejections do not count against the budget
+    assert all(sum(a.values()) <= 12 for a in evaluated)  # the objective never saw a rejected one
+    assert all(h["error"].startswith("rejected: cost") and h["scores"] == [None] for h in rejected)
+    assert sum(result.best["arch"].values()) <= 12
+    again = nas.search(SPACE, lambda a: pytest.fail("replayed, not evaluated"), strategy=strategy, budget=40, seed=1,
+                       journal=journal, constraint=lambda a: pytest.fail("replayed, not checked"))
+    assert [h["arch"] for h in again.history] == [h["arch"] for h in result.history]
+
+
+def test_evolution_keeps_failed_and_rejected_architectures_out_of_its_population():
+    evo = nas.RegularizedEvolution(SPACE, seed=0, population=4, sample=2)
+    for i in range(10):
+        arch = evo.ask()
+        evo.tell(arch, (float("-inf"),) if i % 2 else (float(matches(arch)),))
+    assert len(evo.population) == 4 and all(s[0] > float("-inf") for _, s in evo.population)
+    assert evo.born == 5
+
+
+def test_a_constraint_nothing_meets_stops_the_search():
+    calls = []
+    result = nas.search(SPACE, lambda a: calls.append(a) or 0.0, strategy="random", budget=10, seed=0,
+                        constraint=lambda a: "never")
+    from honing.nas._search import MAX_REJECTED
+
+    assert not calls and len(result.history) == MAX_REJECTED and result.best is None

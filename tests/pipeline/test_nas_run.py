@@ -121,22 +121,23 @@ def test_the_head_is_searched_and_the_chosen_one_builds(tmp_path):
         parse_recipe(tiny({**DIGITS, "nas": {**DIGITS["nas"], "strides": [2]}}))
 
 
-def test_limits_choose_the_most_accurate_candidate_within_them(tmp_path):
+def test_limits_reject_architectures_before_they_train_and_the_most_accurate_within_them_is_chosen(tmp_path):
     free = train_once(tiny(DIGITS), out=tmp_path / "free", progress=False).results["nas"]
-    cands = free["candidates"]  # [index, accuracy, params]
-    cap = sorted(c[2] for c in cands)[1]  # the two smallest fit
-    within = max((c for c in cands if c[2] <= cap), key=lambda c: (c[1], -c[0]))
+    cap = sorted(c[2] for c in free["candidates"])[1]  # [index, accuracy, params]: the two smallest fit
     limited = tiny({**DIGITS, "nas": {**DIGITS["nas"], "limits": {"params": cap}}})
-    target = tmp_path / "limited"
-    target.mkdir()
-    for name in ("nas.jsonl", "nas.key"):  # the same candidates: nothing trains again
-        (target / name).write_text((tmp_path / "free" / name).read_text())
-    n = train_once(limited, out=target, progress=False).results["nas"]
+    n = train_once(limited, out=tmp_path / "limited", progress=False).results["nas"]
+    trained = n["candidates"]
+    assert trained and all(c[2] <= cap for c in trained)  # nothing over the limit trained
+    within = max(trained, key=lambda c: (c[1], -c[0]))
     assert n["chosen"]["index"] == within[0] and n["chosen"]["scores"][1] <= cap
     assert n["select"] == "the most accurate within the limits"
+    records = [json.loads(line) for line in (tmp_path / "limited" / "nas.jsonl").read_text().splitlines()]
+    rejected = [r for r in records if r.get("rejected")]
+    assert n["rejected"] == len(rejected) > 0 and n["evaluated"] + n["rejected"] <= n["proposed"]
+    assert all("over nas.limits: params" in r["error"] and "info" not in r for r in rejected)  # never trained
     from honing import ConfigError as Err
 
-    with pytest.raises(Err, match="no candidate is within them"):
+    with pytest.raises(Err, match="no proposed architecture is within them"):
         train_once(tiny({**DIGITS, "nas": {**DIGITS["nas"], "limits": {"params": 1}}}), out=tmp_path / "none",
                    progress=False)
     from honing.recipe import RecipeError, parse_recipe

@@ -6,7 +6,9 @@ search started again on the same journal replays the recorded scores (the strate
 deterministic given their seed and scores) and continues where it stopped. An objective that
 raises is recorded as failed (its scores the worst possible) and the search goes on. An
 architecture proposed again is not evaluated again: its recorded scores are reused (it still
-counts against the budget).
+counts against the budget). A ``constraint`` (e.g. a latency budget, measured before anything
+trains) rejects an architecture untrained: the rejection is recorded, the strategy learns it as a
+failure, and it does not count against the budget.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import Any
 from honing._core import ConfigError, check_int
 from honing.nas._space import Arch, ArchSpace, key
 from honing.nas._strategies import create_strategy, pareto_ranks
+
+MAX_REJECTED = 500  # proposals rejected one after another by the constraint: the search stops there
 
 
 @dataclass
@@ -66,14 +70,16 @@ class NasResult:
 def search(space: ArchSpace, objective: Callable[[Arch], float | Sequence[float]], *, strategy: str = "evolution",
            budget: int = 100, seed: int = 0, directions: Sequence[str] = ("maximize",),
            journal: str | Path | None = None, timeout: float | None = None, progress: bool = False,
-           **options: Any) -> NasResult:
+           constraint: Callable[[Arch], str | None] | None = None, **options: Any) -> NasResult:
     """Run ``strategy`` for ``budget`` proposals of architectures of ``space`` against
     ``objective`` (a score, a list of scores, or ``{"scores": ..., "info": {...}}`` whose info
     is kept in the record); ``directions`` says for each score whether higher (``maximize``) or lower
     (``minimize``) is better; ``options`` go to the strategy (``population``, ``sample``, ``lr``,
     ...). With ``journal`` every evaluation is appended there and a later call resumes it.
     ``timeout``: seconds after which no new architecture is proposed (the one being evaluated
-    finishes)."""
+    finishes). ``constraint(arch)``: None to evaluate it, or the reason it is rejected untrained
+    (recorded with ``rejected``; not counted against ``budget``; the search stops after
+    ``MAX_REJECTED`` rejections in a row)."""
     if not isinstance(space, ArchSpace):
         raise ConfigError(f"invalid space: got {type(space).__name__}; allowed: a honing.nas.ArchSpace")
     budget = check_int("budget", budget, low=1)
@@ -85,7 +91,8 @@ def search(space: ArchSpace, objective: Callable[[Arch], float | Sequence[float]
     done = read_journal(journal) if journal is not None else []
     cache: dict[str, dict[str, Any]] = {}
     start = time.perf_counter()
-    for index in range(budget):
+    index = counted = rejected_in_a_row = 0
+    while counted < budget and rejected_in_a_row < MAX_REJECTED:
         if timeout is not None and index >= len(done) and time.perf_counter() - start > timeout:
             break
         arch = space.check(plan.ask())
@@ -100,14 +107,24 @@ def search(space: ArchSpace, objective: Callable[[Arch], float | Sequence[float]
             record = {**cache[k], "index": index, "cached": True, "seconds": 0.0}
             _append(journal, record)
         else:
-            record = _evaluate(objective, arch, index, len(directions))
+            t0 = time.perf_counter()
+            reason = constraint(dict(arch)) if constraint is not None else None
+            record = _evaluate(objective, arch, index, len(directions)) if reason is None else {
+                "index": index, "arch": dict(arch), "scores": [None] * len(directions),
+                "seconds": round(time.perf_counter() - t0, 4), "cached": False, "error": f"rejected: {reason}",
+                "rejected": True}
             _append(journal, record)
         cache.setdefault(k, record)
         result.history.append(record)
         plan.tell(arch, result._signed(record["scores"]))
+        index += 1
+        rejected = bool(record.get("rejected"))
+        counted += not rejected
+        rejected_in_a_row = rejected_in_a_row + 1 if rejected else 0
         if progress:
             best = result.best_so_far()[-1]
-            print(f"honing: nas {strategy}: {index + 1}/{budget}: {record['scores']} (best {best:.6g})",
+            print(f"honing: nas {strategy}: {counted}/{budget}: {record['scores']}"
+                  + (f" ({record['error']})" if rejected else "") + f" (best {best:.6g})",
                   file=sys.stderr, flush=True)
     return result
 

@@ -88,6 +88,8 @@ class RegularizedEvolution:
         return self.space.mutate(parent, self.rng)
 
     def tell(self, arch: Arch, scores: Scores) -> None:
+        if not math.isfinite(scores[0]):
+            return  # failed or rejected: never a parent
         self.population.append((arch, scores))
         self.born += 1
         if len(self.population) > self.population_size:

@@ -53,9 +53,10 @@ class NasStage:
         space, to_model = _space(section)
         set_threads(ctx.options.threads or rec.training.threads)
         journal = ctx.out_dir / JOURNAL
-        # what the candidates' scores depend on (a larger budget continues the same journal)
+        # what the candidates' scores depend on (a larger budget continues the same journal; limits
+        # reject architectures before they train, so other limits are another search)
         spec = {"nas": {k: v for k, v in section.model_dump(mode="json").items()
-                        if k not in ("budget", "select", "timeout", "limits")},
+                        if k not in ("budget", "select", "timeout")},
                 "recipe": {k: v for k, v in rec.to_dict().items()
                            if k not in ("nas", "tune", "ensemble", "compress", "output")}}
         _fresh_journal(ctx.out_dir, digest(spec))
@@ -73,8 +74,17 @@ class NasStage:
                     + (f" ({info['stopped']})" if info.get("stopped") else ""))
             return {"scores": scores, "info": info}
 
+        constraint = (lambda arch: train.over_limits(to_model(arch))) if section.limits else None
         result = nas.search(space, objective, strategy=section.strategy, budget=section.budget, seed=rec.seed,
-                            directions=directions, journal=journal, timeout=section.timeout)
+                            directions=directions, journal=journal, timeout=section.timeout, constraint=constraint)
+        rejected = sum(1 for h in result.history if h.get("rejected"))
+        if rejected:
+            ctx.say(f"nas: {rejected} of {len(result.history)} proposals were over nas.limits {section.limits} before "
+                    "training: not trained")
+        if result.best is None and rejected:
+            raise ConfigError(f"invalid nas.limits {section.limits}: no proposed architecture is within them "
+                              f"({rejected} rejected before training); allowed: looser limits, a space of smaller "
+                              "layers, or a larger budget or timeout (the journal keeps the candidates)")
         if result.best is None:
             raise ConfigError("nas: every candidate failed; see the errors in " + str(journal))
         front = [{"number": h["index"], "values": h["scores"], "record": h} for h in result.pareto] \
@@ -92,9 +102,10 @@ class NasStage:
         _check_folder_model(ctx.out_dir, ctx.recipe.to_dict()["model"], chosen["index"])
         out = {
             "space": section.space, "strategy": section.strategy, "size": space.size, "budget": section.budget,
-            "evaluated": sum(1 for h in result.history if not h["cached"]), "proposed": len(result.history),
-            "train_rows": len(train.train),
-            "failed": sum(1 for h in result.history if h["error"]), "objectives": list(section.objectives),
+            "evaluated": sum(1 for h in result.history if not h["cached"] and not h.get("rejected")),
+            "proposed": len(result.history), "rejected": rejected, "train_rows": len(train.train),
+            "failed": sum(1 for h in result.history if h["error"] and not h.get("rejected")),
+            "objectives": list(section.objectives),
             "directions": directions, "epochs": train.epochs, "limits": section.limits,
             **({"latency_runtime": section.latency_runtime} if "latency_ms" in section.objectives else {}),
             "select": "the most accurate within the limits" if section.limits else (
@@ -167,6 +178,7 @@ class _Candidates:
     def __init__(self, ctx: RunContext, section: Any, metric: str, mode: str, curves: list[list[float]]) -> None:
         self.ctx, self.section, self.metric, self.mode, self.curves = ctx, section, metric, mode, curves
         self.epochs = section.epochs or ctx.recipe.training.epochs
+        self._costs: dict[str, list[float]] = {}
         self.train = ctx.data.train
         if section.fraction < 1:  # the same seeded rows for every candidate
             import torch
@@ -176,6 +188,29 @@ class _Candidates:
             g = torch.Generator().manual_seed(ctx.recipe.seed)
             keep = torch.randperm(len(self.train), generator=g)[: max(1, int(section.fraction * len(self.train)))]
             self.train = Split(self.train.x[keep], self.train.y[keep])
+
+    def costs(self, params: dict[str, Any]) -> list[float]:
+        """params / flops / latency_ms (the objectives after the first) of the architecture, on
+        fresh weights: known before it trains. Measured once per architecture (a limit checked before
+        training and the candidate's scores see the same figure)."""
+        k = json.dumps(params, sort_keys=True, default=str)
+        if k not in self._costs:
+            extras = self.section.objectives[1:]
+            recipe = self.ctx.recipe.with_params(params)
+            fresh = build_model(recipe, self.ctx.data, seed=recipe.seed, memo=self.ctx.memo).model if extras else None
+            shape = self.ctx.data.input_shape
+            self._costs[k] = [float(count_parameters(fresh)) if extra == "params"
+                              else float(count_flops(fresh, shape)) if extra == "flops"
+                              else measure_latency_ms(fresh, shape, repeats=30, runtime=self.section.latency_runtime)
+                              for extra in extras]
+        return self._costs[k]
+
+    def over_limits(self, params: dict[str, Any]) -> str | None:
+        """None when the architecture is within ``nas.limits``, else what it exceeds."""
+        limits = self.section.limits or {}
+        costs = dict(zip(self.section.objectives[1:], self.costs(params))) if limits else {}
+        over = [f"{name} {costs[name]:.4g} > {limit:.4g}" for name, limit in limits.items() if costs[name] > limit]
+        return "over nas.limits: " + ", ".join(over) if over else None
 
     def __call__(self, params: dict[str, Any], *, record: bool = True) -> tuple[list[float], dict[str, Any]]:
         ctx, data = self.ctx, self.ctx.data
@@ -189,14 +224,7 @@ class _Candidates:
         if record:
             self.curves.append(curve)
         best = max(curve) if self.mode == "max" else min(curve)
-        scores = [best]
-        extras = self.section.objectives[1:]
-        fresh = build_model(recipe, data, seed=seed, memo=ctx.memo).model if extras else None  # on the CPU
-        for extra in extras:
-            scores.append(float(count_parameters(fresh)) if extra == "params"
-                          else float(count_flops(fresh, data.input_shape)) if extra == "flops"
-                          else measure_latency_ms(fresh, data.input_shape, repeats=30,
-                                                  runtime=self.section.latency_runtime))
+        scores = [best, *self.costs(params)]
         info = {"curve": [round(v, 6) for v in curve], "epochs": len(curve)}
         if trainer.result is not None and trainer.result.pruned:
             info["stopped"] = trainer.result.stop_reason
@@ -280,7 +308,7 @@ def _check_folder_model(folder: Path, model: dict[str, Any], index: int) -> None
 def _records(journal: Path) -> list[dict[str, Any]]:
     from honing.nas import read_journal
 
-    return [r for r in read_journal(journal) if not r.get("cached")]
+    return [r for r in read_journal(journal) if not r.get("cached") and not r.get("rejected")]
 
 
 def _fresh_journal(folder: Path, key: str) -> None:

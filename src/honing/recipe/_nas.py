@@ -67,6 +67,6 @@ class NasSection(Section):
     select: Literal["best", "knee"] = "knee"
     """with several objectives: knee (the front's point nearest the ideal) or best (on the first objective)"""
     limits: dict[Literal["params", "flops", "latency_ms"], Annotated[float, Field(gt=0)]] | None = None
-    """a deployment budget, e.g. {latency_ms: 0.12}: the most accurate candidate within every limit is chosen (each limit must be an objective)"""
+    """a deployment budget, e.g. {latency_ms: 0.12}: the most accurate candidate within every limit is chosen (each limit must be an objective); a proposal over a limit is rejected before it trains"""
     early_stop: bool = True
     """stop a candidate at an epoch where it is below the median of the earlier candidates there (after 5 of them)"""
