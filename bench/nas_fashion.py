@@ -26,7 +26,8 @@ space of 4 smaller layers; ``--half-cnn`` chooses the most accurate candidate wi
 ONNX Runtime latency (``nas.limits``) instead of the knee.
 
 usage: bench/run.sh bench/nas_fashion.py --run cnn|nas|nas-ort|nas-ort-small [--budget-s 900] [--half-cnn];
-       --fixed NAME MODEL_JSON [--epochs N]; then --measure [--extra NAME ...]
+       --fixed NAME MODEL_JSON [--epochs N]; --run/--fixed ... --seed K; then --measure [--extra NAME ...];
+       --seeds NAME ... (test accuracy over the seeds, paired with the CNN's)
 """
 
 from __future__ import annotations
@@ -78,11 +79,11 @@ def recipe(kind: str, budget_s: float, half_cnn: bool = False) -> dict:
             limit = round(0.5 * _cnn_latency_ms("onnxruntime"), 5)
             print(f"nas.limits.latency_ms: {limit} (half the CNN's, measured here in onnxruntime)")
             r["nas"]["limits"] = {"latency_ms": limit}
-    if kind == "nas-v3":  # v2 with the head's width searched, the depth from one layer, no dropout
+    if kind == "nas-v3":  # the head's width searched, one or two layers after the stem, no dropout
         r = recipe("nas", budget_s)
         r["name"] = f"fashion-{kind}"
         r["model"]["dropout"] = 0.0  # networks this small underfit: their training loss stays above validation's
-        r["nas"].update(strides=[0], heads=["flatten"], hidden=[None, 32, 64],
+        r["nas"].update(blocks=2, strides=[0], heads=["flatten"], hidden=[None, 32, 64],
                         objectives=["val_accuracy", "params", "latency_ms"])
         if half_cnn:
             limit = round(0.5 * _cnn_latency_ms("torch"), 5)
@@ -206,6 +207,35 @@ def measure(extra: list[str] = (), rounds: int = 7, repeats: int = 50) -> None:
     _front_svg(json.loads((OUT / "nas.json").read_text())["nas"])
 
 
+def seeds_table(names: list[str]) -> None:
+    """Test accuracy of each network over the seeds trained (``--seed``), beside the CNN's at the
+    same seeds (the same split): mean, standard deviation, and the paired difference."""
+    def accs(name: str) -> dict[int, float]:
+        out = {}
+        for path in [OUT / f"{name}.json", *sorted(OUT.glob(f"{name}-seed*.json"))]:
+            if path.is_file():
+                s = json.loads(path.read_text())
+                out[int(s.get("seed", 0))] = s["test"]["accuracy"]
+        return out
+
+    cnn = accs("cnn")
+    table = {}
+    print("| network | seeds | test accuracy, mean (sd) | paired difference from the CNN, mean (min, max) | better than the CNN |")
+    print("|---|---|---|---|---|")
+    for name in ["cnn", *names]:
+        a = accs(name)
+        both = sorted(set(a) & set(cnn))
+        diffs = [100 * (a[k] - cnn[k]) for k in both]
+        sd = statistics.stdev(a.values()) if len(a) > 1 else 0.0
+        table[name] = {"seeds": sorted(a), "accuracy": a, "mean": statistics.mean(a.values()), "sd": sd,
+                       "paired_pt": diffs}
+        d = (f"{statistics.mean(diffs):+.2f} pt ({min(diffs):+.2f}, {max(diffs):+.2f})" if name != "cnn" and diffs
+             else "")
+        wins = f"{sum(x > 0 for x in diffs)} of {len(diffs)}" if name != "cnn" else ""
+        print(f"| {name} | {len(a)} | {statistics.mean(a.values()):.4f} ({sd:.4f}) | {d} | {wins} |")
+    (OUT / "seeds.json").write_text(json.dumps(table, indent=1))
+
+
 def _front_svg(n: dict) -> None:
     """The candidates' validation accuracy against latency (ms, 1 row), the front joined, the
     chosen one and the recipe's own marked."""
@@ -253,6 +283,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="with --fixed: training epochs (default: the example's 15)")
     ap.add_argument("--seed", type=int, default=0,
                     help="with --run or --fixed: the recipe's seed (split and weights); the folder gets -seedN")
+    ap.add_argument("--seeds", nargs="*", default=None, metavar="NAME",
+                    help="the test accuracy of these runs over their seeds, beside the CNN's (paired)")
     ap.add_argument("--measure", action="store_true")
     ap.add_argument("--extra", nargs="*", default=[], help="with --measure: --fixed runs to time beside the two")
     args = ap.parse_args()
@@ -263,6 +295,8 @@ def main() -> None:
         run(args.fixed[0], args.budget_s, json.loads(args.fixed[1]), epochs=args.epochs, seed=args.seed)
     if args.measure:
         measure(args.extra)
+    if args.seeds is not None:
+        seeds_table(args.seeds)
 
 
 if __name__ == "__main__":

@@ -82,9 +82,9 @@ class NasStage:
             ctx.say(f"nas: {rejected} of {len(result.history)} proposals were over nas.limits {section.limits} before "
                     "training: not trained")
         if result.best is None and rejected:
-            raise ConfigError(f"invalid nas.limits {section.limits}: no proposed architecture is within them "
-                              f"({rejected} rejected before training); allowed: looser limits, a space of smaller "
-                              "layers, or a larger budget or timeout (the journal keeps the candidates)")
+            raise ConfigError(f"invalid nas.limits {section.limits}: no proposed architecture is within them (all "
+                              f"{rejected} proposals were over them; the journal keeps what each exceeded); "
+                              "allowed: looser limits, or a space of fewer or smaller layers")
         if result.best is None:
             raise ConfigError("nas: every candidate failed; see the errors in " + str(journal))
         front = [{"number": h["index"], "values": h["scores"], "record": h} for h in result.pareto] \
@@ -189,28 +189,33 @@ class _Candidates:
             keep = torch.randperm(len(self.train), generator=g)[: max(1, int(section.fraction * len(self.train)))]
             self.train = Split(self.train.x[keep], self.train.y[keep])
 
-    def costs(self, params: dict[str, Any]) -> list[float]:
-        """params / flops / latency_ms (the objectives after the first) of the architecture, on
-        fresh weights: known before it trains. Measured once per architecture (a limit checked before
-        training and the candidate's scores see the same figure)."""
+    def costs(self, params: dict[str, Any], names: Any = None) -> list[float]:
+        """The objectives after the first (params, flops, latency_ms; or ``names``) of the
+        architecture, on fresh weights: known before it trains. Each is measured once per
+        architecture, so a limit checked before training and the candidate's scores see the same figure."""
         k = json.dumps(params, sort_keys=True, default=str)
-        if k not in self._costs:
-            extras = self.section.objectives[1:]
+        known = self._costs.setdefault(k, {})
+        names = list(names) if names is not None else self.section.objectives[1:]
+        missing = [n for n in names if n not in known]
+        if missing:
             recipe = self.ctx.recipe.with_params(params)
-            fresh = build_model(recipe, self.ctx.data, seed=recipe.seed, memo=self.ctx.memo).model if extras else None
+            fresh = build_model(recipe, self.ctx.data, seed=recipe.seed, memo=self.ctx.memo).model  # on the CPU
             shape = self.ctx.data.input_shape
-            self._costs[k] = [float(count_parameters(fresh)) if extra == "params"
-                              else float(count_flops(fresh, shape)) if extra == "flops"
-                              else measure_latency_ms(fresh, shape, repeats=30, runtime=self.section.latency_runtime)
-                              for extra in extras]
-        return self._costs[k]
+            for name in missing:
+                known[name] = (float(count_parameters(fresh)) if name == "params"
+                               else float(count_flops(fresh, shape)) if name == "flops"
+                               else measure_latency_ms(fresh, shape, repeats=30, runtime=self.section.latency_runtime))
+        return [known[n] for n in names]
 
     def over_limits(self, params: dict[str, Any]) -> str | None:
-        """None when the architecture is within ``nas.limits``, else what it exceeds."""
-        limits = self.section.limits or {}
-        costs = dict(zip(self.section.objectives[1:], self.costs(params))) if limits else {}
-        over = [f"{name} {costs[name]:.4g} > {limit:.4g}" for name, limit in limits.items() if costs[name] > limit]
-        return "over nas.limits: " + ", ".join(over) if over else None
+        """None when the architecture is within ``nas.limits``, else the first limit it exceeds
+        (the cheapest checked first: a latency is not measured for an architecture with too many parameters)."""
+        for name in sorted(self.section.limits or {}, key=("params", "flops", "latency_ms").index):
+            limit = self.section.limits[name]
+            value = self.costs(params, [name])[0]
+            if value > limit:
+                return f"over nas.limits: {name} {value:.4g} > {limit:.4g}"
+        return None
 
     def __call__(self, params: dict[str, Any], *, record: bool = True) -> tuple[list[float], dict[str, Any]]:
         ctx, data = self.ctx, self.ctx.data
