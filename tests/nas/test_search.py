@@ -3,6 +3,8 @@ a search resumes from its journal, failures are recorded, several objectives giv
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -163,3 +165,39 @@ def test_a_constraint_nothing_meets_stops_the_search():
     from honing.nas._search import MAX_REJECTED
 
     assert not calls and len(result.history) == MAX_REJECTED and result.best is None
+
+
+def test_architectures_that_build_the_same_network_are_one_network():
+    import itertools
+    import random
+
+    space = nas.mobile_space(blocks=2, ops=("ir", "conv"), kernels=(3, 5), expand=(2, 4), widths=(8, 16),
+                             se=(False, True), strides={}, hidden=(None, 8))
+    a = {**space.sample(random.Random(0)), "op_0": "conv", "op_1": "none"}
+    idle = {**a, "expand_0": 4 if a["expand_0"] == 2 else 2, "kernel_1": 5 if a["kernel_1"] == 3 else 3}
+    assert nas.mobile_blocks(a) == nas.mobile_blocks(idle) and space.network_key(a) == space.network_key(idle)
+    assert space.network_key({**a, "kernel_0": 5 if a["kernel_0"] == 3 else 3}) != space.network_key(a)
+    # the count of distinct networks, against every architecture built
+    built = {json.dumps([nas.mobile_blocks(dict(zip(space.names, c))), c[-1]])
+             for c in itertools.product(*space.decisions.values())}
+    assert space.distinct == len(built) < space.size
+    rng = random.Random(1)
+    for _ in range(50):  # a mutation changes the network, not only an idle decision
+        assert space.network_key(space.mutate(a, rng)) != space.network_key(a)
+    keys = [space.network_key(n) for n in space.neighbours(a)]
+    assert len(keys) == len(set(keys)) and space.network_key(a) not in keys
+
+
+def test_a_search_trains_a_network_once_however_its_idle_decisions_are_set():
+    space = nas.mobile_space(blocks=3, ops=("conv",), kernels=(3,), expand=(2, 4, 6), widths=(8, 16),
+                             se=(False,), strides={})
+    networks = []
+
+    def objective(arch):
+        networks.append(json.dumps(nas.mobile_blocks(arch)))
+        return float(sum(b["out"] for b in nas.mobile_blocks(arch)))
+
+    result = nas.search(space, objective, strategy="random", budget=60, seed=0)
+    assert len(networks) == len(set(networks)) <= space.distinct  # 2 ** 3 widths x (none or conv) of layers 1, 2
+    assert sum(not h["cached"] for h in result.history) == len(networks)
+    assert len({json.dumps(h["arch"]) for h in result.pareto}) == len(result.pareto)

@@ -5,8 +5,8 @@ or compute anything else. Each evaluation goes to a JSON-lines journal when one 
 search started again on the same journal replays the recorded scores (the strategies are
 deterministic given their seed and scores) and continues where it stopped. An objective that
 raises is recorded as failed (its scores the worst possible) and the search goes on. An
-architecture proposed again is not evaluated again: its recorded scores are reused (it still
-counts against the budget). A ``constraint`` (e.g. a latency budget, measured before anything
+architecture proposed again, or one that builds the same network (``ArchSpace.canonical``), is
+not evaluated again: its recorded scores are reused (it still counts against the budget). A ``constraint`` (e.g. a latency budget, measured before anything
 trains) rejects an architecture untrained: the rejection is recorded, the strategy learns it as a
 failure, and it does not count against the budget.
 """
@@ -51,7 +51,7 @@ class NasResult:
         """The non-dominated evaluations (distinct architectures), in the order they were found."""
         seen, ok = set(), []
         for h in self.history:
-            if h["error"] is None and key(h["arch"]) not in seen:
+            if h["error"] is None and not h["cached"] and key(h["arch"]) not in seen:
                 seen.add(key(h["arch"]))
                 ok.append(h)
         ranks = pareto_ranks([self._signed(h["scores"]) for h in ok])
@@ -96,10 +96,10 @@ def search(space: ArchSpace, objective: Callable[[Arch], float | Sequence[float]
         if timeout is not None and index >= len(done) and time.perf_counter() - start > timeout:
             break
         arch = space.check(plan.ask())
-        k = key(arch)
+        k = space.network_key(arch)  # architectures that build the same network share an evaluation
         if index < len(done):
             record = done[index]
-            if key(record["arch"]) != k:
+            if key(record["arch"]) != key(arch):
                 raise ConfigError(f"invalid journal {str(journal)!r}: evaluation {index} was {record['arch']!r}, this "
                                   f"search proposes {arch!r}; allowed: the journal of the same space, strategy, "
                                   "options and seed (or a new journal)")

@@ -5,13 +5,18 @@ layer and property (``op_0``, ``kernel_0``, ...); ``mobile_space`` builds one ov
 ``mobilenet`` blocks and ``mobile_blocks(arch)`` turns an architecture into the model's block
 list. A strategy needs only what ``ArchSpace`` gives: a random architecture, the neighbours
 of one (every architecture one decision away), and the choices of each decision.
+
+Decisions can be idle: the kernel of a layer left out, the expansion of a block that is not an
+inverted residual. A space's ``canonical(arch)`` sets idle decisions to their first choice, so
+two architectures that build the same network have the same canonical form: the search trains it
+once, and mutations and neighbours change the network, not only an idle decision.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from honing._core import ConfigError
@@ -21,9 +26,12 @@ MOBILE_STRIDES = {1: 2, 3: 2}  # mobile_space's default: the second and the four
 
 
 class ArchSpace:
-    """``decisions``: name -> a non-empty list of choices (JSON values)."""
+    """``decisions``: name -> a non-empty list of choices (JSON values). ``canonical``: maps an
+    architecture to the representative of those that build the same network (default: itself);
+    ``distinct``: how many networks the space holds, when idle decisions make it fewer than ``size``."""
 
-    def __init__(self, decisions: Mapping[str, Sequence[Any]]) -> None:
+    def __init__(self, decisions: Mapping[str, Sequence[Any]], *, canonical: Callable[[Arch], Arch] | None = None,
+                 distinct: int | None = None) -> None:
         if not isinstance(decisions, Mapping) or not decisions:
             raise ConfigError(f"invalid architecture space: got {decisions!r}; allowed: a non-empty mapping of "
                               "decision name -> list of choices")
@@ -37,6 +45,16 @@ class ArchSpace:
             if len(set(keys)) != len(keys):
                 raise ConfigError(f"invalid choices for decision {name!r}: got {list(choices)!r}; allowed: distinct values")
             self.decisions[name] = list(choices)
+        self._canonical = canonical
+        self.distinct = distinct
+
+    def canonical(self, arch: Arch) -> Arch:
+        """The representative of the architectures that build the same network as ``arch``."""
+        return dict(arch) if self._canonical is None else self._canonical(dict(arch))
+
+    def network_key(self, arch: Arch) -> str:
+        """Equal for two architectures exactly when they build the same network."""
+        return key(self.canonical(arch))
 
     @property
     def names(self) -> list[str]:
@@ -53,22 +71,33 @@ class ArchSpace:
         return {name: rng.choice(choices) for name, choices in self.decisions.items()}
 
     def neighbours(self, arch: Arch) -> list[Arch]:
-        """Every architecture that differs from ``arch`` in one decision."""
-        out = []
+        """The architectures one decision away from ``arch`` that build another network (one per
+        network: a change of an idle decision is none)."""
+        out, seen = [], {self.network_key(arch)}
         for name, choices in self.decisions.items():
             for c in choices:
                 if key(c) != key(arch[name]):
-                    out.append({**arch, name: c})
+                    other = {**arch, name: c}
+                    k = self.network_key(other)
+                    if k not in seen:
+                        seen.add(k)
+                        out.append(other)
         return out
 
     def mutate(self, arch: Arch, rng: random.Random) -> Arch:
-        """``arch`` with one decision (among those with a choice left) changed at random."""
+        """``arch`` with one decision (among those with a choice left) changed at random; drawn
+        again (up to 50 times) while the change is to an idle decision only (the same network)."""
         free = [n for n, c in self.decisions.items() if len(c) > 1]
         if not free:
             return dict(arch)
-        name = rng.choice(free)
-        others = [c for c in self.decisions[name] if key(c) != key(arch[name])]
-        return {**arch, name: rng.choice(others)}
+        here = self.network_key(arch)
+        for _ in range(50):
+            name = rng.choice(free)
+            others = [c for c in self.decisions[name] if key(c) != key(arch[name])]
+            child = {**arch, name: rng.choice(others)}
+            if self.network_key(child) != here:
+                break
+        return child
 
     def check(self, arch: Any) -> Arch:
         """``arch`` if it is an architecture of this space, else a ConfigError saying what is wrong."""
@@ -111,7 +140,23 @@ def mobile_space(*, blocks: int = 5, ops: Sequence[str] = ("ir", "dsconv", "conv
         decisions["head"] = list(heads)
     if hidden:
         decisions["hidden"] = list(hidden)
-    return ArchSpace(decisions)
+
+    def canonical(arch: Arch) -> Arch:
+        for i in range(blocks):
+            op = arch[f"op_{i}"]
+            idle = ("kernel", "expand", "width", "se") if op == "none" else ("expand",) if op != "ir" else ()
+            for name in idle:
+                arch[f"{name}_{i}"] = decisions[f"{name}_{i}"][0]
+        return arch
+
+    distinct = 1
+    for i in range(blocks):  # per layer: the ops that use an expansion, those that do not, and none
+        shape = len(kernels) * len(widths) * len(se)
+        ops_i = decisions[f"op_{i}"]
+        distinct *= shape * (len(expand) * ops_i.count("ir") + sum(o not in ("ir", "none") for o in ops_i)) \
+            + ("none" in ops_i)
+    distinct *= len(heads or [0]) * len(hidden or [0])
+    return ArchSpace(decisions, canonical=canonical, distinct=distinct)
 
 
 def mobile_blocks(arch: Arch, *, strides: Mapping[int, int] | None = None) -> list[dict[str, Any]]:

@@ -64,8 +64,8 @@ class NasStage:
         train = _Candidates(ctx, section, metric, mode, curves)
         baseline = _baseline(ctx, train, spec)
         where = f" (latency in {section.latency_runtime})" if "latency_ms" in section.objectives else ""
-        ctx.say(f"nas: {section.strategy} over {space.size:,} architectures, {section.budget} candidates of "
-                f"{train.epochs} epochs; objectives {', '.join(section.objectives)}{where}")
+        ctx.say(f"nas: {section.strategy} over {space.distinct or space.size:,} architectures, {section.budget} "
+                f"candidates of {train.epochs} epochs; objectives {', '.join(section.objectives)}{where}")
 
         def objective(arch: dict[str, Any]) -> dict[str, Any]:
             scores, info = train(to_model(arch))
@@ -101,7 +101,7 @@ class NasStage:
         ctx.recipe = rec.with_params(params)
         _check_folder_model(ctx.out_dir, ctx.recipe.to_dict()["model"], chosen["index"])
         out = {
-            "space": section.space, "strategy": section.strategy, "size": space.size, "budget": section.budget,
+            "space": section.space, "strategy": section.strategy, "size": space.distinct or space.size, "budget": section.budget,
             "evaluated": sum(1 for h in result.history if not h["cached"] and not h.get("rejected")),
             "proposed": len(result.history), "rejected": rejected, "train_rows": len(train.train),
             "failed": sum(1 for h in result.history if h["error"] and not h.get("rejected")),
