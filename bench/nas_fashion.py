@@ -111,18 +111,19 @@ def fixed(name: str, model: dict, epochs: int | None = None) -> dict:
 
 
 def run(kind: str, budget_s: float, model: dict | None = None, half_cnn: bool = False,
-        epochs: int | None = None, seed: int = 0) -> None:
+        epochs: int | None = None, seed: int = 0, name: str | None = None) -> None:
     from honing.pipeline import train_once
 
     t0 = time.process_time()
     r = fixed(kind, model, epochs) if model is not None else recipe(kind, budget_s, half_cnn)
+    kind = name or kind
     if seed:  # another split of the training rows and other initial weights; the same for every network
         r["seed"] = seed
         kind = f"{kind}-seed{seed}"
     res = train_once(r, out=OUT / kind, threads=1, progress=True).results
     summary = {"kind": kind, "seed": seed, "test": res["test_metrics"], "parameters": res["parameters"],
                "cpu_s": round(time.process_time() - t0, 1), "timings": res["timings"]}
-    if kind.startswith("nas"):
+    if res.get("nas"):  # a search ran (a --fixed run has none)
         n = res["nas"]
         summary["nas"] = {k: n[k] for k in ("evaluated", "proposed", "chosen", "baseline", "front", "seconds", "epochs",
                                             "train_rows")}
@@ -281,6 +282,7 @@ def main() -> None:
     ap.add_argument("--fixed", nargs=2, metavar=("NAME", "MODEL_JSON"),
                     help="train one hand-written mobilenet architecture (the model section as JSON)")
     ap.add_argument("--epochs", type=int, default=None, help="with --fixed: training epochs (default: the example's 15)")
+    ap.add_argument("--name", default=None, help="with --run: the run's folder and summary name (default: the kind)")
     ap.add_argument("--seed", type=int, default=0,
                     help="with --run or --fixed: the recipe's seed (split and weights); the folder gets -seedN")
     ap.add_argument("--seeds", nargs="*", default=None, metavar="NAME",
@@ -290,7 +292,7 @@ def main() -> None:
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.run:
-        run(args.run, args.budget_s, half_cnn=args.half_cnn, seed=args.seed)
+        run(args.run, args.budget_s, half_cnn=args.half_cnn, seed=args.seed, name=args.name)
     if args.fixed:
         run(args.fixed[0], args.budget_s, json.loads(args.fixed[1]), epochs=args.epochs, seed=args.seed)
     if args.measure:

@@ -162,9 +162,25 @@ def test_a_constraint_nothing_meets_stops_the_search():
     calls = []
     result = nas.search(SPACE, lambda a: calls.append(a) or 0.0, strategy="random", budget=10, seed=0,
                         constraint=lambda a: "never")
-    from honing.nas._search import MAX_REJECTED
+    from honing.nas._search import MAX_IDLE
 
-    assert not calls and len(result.history) == MAX_REJECTED and result.best is None
+    assert not calls and len(result.history) == MAX_IDLE and result.best is None and result.stopped == "idle"
+
+
+def test_a_budget_of_networks_evaluated_is_not_spent_on_repeats():
+    small = nas.ArchSpace({"a": [0, 1, 2, 3], "b": [0, 1]})  # 8 networks
+    calls = []
+    by_proposals = nas.search(small, lambda a: calls.append(a) or a["a"], strategy="evolution", budget=20, seed=0,
+                              population=4, sample=2)
+    assert len(by_proposals.history) == 20 and by_proposals.stopped == "budget"
+    calls.clear()
+    by_networks = nas.search(small, lambda a: calls.append(a) or a["a"], strategy="evolution", budget=6, seed=0,
+                             population=4, sample=2, count_repeats=False)
+    assert len(calls) == 6 and by_networks.stopped == "budget"  # 6 networks evaluated, however many repeats
+    calls.clear()
+    whole = nas.search(small, lambda a: calls.append(a) or a["a"], strategy="random", budget=50, seed=0,
+                       count_repeats=False)
+    assert len(calls) == 8 and whole.stopped == "idle"  # the space is exhausted: the search stops
 
 
 def test_architectures_that_build_the_same_network_are_one_network():

@@ -26,7 +26,7 @@ from honing._core import ConfigError, check_int
 from honing.nas._space import Arch, ArchSpace, key
 from honing.nas._strategies import create_strategy, pareto_ranks
 
-MAX_REJECTED = 500  # proposals rejected one after another by the constraint: the search stops there
+MAX_IDLE = 500  # proposals in a row that evaluate nothing new (rejected; or repeats, when they do not count): stop
 
 
 @dataclass
@@ -36,6 +36,7 @@ class NasResult:
 
     directions: list[str]
     history: list[dict[str, Any]] = field(default_factory=list)
+    stopped: str = "budget"  # or "timeout", or "idle" (MAX_IDLE proposals in a row evaluated nothing new)
 
     def _signed(self, scores: Sequence[float | None]) -> tuple[float, ...]:
         return tuple(-math.inf if s is None or not math.isfinite(s) else (s if d == "maximize" else -s)
@@ -70,7 +71,8 @@ class NasResult:
 def search(space: ArchSpace, objective: Callable[[Arch], float | Sequence[float]], *, strategy: str = "evolution",
            budget: int = 100, seed: int = 0, directions: Sequence[str] = ("maximize",),
            journal: str | Path | None = None, timeout: float | None = None, progress: bool = False,
-           constraint: Callable[[Arch], str | None] | None = None, **options: Any) -> NasResult:
+           constraint: Callable[[Arch], str | None] | None = None, count_repeats: bool = True,
+           **options: Any) -> NasResult:
     """Run ``strategy`` for ``budget`` proposals of architectures of ``space`` against
     ``objective`` (a score, a list of scores, or ``{"scores": ..., "info": {...}}`` whose info
     is kept in the record); ``directions`` says for each score whether higher (``maximize``) or lower
@@ -78,8 +80,10 @@ def search(space: ArchSpace, objective: Callable[[Arch], float | Sequence[float]
     ...). With ``journal`` every evaluation is appended there and a later call resumes it.
     ``timeout``: seconds after which no new architecture is proposed (the one being evaluated
     finishes). ``constraint(arch)``: None to evaluate it, or the reason it is rejected untrained
-    (recorded with ``rejected``; not counted against ``budget``; the search stops after
-    ``MAX_REJECTED`` rejections in a row)."""
+    (recorded with ``rejected``; not counted against ``budget``). ``count_repeats``: whether an
+    architecture proposed again (or one that builds a network already evaluated) counts against
+    ``budget``; with False the budget is of networks evaluated. The search stops after ``MAX_IDLE``
+    proposals in a row that evaluated nothing new (``result.stopped``: budget, timeout or idle)."""
     if not isinstance(space, ArchSpace):
         raise ConfigError(f"invalid space: got {type(space).__name__}; allowed: a honing.nas.ArchSpace")
     budget = check_int("budget", budget, low=1)
@@ -91,9 +95,13 @@ def search(space: ArchSpace, objective: Callable[[Arch], float | Sequence[float]
     done = read_journal(journal) if journal is not None else []
     cache: dict[str, dict[str, Any]] = {}
     start = time.perf_counter()
-    index = counted = rejected_in_a_row = 0
-    while counted < budget and rejected_in_a_row < MAX_REJECTED:
+    index = counted = idle = 0
+    while counted < budget:
+        if idle >= MAX_IDLE:
+            result.stopped = "idle"
+            break
         if timeout is not None and index >= len(done) and time.perf_counter() - start > timeout:
+            result.stopped = "timeout"
             break
         arch = space.check(plan.ask())
         k = space.network_key(arch)  # architectures that build the same network share an evaluation
@@ -119,8 +127,9 @@ def search(space: ArchSpace, objective: Callable[[Arch], float | Sequence[float]
         plan.tell(arch, result._signed(record["scores"]))
         index += 1
         rejected = bool(record.get("rejected"))
-        counted += not rejected
-        rejected_in_a_row = rejected_in_a_row + 1 if rejected else 0
+        new = not rejected and (count_repeats or not record["cached"])
+        counted += new
+        idle = 0 if new else idle + 1
         if progress:
             best = result.best_so_far()[-1]
             print(f"honing: nas {strategy}: {counted}/{budget}: {record['scores']}"

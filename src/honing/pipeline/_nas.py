@@ -76,7 +76,13 @@ class NasStage:
 
         constraint = (lambda arch: train.over_limits(to_model(arch))) if section.limits else None
         result = nas.search(space, objective, strategy=section.strategy, budget=section.budget, seed=rec.seed,
-                            directions=directions, journal=journal, timeout=section.timeout, constraint=constraint)
+                            directions=directions, journal=journal, timeout=section.timeout, constraint=constraint,
+                            count_repeats=False)  # nas.budget: architectures trained
+        if result.stopped == "idle":
+            from honing.nas._search import MAX_IDLE
+
+            ctx.say(f"nas: stopped after {MAX_IDLE} proposals in a row that were already trained"
+                    + (" or over nas.limits" if section.limits else "") + ": nothing new was proposed")
         rejected = sum(1 for h in result.history if h.get("rejected"))
         if rejected:
             ctx.say(f"nas: {rejected} of {len(result.history)} proposals were over nas.limits {section.limits} before "
@@ -103,7 +109,8 @@ class NasStage:
         out = {
             "space": section.space, "strategy": section.strategy, "size": space.distinct or space.size, "budget": section.budget,
             "evaluated": sum(1 for h in result.history if not h["cached"] and not h.get("rejected")),
-            "proposed": len(result.history), "rejected": rejected, "train_rows": len(train.train),
+            "proposed": len(result.history), "rejected": rejected, "stopped": result.stopped,
+            "train_rows": len(train.train),
             "failed": sum(1 for h in result.history if h["error"] and not h.get("rejected")),
             "objectives": list(section.objectives),
             "directions": directions, "epochs": train.epochs, "limits": section.limits,
