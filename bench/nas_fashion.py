@@ -89,6 +89,11 @@ def recipe(kind: str, budget_s: float, half_cnn: bool = False) -> dict:
             limit = round(0.5 * _cnn_latency_ms("torch"), 5)
             print(f"nas.limits: params 103485, latency_ms {limit} (half the CNN's, measured here in eager PyTorch)")
             r["nas"]["limits"] = {"params": 103485, "latency_ms": limit}
+    if kind == "nas-v3r":  # v3 with its latency limit relative to the CNN, timed beside each candidate
+        r = recipe("nas-v3", budget_s)
+        r["name"] = f"fashion-{kind}"
+        r["nas"].update(objectives=["val_accuracy", "params", "latency_ratio"], reference=_base()["model"],
+                        limits={"params": 103485, "latency_ratio": 0.5})
     if kind == "nas":
         r["model"] = {"name": "mobilenet", "stem": 16, "stem_stride": 2, "last": None, "dropout": 0.2}
         r["nas"] = {"space": "mobile", "blocks": 3, "strides": [1], "heads": ["avg", "flatten"],
@@ -275,7 +280,7 @@ def _front_svg(n: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run", choices=("cnn", "nas", "nas-ort", "nas-ort-small", "nas-v3"))
+    ap.add_argument("--run", choices=("cnn", "nas", "nas-ort", "nas-ort-small", "nas-v3", "nas-v3r"))
     ap.add_argument("--half-cnn", action="store_true",
                     help="nas-ort*: choose the most accurate candidate within half the CNN's latency (nas.limits)")
     ap.add_argument("--budget-s", type=float, default=900.0)

@@ -200,3 +200,33 @@ def test_the_head_hidden_width_is_searched_and_the_chosen_one_is_saved(tmp_path)
         parse_recipe(tiny({**DIGITS, "nas": {**DIGITS["nas"], "hidden": []}}))
     with pytest.raises(RecipeError, match="nas.hidden: got \\[8\\]; allowed: leave it out with nas.space 'cell'"):
         parse_recipe(tiny({**DIGITS, "model": {"name": "cellnet"}, "nas": {"space": "cell", "hidden": [8]}}))
+
+
+def test_latency_ratio_times_each_candidate_beside_the_reference(tmp_path):
+    own = DIGITS["model"]
+    recipe = tiny({**DIGITS, "nas": {**DIGITS["nas"], "objectives": ["val_accuracy", "latency_ratio"],
+                                     "reference": own, "limits": {"latency_ratio": 50.0}}})
+    n = train_once(recipe, out=tmp_path, progress=False).results["nas"]
+    assert n["reference"]["name"] == "mobilenet" and n["objectives"] == ["val_accuracy", "latency_ratio"]
+    assert 0.5 < n["baseline"]["scores"][1] < 2.0  # the recipe's own architecture beside itself: about 1
+    assert all(0 < c[2] <= 50.0 for c in n["candidates"])
+    assert "latency_ratio: one row, CPU, in torch, a multiple of the reference" in \
+        (tmp_path / "report.html").read_text()
+    from honing.recipe import RecipeError, parse_recipe
+
+    with pytest.raises(RecipeError, match="nas.reference: missing: latency_ratio is timed against a reference"):
+        parse_recipe(tiny({**DIGITS, "nas": {**DIGITS["nas"], "objectives": ["val_accuracy", "latency_ratio"]}}))
+    with pytest.raises(RecipeError, match="nas.reference: got a reference, but latency_ratio is not measured"):
+        parse_recipe(tiny({**DIGITS, "nas": {**DIGITS["nas"], "reference": own}}))
+    with pytest.raises(RecipeError, match=r"nas.reference.name"):
+        parse_recipe(tiny({**DIGITS, "nas": {**DIGITS["nas"], "objectives": ["val_accuracy", "latency_ratio"],
+                                             "reference": {"name": "resnet9000"}}}))
+
+
+def test_a_latency_ratio_holds_still_where_the_time_does_not():
+    from honing.pipeline._objective import measure_latency_ratio
+
+    torch.set_num_threads(1)
+    slow, fast = _SlowInPython(), torch.nn.Linear(8, 2)
+    assert measure_latency_ratio(slow, fast, (8,), repeats=3, rounds=2) > 20  # 20 ms against microseconds
+    assert 0.5 < measure_latency_ratio(fast, torch.nn.Linear(8, 2), (8,), repeats=50) < 2.0

@@ -23,7 +23,7 @@ from honing._core import ConfigError, atomic_write_text, set_threads
 from honing.models import count_parameters
 from honing.pipeline._build import build_model, build_trainer
 from honing.pipeline._context import RunContext, digest
-from honing.pipeline._objective import measure_latency_ms
+from honing.pipeline._objective import measure_latency_ms, measure_latency_ratio
 from honing.train import resolve_mode
 
 JOURNAL, BASELINE = "nas.jsonl", "nas_baseline.json"
@@ -63,7 +63,8 @@ class NasStage:
         curves = [r.get("info", {}).get("curve") or [] for r in _records(journal)]
         train = _Candidates(ctx, section, metric, mode, curves)
         baseline = _baseline(ctx, train, spec)
-        where = f" (latency in {section.latency_runtime})" if "latency_ms" in section.objectives else ""
+        timed = {"latency_ms", "latency_ratio"} & set(section.objectives)
+        where = f" (latency in {section.latency_runtime})" if timed else ""
         ctx.say(f"nas: {section.strategy} over {space.distinct or space.size:,} architectures, {section.budget} "
                 f"candidates of {train.epochs} epochs; objectives {', '.join(section.objectives)}{where}")
 
@@ -114,7 +115,8 @@ class NasStage:
             "failed": sum(1 for h in result.history if h["error"] and not h.get("rejected")),
             "objectives": list(section.objectives),
             "directions": directions, "epochs": train.epochs, "limits": section.limits,
-            **({"latency_runtime": section.latency_runtime} if "latency_ms" in section.objectives else {}),
+            **({"latency_runtime": section.latency_runtime} if timed else {}),
+            **({"reference": section.reference.model_dump(mode="json")} if section.reference is not None else {}),
             "select": "the most accurate within the limits" if section.limits else (
                 section.select if len(directions) > 1 else "best"),
             "baseline": baseline,
@@ -185,7 +187,8 @@ class _Candidates:
     def __init__(self, ctx: RunContext, section: Any, metric: str, mode: str, curves: list[list[float]]) -> None:
         self.ctx, self.section, self.metric, self.mode, self.curves = ctx, section, metric, mode, curves
         self.epochs = section.epochs or ctx.recipe.training.epochs
-        self._costs: dict[str, list[float]] = {}
+        self._costs: dict[str, dict[str, float]] = {}
+        self._reference: Any = None
         self.train = ctx.data.train
         if section.fraction < 1:  # the same seeded rows for every candidate
             import torch
@@ -211,13 +214,23 @@ class _Candidates:
             for name in missing:
                 known[name] = (float(count_parameters(fresh)) if name == "params"
                                else float(count_flops(fresh, shape)) if name == "flops"
+                               else measure_latency_ratio(fresh, self.reference(), shape,
+                                                          runtime=self.section.latency_runtime)
+                               if name == "latency_ratio"
                                else measure_latency_ms(fresh, shape, repeats=30, runtime=self.section.latency_runtime))
         return [known[n] for n in names]
+
+    def reference(self) -> Any:
+        """``nas.reference`` built for this data (fresh weights; once)."""
+        if self._reference is None:
+            recipe = self.ctx.recipe.with_params({"nas": None, "model": self.section.reference.model_dump(mode="json")})
+            self._reference = build_model(recipe, self.ctx.data, seed=recipe.seed, memo=self.ctx.memo).model
+        return self._reference
 
     def over_limits(self, params: dict[str, Any]) -> str | None:
         """None when the architecture is within ``nas.limits``, else the first limit it exceeds
         (the cheapest checked first: a latency is not measured for an architecture with too many parameters)."""
-        for name in sorted(self.section.limits or {}, key=("params", "flops", "latency_ms").index):
+        for name in sorted(self.section.limits or {}, key=("params", "flops", "latency_ms", "latency_ratio").index):
             limit = self.section.limits[name]
             value = self.costs(params, [name])[0]
             if value > limit:

@@ -140,7 +140,10 @@ def _nas_tables(n: dict[str, Any] | None) -> list[dict[str, Any]]:
              for f in n["front"]]
     note = (f"{n['strategy']} over {n['size']:,} architectures of the {n['space']} space: {n['evaluated']} candidates, "
             f"{n['failed']} failed, {n['seconds']:.0f} s. {n['note']}."
-            + (f" latency_ms: one row, CPU, in {n['latency_runtime']}." if n.get("latency_runtime") else ""))
+            + (f" latency_ms: one row, CPU, in {n['latency_runtime']}."
+               if n.get("latency_runtime") and "latency_ms" in n["objectives"] else "")
+            + (f" latency_ratio: one row, CPU, in {n.get('latency_runtime', 'torch')}, a multiple of the reference's "
+               f"({n['reference'].get('name')}), timed side by side." if n.get("reference") else ""))
     table: dict[str, Any] = {"title": "Architecture search", "columns": ["", "candidate", "architecture",
                                                                          *n["objectives"]], "rows": rows, "note": note}
     if len(n["objectives"]) > 1 and n.get("candidates"):

@@ -69,18 +69,26 @@ def _check_nas(recipe: Recipe) -> Problems:
             out.append((("nas", "kernels", i), f"got {k}; allowed: an odd size (3, 5, 7)"))
     if not nas.objectives[0].startswith("val_"):
         out.append((("nas", "objectives", 0), f"got {nas.objectives[0]!r}; allowed: a validation metric first "
-                                              "(val_accuracy, val_loss, ...), then params, flops and/or latency_ms"))
+                                              "(val_accuracy, val_loss, ...), then params, flops, latency_ms and/or "
+                                              "latency_ratio"))
     if len(set(nas.objectives)) != len(nas.objectives) or any(o.startswith("val_") for o in nas.objectives[1:]):
         out.append((("nas", "objectives"), f"got {nas.objectives}; allowed: one validation metric, then params, "
-                                           "flops and/or latency_ms, each once"))
+                                           "flops, latency_ms and/or latency_ratio, each once"))
     for name in nas.limits or {}:
         if name not in nas.objectives:
             out.append((("nas", "limits", name), f"got a limit on {name!r}, which is not measured; allowed: a limit on "
                                                  f"one of the objectives ({', '.join(nas.objectives[1:]) or 'none'}); "
                                                  f"add {name!r} to nas.objectives"))
-    if nas.latency_runtime != "torch" and "latency_ms" not in nas.objectives:
+    if "latency_ratio" in nas.objectives and nas.reference is None:
+        out.append((("nas", "reference"), "missing: latency_ratio is timed against a reference network; allowed: a model "
+                                          "section, e.g. {name: cnn, channels: [16, 32]} (the network to beat)"))
+    if nas.reference is not None and "latency_ratio" not in nas.objectives:
+        out.append((("nas", "reference"), "got a reference, but latency_ratio is not measured; allowed: add "
+                                          "latency_ratio to nas.objectives, or leave reference out"))
+    if nas.latency_runtime != "torch" and not {"latency_ms", "latency_ratio"} & set(nas.objectives):
         out.append((("nas", "latency_runtime"), f"got {nas.latency_runtime!r}, but latency is not measured; allowed: "
-                                                "add latency_ms to nas.objectives, or leave latency_runtime out"))
+                                                "add latency_ms or latency_ratio to nas.objectives, or leave "
+                                                "latency_runtime out"))
     if len(nas.objectives) > 1 and nas.strategy in ("local", "reinforce"):
         out.append((("nas", "strategy"), f"got {nas.strategy!r} with {len(nas.objectives)} objectives; allowed: "
                                          "random, evolution, tpe"))

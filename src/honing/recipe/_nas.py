@@ -23,7 +23,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from honing.recipe._sections import Section
+from honing.recipe._sections import ModelSection, Section
 
 
 class NasSection(Section):
@@ -60,13 +60,15 @@ class NasSection(Section):
     timeout: Annotated[float, Field(gt=0)] | None = None
     """seconds after which no new candidate starts (the search keeps what it found)"""
     objectives: list[Literal["val_accuracy", "val_loss", "val_f1_macro", "val_balanced_accuracy", "val_mse",
-                             "val_mae", "val_r2", "params", "flops", "latency_ms"]] = ["val_accuracy"]
-    """the first is a validation metric; add params, flops (one row) and/or latency_ms (1 row, CPU) for a Pareto front"""
+                             "val_mae", "val_r2", "params", "flops", "latency_ms", "latency_ratio"]] = ["val_accuracy"]
+    """the first is a validation metric; add params, flops (one row), latency_ms (1 row, CPU) and/or latency_ratio (latency_ms as a multiple of nas.reference's, timed side by side) for a Pareto front"""
+    reference: ModelSection | None = None
+    """with latency_ratio: the network to time each candidate beside (a model section, e.g. the one in production), so a limit such as {latency_ratio: 0.5} holds on a machine whose speed drifts"""
     latency_runtime: Literal["torch", "onnxruntime"] = "torch"
     """where latency_ms is measured: torch (eager PyTorch, as honing predict and serve run a model folder) or onnxruntime (the exported ONNX graph, as a served ONNX variant runs; needs honing[compress])"""
     select: Literal["best", "knee"] = "knee"
     """with several objectives: knee (the front's point nearest the ideal) or best (on the first objective)"""
-    limits: dict[Literal["params", "flops", "latency_ms"], Annotated[float, Field(gt=0)]] | None = None
+    limits: dict[Literal["params", "flops", "latency_ms", "latency_ratio"], Annotated[float, Field(gt=0)]] | None = None
     """a deployment budget, e.g. {latency_ms: 0.12}: the most accurate candidate within every limit is chosen (each limit must be an objective); a proposal over a limit is rejected before it trains"""
     early_stop: bool = True
     """stop a candidate at an epoch where it is below the median of the earlier candidates there (after 5 of them)"""
