@@ -20,7 +20,18 @@ def _zone(root, name, energy, max_range=1_000_000):
 
 
 def _set(folder, energy):
-    (folder / "energy_uj").write_text(f"{energy}\n")
+    tmp = folder / "energy_uj.tmp"  # replaced whole, as the kernel's file reads: never seen half written
+    tmp.write_text(f"{energy}\n")
+    tmp.replace(folder / "energy_uj")
+
+
+def test_a_reading_that_fails_is_skipped_and_counted_by_the_next(tmp_path):
+    p0 = _zone(tmp_path, "intel-rapl:0", 0)
+    with EnergyMeter(root=tmp_path, poll_s=60) as meter:
+        (p0 / "energy_uj").write_text("")  # a read that came back empty
+        meter._sample()
+        _set(p0, 500)
+    assert meter.reading.joules == pytest.approx(500 / 1e6)
 
 
 def test_packages_are_summed_a_wrap_is_counted_through_and_sub_zones_are_not_added(tmp_path):

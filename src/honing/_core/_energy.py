@@ -63,7 +63,10 @@ class _Counter:
         return int(self.path.read_text())
 
     def sample(self) -> None:
-        now = self.read()
+        try:
+            now = self.read()
+        except (OSError, ValueError):  # a reading that failed (or came back empty): the next one counts it
+            return
         self.total_uj += now - self.last if now >= self.last else now + self.range - self.last
         self.last = now
 
