@@ -89,9 +89,11 @@ class NasStage:
             ctx.say(f"nas: {rejected} of {len(result.history)} proposals were over nas.limits {section.limits} before "
                     "training: not trained")
         if result.best is None and rejected:
+            lowest = {name: round(min(c[name] for c in train._costs.values() if name in c), 4)
+                      for name in section.limits if any(name in c for c in train._costs.values())}
             raise ConfigError(f"invalid nas.limits {section.limits}: no proposed architecture is within them (all "
-                              f"{rejected} proposals were over them; the journal keeps what each exceeded); "
-                              "allowed: looser limits, or a space of fewer or smaller layers")
+                              f"{rejected} proposals were over them; the lowest measured: {lowest}; the journal keeps "
+                              "what each exceeded); allowed: looser limits, or a space of fewer or smaller layers")
         if result.best is None:
             raise ConfigError("nas: every candidate failed; see the errors in " + str(journal))
         front = [{"number": h["index"], "values": h["scores"], "record": h} for h in result.pareto] \
