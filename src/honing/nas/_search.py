@@ -6,9 +6,10 @@ search started again on the same journal replays the recorded scores (the strate
 deterministic given their seed and scores) and continues where it stopped. An objective that
 raises is recorded as failed (its scores the worst possible) and the search goes on. An
 architecture proposed again, or one that builds the same network (``ArchSpace.canonical``), is
-not evaluated again: its recorded scores are reused (it still counts against the budget). A ``constraint`` (e.g. a latency budget, measured before anything
-trains) rejects an architecture untrained: the rejection is recorded, the strategy learns it as a
-failure, and it does not count against the budget.
+not evaluated again: its recorded scores are reused (it still counts against the budget). A
+``constraint`` (e.g. a latency budget, measured before anything trains) rejects an architecture
+untrained: the rejection is recorded, the strategy learns it as a failure, and it does not count
+against the budget.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from honing._core import ConfigError, atomic_write_text, set_threads
 from honing.models import count_parameters
 from honing.pipeline._build import build_model, build_trainer
 from honing.pipeline._context import RunContext, digest
-from honing.pipeline._objective import measure_latency_ms, measure_latency_ratio
+from honing.pipeline._objective import measure_latency_ms, measure_latency_ratio, served_forward
 from honing.train import resolve_mode
 
 JOURNAL, BASELINE = "nas.jsonl", "nas_baseline.json"
@@ -65,7 +65,8 @@ class NasStage:
         baseline = _baseline(ctx, train, spec)
         timed = {"latency_ms", "latency_ratio"} & set(section.objectives)
         where = f" (latency in {section.latency_runtime})" if timed else ""
-        ctx.say(f"nas: {section.strategy} over {space.distinct or space.size:,} architectures, {section.budget} "
+        size = space.distinct or space.size  # networks, not decision combinations
+        ctx.say(f"nas: {section.strategy} over {size:,} architectures, {section.budget} "
                 f"candidates of {train.epochs} epochs; objectives {', '.join(section.objectives)}{where}")
 
         def objective(arch: dict[str, Any]) -> dict[str, Any]:
@@ -89,28 +90,25 @@ class NasStage:
             ctx.say(f"nas: {rejected} of {len(result.history)} proposals were over nas.limits {section.limits} before "
                     "training: not trained")
         if result.best is None and rejected:
-            lowest = {name: round(min(c[name] for c in train._costs.values() if name in c), 4)
-                      for name in section.limits if any(name in c for c in train._costs.values())}
             raise ConfigError(f"invalid nas.limits {section.limits}: no proposed architecture is within them (all "
-                              f"{rejected} proposals were over them; the lowest measured: {lowest}; the journal keeps "
-                              "what each exceeded); allowed: looser limits, or a space of fewer or smaller layers")
+                              f"{rejected} proposals were over them; the lowest measured: {train.lowest()}; the "
+                              "journal keeps what each exceeded); allowed: looser limits, or a space of fewer or "
+                              "smaller layers")
         if result.best is None:
             raise ConfigError("nas: every candidate failed; see the errors in " + str(journal))
         front = [{"number": h["index"], "values": h["scores"], "record": h} for h in result.pareto] \
             if len(directions) > 1 else []
-        if section.limits:
-            chosen = _within_limits(result, section, directions)
-        elif len(directions) > 1:
+        if len(directions) > 1 and not section.limits:
             from honing.tune import select_from_pareto
 
             chosen = select_from_pareto(front, directions, rule=section.select)["record"]
-        else:
+        else:  # with limits, every candidate trained was within them: the most accurate
             chosen = result.best
         params = to_model(chosen["arch"])
         ctx.recipe = rec.with_params(params)
         _check_folder_model(ctx.out_dir, ctx.recipe.to_dict()["model"], chosen["index"])
         out = {
-            "space": section.space, "strategy": section.strategy, "size": space.distinct or space.size, "budget": section.budget,
+            "space": section.space, "strategy": section.strategy, "size": size, "budget": section.budget,
             "evaluated": sum(1 for h in result.history if not h["cached"] and not h.get("rejected")),
             "proposed": len(result.history), "rejected": rejected, "stopped": result.stopped,
             "train_rows": len(train.train),
@@ -136,21 +134,6 @@ class NasStage:
             f"{o} {v:.4g} (recipe's own: {b:.4g})" for o, v, b in zip(section.objectives, chosen["scores"],
                                                                      baseline["scores"])))
         return {"candidates": len(result.history), "chosen": chosen["index"]}
-
-
-def _within_limits(result: Any, section: Any, directions: list[str]) -> dict[str, Any]:
-    """The best candidate on the first objective among those within every limit (a ConfigError
-    naming the closest ones when none is)."""
-    index = {o: i for i, o in enumerate(section.objectives)}
-    ok = [h for h in result.history if h["error"] is None and not h["cached"]]
-    inside = [h for h in ok if all(h["scores"][index[k]] <= v for k, v in section.limits.items())]
-    if not inside:
-        closest = {k: min(h["scores"][index[k]] for h in ok) for k in section.limits} if ok else {}
-        raise ConfigError(f"invalid nas.limits {section.limits}: no candidate is within them (the lowest measured: "
-                          f"{closest}); allowed: looser limits, a larger budget or timeout (the journal keeps the "
-                          "candidates), or a space of smaller layers")
-    sign = 1.0 if directions[0] == "maximize" else -1.0
-    return max(inside, key=lambda h: (sign * h["scores"][0], -h["index"]))
 
 
 def _space(section: Any) -> tuple[Any, Any]:
@@ -216,18 +199,25 @@ class _Candidates:
             for name in missing:
                 known[name] = (float(count_parameters(fresh)) if name == "params"
                                else float(count_flops(fresh, shape)) if name == "flops"
-                               else measure_latency_ratio(fresh, self.reference(), shape,
+                               else measure_latency_ratio(fresh, self.reference_forward(), shape,
                                                           runtime=self.section.latency_runtime)
                                if name == "latency_ratio"
                                else measure_latency_ms(fresh, shape, repeats=30, runtime=self.section.latency_runtime))
         return [known[n] for n in names]
 
-    def reference(self) -> Any:
-        """``nas.reference`` built for this data (fresh weights; once)."""
+    def reference_forward(self) -> Any:
+        """``nas.reference`` built for this data (fresh weights), prepared as it is served: once."""
         if self._reference is None:
             recipe = self.ctx.recipe.with_params({"nas": None, "model": self.section.reference.model_dump(mode="json")})
-            self._reference = build_model(recipe, self.ctx.data, seed=recipe.seed, memo=self.ctx.memo).model
+            model = build_model(recipe, self.ctx.data, seed=recipe.seed, memo=self.ctx.memo).model
+            self._reference = served_forward(model, self.ctx.data.input_shape, 1, self.section.latency_runtime)[0]
         return self._reference
+
+    def lowest(self) -> dict[str, float]:
+        """The lowest value measured of each limited cost, over every architecture proposed."""
+        names = self.section.limits or {}
+        return {n: round(min(c[n] for c in self._costs.values() if n in c), 4)
+                for n in names if any(n in c for c in self._costs.values())}
 
     def over_limits(self, params: dict[str, Any]) -> str | None:
         """None when the architecture is within ``nas.limits``, else the first limit it exceeds

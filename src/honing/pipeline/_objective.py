@@ -54,7 +54,7 @@ def measure_latency_ms(model: torch.nn.Module, input_shape: tuple[int, ...], *, 
     with torch's thread count, as a served ONNX variant runs). The two can rank networks
     differently: eager PyTorch pays a fixed cost per layer, which dominates small inputs at batch 1,
     while ONNX Runtime's cost follows the arithmetic more closely."""
-    run, x = _forward(model, input_shape, batch, runtime)
+    run, x = served_forward(model, input_shape, batch, runtime)
     return median_forward_ms(run, x, repeats=repeats)
 
 
@@ -63,9 +63,12 @@ def measure_latency_ratio(model: torch.nn.Module, reference: torch.nn.Module, in
     """``model``'s latency as a multiple of ``reference``'s, both run as ``measure_latency_ms``
     runs them and timed side by side: ``rounds`` alternating rounds of ``repeats`` passes each, the
     median of the rounds' ratios. A machine that is slower at one moment slows both, so the ratio
-    holds still where an absolute time drifts (a CNN timed at 0.22-0.38 ms over five runs here)."""
-    run_m, x = _forward(model, input_shape, batch, runtime)
-    run_r, _ = _forward(reference, input_shape, batch, runtime)
+    holds still where an absolute time drifts (a CNN timed at 0.22-0.38 ms over five runs here).
+    ``reference``: a module, or ``served_forward(reference, ...)[0]`` prepared once to time many
+    models beside (in onnxruntime, that saves an export per model)."""
+    run_m, x = served_forward(model, input_shape, batch, runtime)
+    run_r = served_forward(reference, input_shape, batch, runtime)[0] \
+        if isinstance(reference, torch.nn.Module) else reference
     ratios = []
     for r in range(rounds):
         pair = (run_m, run_r) if r % 2 == 0 else (run_r, run_m)
@@ -74,8 +77,10 @@ def measure_latency_ratio(model: torch.nn.Module, reference: torch.nn.Module, in
     return statistics.median(ratios)
 
 
-def _forward(model: torch.nn.Module, input_shape: tuple[int, ...], batch: int, runtime: str) -> tuple[Any, Any]:
-    """One forward pass of the model as it is served (a callable of x) and a random input."""
+def served_forward(model: torch.nn.Module, input_shape: tuple[int, ...], batch: int,
+                   runtime: str) -> tuple[Any, torch.Tensor]:
+    """One forward pass of the model as it is served (a callable of a batch; in onnxruntime it
+    runs a fixed random batch of that shape) and a random batch."""
     from honing.models import fold_batch_norm
 
     if runtime not in LATENCY_RUNTIMES:

@@ -80,8 +80,8 @@ def _check_nas(recipe: Recipe) -> Problems:
                                                  f"one of the objectives ({', '.join(nas.objectives[1:]) or 'none'}); "
                                                  f"add {name!r} to nas.objectives"))
     if "latency_ratio" in nas.objectives and nas.reference is None:
-        out.append((("nas", "reference"), "missing: latency_ratio is timed against a reference network; allowed: a model "
-                                          "section, e.g. {name: cnn, channels: [16, 32]} (the network to beat)"))
+        out.append((("nas", "reference"), "missing: latency_ratio is timed against a reference network; allowed: a "
+                                          "model section, e.g. {name: cnn, channels: [16, 32]} (the network to beat)"))
     if nas.reference is not None and "latency_ratio" not in nas.objectives:
         out.append((("nas", "reference"), "got a reference, but latency_ratio is not measured; allowed: add "
                                           "latency_ratio to nas.objectives, or leave reference out"))

@@ -65,7 +65,7 @@ class NasSection(Section):
     reference: ModelSection | None = None
     """with latency_ratio: the network to time each candidate beside (a model section, e.g. the one in production), so a limit such as {latency_ratio: 0.5} holds on a machine whose speed drifts"""
     latency_runtime: Literal["torch", "onnxruntime"] = "torch"
-    """where latency_ms is measured: torch (eager PyTorch, as honing predict and serve run a model folder) or onnxruntime (the exported ONNX graph, as a served ONNX variant runs; needs honing[compress])"""
+    """where latency_ms and latency_ratio are measured: torch (eager PyTorch, as honing predict and serve run a model folder) or onnxruntime (the exported ONNX graph, as a served ONNX variant runs; needs honing[compress])"""
     select: Literal["best", "knee"] = "knee"
     """with several objectives: knee (the front's point nearest the ideal) or best (on the first objective)"""
     limits: dict[Literal["params", "flops", "latency_ms", "latency_ratio"], Annotated[float, Field(gt=0)]] | None = None
