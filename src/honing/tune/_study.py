@@ -137,8 +137,9 @@ _SAMPLERS.register("qmc", _qmc, description="scrambled Sobol quasi-random sequen
 _SAMPLERS.register("tpe", _tpe, description="multivariate TPE over conditional groups")
 _SAMPLERS.register("gp", _gp, description="Gaussian-process Bayesian optimization")
 _SAMPLERS.register("cmaes", _cmaes, description="CMA-ES over numeric parameters (needs cmaes)")
-_SAMPLERS.register("auto", _auto, description="the default: the recipe's values, a Latin hypercube, then TPE with the "
-                   "constant liar, local steps from the best trial and a random share (honing.tune.AutoSampler)")
+_SAMPLERS.register("auto", _auto, description="the default: the recipe's values, a Latin hypercube, then a Gaussian "
+                   "process (TPE past 200 trials) with the constant liar, local steps from the best trial and a "
+                   "random share (honing.tune.AutoSampler)")
 _SAMPLERS.register("nsga2", _nsga2, description="NSGA-II genetic search (the default with several objectives)")
 
 
