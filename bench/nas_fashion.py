@@ -25,6 +25,10 @@ two-layer networks bench/README.md reports; ``--measure --extra NAME ...`` times
 space of 4 smaller layers; ``--half-cnn`` chooses the most accurate candidate within half the CNN's
 ONNX Runtime latency (``nas.limits``) instead of the knee.
 
+``--run nas-v3`` / ``nas-v3r``: two layers after the stem, the head's hidden width searched, no
+dropout, limits of half the CNN's parameters and latency (absolute, or ``latency_ratio`` against
+the CNN timed beside each candidate); ``nas-v3rp`` is v3r with ``nas.promote: 3``.
+
 usage: bench/run.sh bench/nas_fashion.py --run cnn|nas|nas-ort|nas-ort-small [--budget-s 900] [--half-cnn];
        --fixed NAME MODEL_JSON [--epochs N]; --run/--fixed ... --seed K; then --measure [--extra NAME ...];
        --seeds NAME ... (test accuracy over the seeds, paired with the CNN's)
@@ -94,6 +98,10 @@ def recipe(kind: str, budget_s: float, half_cnn: bool = False) -> dict:
         r["name"] = f"fashion-{kind}"
         r["nas"].update(objectives=["val_accuracy", "params", "latency_ratio"], reference=_base()["model"],
                         limits={"params": 103485, "latency_ratio": 0.5})
+    if kind == "nas-v3rp":  # v3r, then its best 3 trained again as the final model is, the best of those chosen
+        r = recipe("nas-v3r", budget_s)
+        r["name"] = f"fashion-{kind}"
+        r["nas"]["promote"] = 3
     if kind == "nas":
         r["model"] = {"name": "mobilenet", "stem": 16, "stem_stride": 2, "last": None, "dropout": 0.2}
         r["nas"] = {"space": "mobile", "blocks": 3, "strides": [1], "heads": ["avg", "flatten"],
@@ -132,6 +140,7 @@ def run(kind: str, budget_s: float, model: dict | None = None, half_cnn: bool = 
         n = res["nas"]
         summary["nas"] = {k: n[k] for k in ("evaluated", "proposed", "chosen", "baseline", "front", "seconds", "epochs",
                                             "train_rows")}
+        summary["nas"].update({k: n[k] for k in ("promoted", "stopped", "rejected") if k in n})
     (OUT / f"{kind}.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps({k: summary[k] for k in ("kind", "test", "parameters", "cpu_s")}))
 
@@ -280,7 +289,8 @@ def _front_svg(n: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run", choices=("cnn", "nas", "nas-ort", "nas-ort-small", "nas-v3", "nas-v3r"))
+    ap.add_argument("--run", choices=("cnn", "nas", "nas-ort", "nas-ort-small", "nas-v3", "nas-v3r",
+                                          "nas-v3rp"))
     ap.add_argument("--half-cnn", action="store_true",
                     help="nas-ort*: choose the most accurate candidate within half the CNN's latency (nas.limits)")
     ap.add_argument("--budget-s", type=float, default=900.0)

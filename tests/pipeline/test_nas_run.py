@@ -231,3 +231,40 @@ def test_a_latency_ratio_holds_still_where_the_time_does_not():
     slow, fast = _SlowInPython(), torch.nn.Linear(8, 2)
     assert measure_latency_ratio(slow, fast, (8,), repeats=3, rounds=2) > 20  # 20 ms against microseconds
     assert 0.5 < measure_latency_ratio(fast, torch.nn.Linear(8, 2), (8,), repeats=50) < 2.0
+
+
+def test_promotion_trains_the_best_candidates_again_and_chooses_by_that_training(tmp_path, monkeypatch):
+    from honing.pipeline import _nas
+
+    recipe = tiny({**DIGITS, "nas": {**DIGITS["nas"], "objectives": ["val_accuracy"], "budget": 4, "promote": 2}})
+    calls = []
+    real = _nas._Candidates.__call__
+
+    def counted(self, params, *, record=True):
+        calls.append((self.epochs, len(self.train)))
+        return real(self, params, record=record)
+
+    monkeypatch.setattr(_nas._Candidates, "__call__", counted)
+    n = train_once(recipe, out=tmp_path, progress=False).results["nas"]
+    promoted = n["promoted"]
+    assert len(promoted) == 2 and calls[-2:] == [(2, 1079), (2, 1079)]  # training.epochs on every training row
+    proxies = sorted((h[1] for h in n["candidates"]), reverse=True)
+    assert sorted(p["proxy"] for p in promoted) == sorted(proxies[:2])  # the proxy's best two
+    assert promoted[0]["full"] >= promoted[1]["full"] and n["chosen"]["index"] == promoted[0]["index"]
+    saved = json.loads((tmp_path / "model" / "recipe.json").read_text())
+    assert saved["model"]["blocks"] == promoted[0]["model"]["model.blocks"]  # the run trained the promoted best
+    # a re-run (here with one more promoted) trains only what it has not trained yet
+    calls.clear()
+    more = tiny({**DIGITS, "nas": {**DIGITS["nas"], "objectives": ["val_accuracy"], "budget": 4, "promote": 3}})
+    for name in ("nas.jsonl", "nas.key", "nas_baseline.json", "nas_promoted.json"):
+        (tmp_path / "copy").mkdir(exist_ok=True)
+        (tmp_path / "copy" / name).write_text((tmp_path / name).read_text())
+    n3 = train_once(more, out=tmp_path / "copy", progress=False).results["nas"]
+    assert len(calls) == 1 and len(n3["promoted"]) == 3  # only the third is trained; the search is replayed
+
+
+def test_promotion_with_several_objectives_needs_limits():
+    from honing.recipe import RecipeError, parse_recipe
+
+    with pytest.raises(RecipeError, match="nas.promote: got 2 with objectives .* and no limits; allowed: 0"):
+        parse_recipe(tiny({**DIGITS, "nas": {**DIGITS["nas"], "promote": 2}}))

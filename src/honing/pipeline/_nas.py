@@ -26,7 +26,7 @@ from honing.pipeline._context import RunContext, digest
 from honing.pipeline._objective import measure_latency_ms, measure_latency_ratio, served_forward
 from honing.train import resolve_mode
 
-JOURNAL, BASELINE = "nas.jsonl", "nas_baseline.json"
+JOURNAL, BASELINE, PROMOTED = "nas.jsonl", "nas_baseline.json", "nas_promoted.json"
 MIN_FOR_MEDIAN = 5
 
 
@@ -56,7 +56,7 @@ class NasStage:
         # what the candidates' scores depend on (a larger budget continues the same journal; limits
         # reject architectures before they train, so other limits are another search)
         spec = {"nas": {k: v for k, v in section.model_dump(mode="json").items()
-                        if k not in ("budget", "select", "timeout")},
+                        if k not in ("budget", "select", "timeout", "promote")},
                 "recipe": {k: v for k, v in rec.to_dict().items()
                            if k not in ("nas", "tune", "ensemble", "compress", "output")}}
         _fresh_journal(ctx.out_dir, digest(spec))
@@ -104,6 +104,12 @@ class NasStage:
             chosen = select_from_pareto(front, directions, rule=section.select)["record"]
         else:  # with limits, every candidate trained was within them: the most accurate
             chosen = result.best
+        promoted = _promote(ctx, section, result, to_model, metric, mode, digest(spec)) if section.promote else []
+        if promoted:
+            best = promoted[0]
+            chosen = next(h for h in result.history if h["index"] == best["index"] and not h["cached"])
+            ctx.say(f"nas: after training as the final model will, candidate {best['index']} is the best: {metric} "
+                    + ", ".join(f"{p['full']:.4g} (candidate {p['index']}; proxy {p['proxy']:.4g})" for p in promoted))
         params = to_model(chosen["arch"])
         ctx.recipe = rec.with_params(params)
         _check_folder_model(ctx.out_dir, ctx.recipe.to_dict()["model"], chosen["index"])
@@ -119,6 +125,7 @@ class NasStage:
             **({"reference": section.reference.model_dump(mode="json")} if section.reference is not None else {}),
             "select": "the most accurate within the limits" if section.limits else (
                 section.select if len(directions) > 1 else "best"),
+            **({"promoted": promoted} if promoted else {}),
             "baseline": baseline,
             "chosen": {"index": chosen["index"], "model": params, "scores": chosen["scores"]},
             "front": [{"index": f["record"]["index"], "model": to_model(f["record"]["arch"]),
@@ -134,6 +141,37 @@ class NasStage:
             f"{o} {v:.4g} (recipe's own: {b:.4g})" for o, v, b in zip(section.objectives, chosen["scores"],
                                                                      baseline["scores"])))
         return {"candidates": len(result.history), "chosen": chosen["index"]}
+
+
+def _promote(ctx: RunContext, section: Any, result: Any, to_model: Any, metric: str, mode: str,
+             key: str) -> list[dict[str, Any]]:
+    """The best ``nas.promote`` candidates on the proxy, trained again as the final model will be
+    (all the training rows, training.epochs, no median stop), best first on that training's
+    validation value. Each result is kept in ``nas_promoted.json``: a re-run does not train it again."""
+    sign = 1.0 if mode == "max" else -1.0
+    trained = [h for h in result.history if not h["cached"] and not h.get("rejected") and not h["error"]]
+    top = sorted(trained, key=lambda h: -sign * h["scores"][0])[: section.promote]
+    path = ctx.out_dir / PROMOTED
+    try:
+        stored = json.loads(path.read_text())
+        runs = stored["runs"] if stored.get("key") == key else {}
+    except (OSError, ValueError, KeyError):
+        runs = {}
+    full = _Candidates(ctx, section.model_copy(update={"epochs": None, "fraction": 1.0, "early_stop": False,
+                                                       "objectives": [metric]}), metric, mode, [])
+    out = []
+    for rank, h in enumerate(top, 1):
+        params = to_model(h["arch"])
+        k = json.dumps(params, sort_keys=True, default=str)
+        if k not in runs:
+            ctx.say(f"nas: promoting candidate {h['index']} ({rank} of {len(top)}, proxy {metric} "
+                    f"{h['scores'][0]:.4g}): {full.epochs} epochs on all {len(full.train):,} training rows")
+            scores, info = full(params, record=False)
+            runs[k] = {"score": scores[0], "epochs": info["epochs"]}
+            atomic_write_text(path, json.dumps({"key": key, "runs": runs}))
+        out.append({"index": h["index"], "model": params, "proxy": h["scores"][0], "full": runs[k]["score"],
+                    "epochs": runs[k]["epochs"]})
+    return sorted(out, key=lambda p: -sign * p["full"])
 
 
 def _space(section: Any) -> tuple[Any, Any]:

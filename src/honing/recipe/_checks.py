@@ -89,6 +89,10 @@ def _check_nas(recipe: Recipe) -> Problems:
         out.append((("nas", "latency_runtime"), f"got {nas.latency_runtime!r}, but latency is not measured; allowed: "
                                                 "add latency_ms or latency_ratio to nas.objectives, or leave "
                                                 "latency_runtime out"))
+    if nas.promote and len(nas.objectives) > 1 and not nas.limits:
+        out.append((("nas", "promote"), f"got {nas.promote} with objectives {nas.objectives} and no limits; allowed: "
+                                        "0 (the front's point is chosen by nas.select), or nas.limits (the most "
+                                        "accurate within them is chosen, and promotion re-ranks the best)"))
     if len(nas.objectives) > 1 and nas.strategy in ("local", "reinforce"):
         out.append((("nas", "strategy"), f"got {nas.strategy!r} with {len(nas.objectives)} objectives; allowed: "
                                          "random, evolution, tpe"))
