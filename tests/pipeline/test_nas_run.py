@@ -253,6 +253,8 @@ def test_promotion_trains_the_best_candidates_again_and_chooses_by_that_training
     assert promoted[0]["full"] >= promoted[1]["full"] and n["chosen"]["index"] == promoted[0]["index"]
     saved = json.loads((tmp_path / "model" / "recipe.json").read_text())
     assert saved["model"]["blocks"] == promoted[0]["model"]["model.blocks"]  # the run trained the promoted best
+    report = (tmp_path / "report.html").read_text()
+    assert "after the full training (proxy" in report and "Promoted: the best 2 trained again" in report
     # a re-run (here with one more promoted) trains only what it has not trained yet
     calls.clear()
     more = tiny({**DIGITS, "nas": {**DIGITS["nas"], "objectives": ["val_accuracy"], "budget": 4, "promote": 3}})

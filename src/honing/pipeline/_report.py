@@ -138,12 +138,16 @@ def _nas_tables(n: dict[str, Any] | None) -> list[dict[str, Any]]:
              *[fmt(o, v) for o, v in zip(n["objectives"], n["baseline"]["scores"])]]]
     rows += [["Pareto front", f["index"], arch(f["model"]), *[fmt(o, v) for o, v in zip(n["objectives"], f["scores"])]]
              for f in n["front"]]
+    rows += [["promoted", p["index"], arch(p["model"]), f"{p['full']:.4g} after the full training (proxy {p['proxy']:.4g})",
+              *[""] * (len(n["objectives"]) - 1)] for p in n.get("promoted", [])]
     note = (f"{n['strategy']} over {n['size']:,} architectures of the {n['space']} space: {n['evaluated']} candidates, "
             f"{n['failed']} failed, {n['seconds']:.0f} s. {n['note']}."
             + (f" latency_ms: one row, CPU, in {n['latency_runtime']}."
                if n.get("latency_runtime") and "latency_ms" in n["objectives"] else "")
             + (f" latency_ratio: one row, CPU, in {n.get('latency_runtime', 'torch')}, a multiple of the reference's "
-               f"({n['reference'].get('name')}), timed side by side." if n.get("reference") else ""))
+               f"({n['reference'].get('name')}), timed side by side." if n.get("reference") else "")
+            + (f" Promoted: the best {len(n['promoted'])} trained again as the final model is (every training row, "
+               "training.epochs); the chosen is the best of them after that training." if n.get("promoted") else ""))
     table: dict[str, Any] = {"title": "Architecture search", "columns": ["", "candidate", "architecture",
                                                                          *n["objectives"]], "rows": rows, "note": note}
     if len(n["objectives"]) > 1 and n.get("candidates"):
