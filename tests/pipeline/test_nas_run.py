@@ -27,7 +27,7 @@ def test_the_chosen_architecture_is_trained_and_saved_and_the_journal_resumes(tm
     n = result.results["nas"]
     assert n["evaluated"] <= 4 and n["objectives"] == ["val_accuracy", "params"]
     assert n["baseline"]["model"] == {"model.blocks": [{"op": "conv", "out": 4}]}
-    assert n["train_rows"] == 539  # nas.fraction 0.5: half of the 1,078 training rows
+    assert n["train_rows"] == 539  # nas.fraction 0.5: half of the 1,079 training rows
     chosen = n["chosen"]["model"]["model.blocks"]
     saved = json.loads((tmp_path / "model" / "recipe.json").read_text())
     assert saved["model"]["blocks"] == chosen  # the run trained and saved the chosen architecture
