@@ -62,6 +62,28 @@ def test_a_search_resumes_from_its_journal_without_evaluating_again(tmp_path):
         nas.search(SPACE, matches, strategy="evolution", budget=50, seed=4, journal=journal)
 
 
+def test_a_search_whose_repeats_differ_in_idle_decisions_resumes_from_its_journal(tmp_path):
+    # "b" builds nothing when "a" is 0: a repeat of that network is journaled with its first
+    # architecture, which may differ from the proposal in "b" (a resume refused it before)
+    idle = nas.ArchSpace({"a": [0, 1, 2], "b": [0, 1, 2, 3], "c": [0, 1, 2]},
+                         canonical=lambda arch: {**arch, "b": 0} if arch["a"] == 0 else arch)
+
+    def score(arch):
+        return float(arch["a"] + arch["b"] * (arch["a"] > 0) + arch["c"])
+
+    journal = tmp_path / "nas.jsonl"
+    # seed 1: the second proposal builds the first's network with another "b"
+    first = nas.search(idle, score, strategy="evolution", budget=8, seed=1, journal=journal,
+                       count_repeats=False, population=4, sample=2)
+    assert first.history[1]["cached"] and first.history[1]["arch"]["a"] == 0
+    more = nas.search(idle, score, strategy="evolution", budget=12, seed=1, journal=journal, count_repeats=False,
+                      population=4, sample=2)
+    whole = nas.search(idle, score, strategy="evolution", budget=12, seed=1, count_repeats=False, population=4,
+                       sample=2)
+    assert [h["arch"] for h in more.history] == [h["arch"] for h in whole.history]
+    assert more.history[: len(first.history)] == first.history
+
+
 def test_a_failing_candidate_is_recorded_and_the_search_goes_on():
     def fragile(arch):
         if arch["d0"] == 0:

@@ -108,7 +108,9 @@ def search(space: ArchSpace, objective: Callable[[Arch], float | Sequence[float]
         k = space.network_key(arch)  # architectures that build the same network share an evaluation
         if index < len(done):
             record = done[index]
-            if key(record["arch"]) != key(arch):
+            # a repeat is journaled with its network's first architecture, which may differ from
+            # this proposal in idle decisions only: there the same network is the same replay
+            if (space.network_key(record["arch"]) != k if record.get("cached") else key(record["arch"]) != key(arch)):
                 raise ConfigError(f"invalid journal {str(journal)!r}: evaluation {index} was {record['arch']!r}, this "
                                   f"search proposes {arch!r}; allowed: the journal of the same space, strategy, "
                                   "options and seed (or a new journal)")
