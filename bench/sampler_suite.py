@@ -257,7 +257,7 @@ def _source_trials(source: Any, seed: int, n_trials: int) -> list[dict[str, Any]
     """The finished trials of an auto study on ``source`` (the related task), as history."""
     import optuna
 
-    key = (source.name, getattr(source, "share", 1.0), seed, n_trials)
+    key = (source.name, source.share, seed, n_trials)
     if key not in _SOURCES:
         src = optuna.create_study(sampler=make_sampler("auto", seed, n_trials), direction=source.direction)
         src.optimize(source.objective(seed)[0], n_trials=n_trials)

@@ -110,7 +110,9 @@ def search(space: ArchSpace, objective: Callable[[Arch], float | Sequence[float]
             record = done[index]
             # a repeat is journaled with its network's first architecture, which may differ from
             # this proposal in idle decisions only: there the same network is the same replay
-            if (space.network_key(record["arch"]) != k if record.get("cached") else key(record["arch"]) != key(arch)):
+            same = (space.network_key(record["arch"]) == k if record.get("cached")
+                    else key(record["arch"]) == key(arch))
+            if not same:
                 raise ConfigError(f"invalid journal {str(journal)!r}: evaluation {index} was {record['arch']!r}, this "
                                   f"search proposes {arch!r}; allowed: the journal of the same space, strategy, "
                                   "options and seed (or a new journal)")

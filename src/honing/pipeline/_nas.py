@@ -104,10 +104,10 @@ class NasStage:
             chosen = select_from_pareto(front, directions, rule=section.select)["record"]
         else:  # with limits, every candidate trained was within them: the most accurate
             chosen = result.best
-        promoted = _promote(ctx, section, result, to_model, metric, mode, digest(spec)) if section.promote else []
-        if promoted:
+        promoted: list[dict[str, Any]] = []
+        if section.promote:
+            promoted, chosen = _promote(ctx, section, result, to_model, metric, mode, digest(spec))
             best = promoted[0]
-            chosen = next(h for h in result.history if h["index"] == best["index"] and not h["cached"])
             ctx.say(f"nas: after training as the final model will, candidate {best['index']} is the best: {metric} "
                     + ", ".join(f"{p['full']:.4g} (candidate {p['index']}; proxy {p['proxy']:.4g})" for p in promoted))
         params = to_model(chosen["arch"])
@@ -144,10 +144,11 @@ class NasStage:
 
 
 def _promote(ctx: RunContext, section: Any, result: Any, to_model: Any, metric: str, mode: str,
-             key: str) -> list[dict[str, Any]]:
+             key: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The best ``nas.promote`` candidates on the proxy, trained again as the final model will be
     (all the training rows, training.epochs, no median stop), best first on that training's
-    validation value. Each result is kept in ``nas_promoted.json``: a re-run does not train it again."""
+    validation value, and the search's record of the best. Each result is kept in
+    ``nas_promoted.json``: a re-run does not train it again."""
     sign = 1.0 if mode == "max" else -1.0
     trained = [h for h in result.history if not h["cached"] and not h.get("rejected") and not h["error"]]
     top = sorted(trained, key=lambda h: -sign * h["scores"][0])[: section.promote]
@@ -171,7 +172,8 @@ def _promote(ctx: RunContext, section: Any, result: Any, to_model: Any, metric: 
             atomic_write_text(path, json.dumps({"key": key, "runs": runs}))
         out.append({"index": h["index"], "model": params, "proxy": h["scores"][0], "full": runs[k]["score"],
                     "epochs": runs[k]["epochs"]})
-    return sorted(out, key=lambda p: -sign * p["full"])
+    order = sorted(range(len(out)), key=lambda i: -sign * out[i]["full"])
+    return [out[i] for i in order], top[order[0]]
 
 
 def _space(section: Any) -> tuple[Any, Any]:
