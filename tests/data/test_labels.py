@@ -95,3 +95,26 @@ def test_a_csv_rows_number_is_its_data_row_and_the_check_is_for_classification(t
         honing.data.load("sklearn:diabetes", check_labels="report")
     with pytest.raises(ConfigError, match="allowed: report, drop, or None"):
         honing.data.load("sklearn:iris", check_labels="fix")
+
+
+def test_a_check_made_once_is_reused_for_the_same_rows_and_refused_for_other_rows(tmp_path, monkeypatch):
+    x, y, _ = _noisy_digits()
+    path = tmp_path / "noisy.npz"
+    np.savez(path, x=x, y=y)
+    first = honing.data.load(f"npz:{path}", seed=0, check_labels="drop")
+    record = first.info["label_issues"]
+
+    def no_second_check(*args, **kwargs):
+        raise AssertionError("the labels were checked again")
+
+    monkeypatch.setattr("honing.data._load.out_of_fold_probabilities", no_second_check)
+    again = honing.data.load(f"npz:{path}", seed=0, check_labels="drop", label_issues=record)
+    assert again.info["label_issues"] == record and record["dropped"] > 0
+    assert np.array_equal(again.train.x.numpy(), first.train.x.numpy())  # the same rows dropped, the same scaling
+    assert np.array_equal(again.val.y.numpy(), first.val.y.numpy())
+    with pytest.raises(ConfigError, match="not a check of these rows: .*train"):  # another split: other rows
+        honing.data.load(f"npz:{path}", seed=1, check_labels="drop", label_issues=record)
+    with pytest.raises(ConfigError, match="not a check of these rows: action 'drop'"):
+        honing.data.load(f"npz:{path}", seed=0, check_labels="report", label_issues=record)
+    with pytest.raises(ConfigError, match="given without check_labels"):
+        honing.data.load(f"npz:{path}", seed=0, label_issues=record)

@@ -344,3 +344,28 @@ def test_a_data_option_that_does_not_fit_the_data_names_its_field_and_line(tmp_p
     line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "check_labels" in text)
     assert cli(["train", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 2
     assert f"reg.yaml:{line}: data.check_labels: invalid check_labels" in capsys.readouterr().err
+
+
+def test_a_worker_process_reuses_the_runs_label_check_and_checks_a_trials_other_data_again(tmp_path, monkeypatch):
+    import pickle
+
+    from honing.pipeline._objective import RecipeObjective
+    from honing.recipe import parse_recipe
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 4)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
+    y[:15] = 1 - y[:15]
+    np.savez(tmp_path / "rows.npz", x=x, y=y)
+    recipe = parse_recipe(tiny({"data.source": f"npz:{tmp_path / 'rows.npz'}", "data.check_labels": "drop"}))
+    run_data = honing.load(recipe.data.source, **recipe.load_args())
+    record = run_data.info["label_issues"]
+    objective = RecipeObjective(recipe, str(tmp_path), label_issues=record)
+    worker = pickle.loads(pickle.dumps(objective))  # what crosses to a worker process: no data, the check's record
+    calls = []
+    real = honing.data._load.out_of_fold_probabilities
+    monkeypatch.setattr("honing.data._load.out_of_fold_probabilities", lambda *a, **k: calls.append(1) or real(*a, **k))
+    data = worker.data(recipe)
+    assert not calls and data.info["label_issues"] == record and len(data.train) == len(run_data.train)
+    other = recipe.with_params({"data.val_size": 0.3})  # a trial that searches a data option: other rows, checked
+    assert len(worker.data(other).val) != len(data.val) and calls == [1]

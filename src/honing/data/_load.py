@@ -60,6 +60,7 @@ def load(
     groups: list[str] | tuple[str, ...] = (),
     group_inputs: bool = True,
     check_labels: str | None = None,
+    label_issues: dict[str, Any] | None = None,
 ) -> Dataset:
     """Load, clean, split and prepare a data set. Preprocessing is fitted on the training rows only.
 
@@ -120,6 +121,10 @@ def load(
       out-of-fold probabilities: ``honing.data.find_label_issues``) in ``info["label_issues"]``;
       "drop" also leaves the suspect training rows out (validation rows are only reported; test
       rows are never checked). None: no check.
+    - ``label_issues``: with ``check_labels``, the ``info["label_issues"]`` of an earlier load of
+      this source with the same arguments, reused instead of checking again (a run's worker
+      processes reuse the run's check, minutes on tens of thousands of images). A record that does
+      not fit these rows (another split, another action) is an error, never a wrong drop.
     - ``preprocessor``: a fitted preprocessor, or a honing model folder whose saved one to use
       (a pretrained model's, so new rows are scaled as its training rows were); used as it is,
       never refit (not even per fold).
@@ -234,8 +239,15 @@ def load(
             raise ConfigError(f"invalid check_labels for source {source!r}: got {check_labels!r} for "
                               f"{'text' if text else 'a ' + task + ' data set'}; allowed: null (labels are checked "
                               "for classification of tables and arrays)")
-        train_idx, info["label_issues"] = _check_labels(
-            raw, x, y, train_idx, val_idx, origin, class_names, action=check_labels, seed=seed, impute=impute)
+        if label_issues is not None:
+            train_idx, info["label_issues"] = _reuse_label_check(label_issues, train_idx, val_idx, origin,
+                                                                 action=check_labels)
+        else:
+            train_idx, info["label_issues"] = _check_labels(
+                raw, x, y, train_idx, val_idx, origin, class_names, action=check_labels, seed=seed, impute=impute)
+    elif label_issues is not None:
+        raise ConfigError("invalid label_issues: given without check_labels; allowed: a check's record with "
+                          "check_labels set to the action it was made with")
 
     group_values = None
     if groups:  # each split's group labels, for the fairness audit; maybe kept out of the inputs
@@ -325,6 +337,26 @@ def _check_labels(raw: RawData, x: np.ndarray, y: np.ndarray, train_idx: np.ndar
         if len(np.unique(y[train_idx])) < 2:
             raise DataError("check_labels: drop would leave one class in the training rows; allowed: report")
     return train_idx, record
+
+
+def _reuse_label_check(record: dict[str, Any], train_idx: np.ndarray, val_idx: np.ndarray, origin: np.ndarray,
+                       *, action: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """An earlier check of the same rows (``_check_labels``' record) applied again: the same
+    suspect rows reported, the same training rows dropped. Refused when it cannot be those rows."""
+    numbers = np.asarray(record.get("row_numbers", []), dtype=np.int64)
+    in_train = np.isin(origin[train_idx] + 1, numbers)
+    in_val = np.isin(origin[val_idx] + 1, numbers)
+    counts = {"action": action, "checked": len(train_idx) + len(val_idx), "found": len(numbers),
+              "train": int(in_train.sum()), "val": int(in_val.sum())}
+    wrong = [f"{k} {record.get(k)!r} (these rows: {v!r})" for k, v in counts.items() if record.get(k) != v]
+    if wrong:
+        raise ConfigError("invalid label_issues: the record is not a check of these rows: " + ", ".join(wrong)
+                          + "; allowed: the info['label_issues'] of a load with the same source and arguments")
+    out = dict(record)
+    if action == "drop":
+        out["dropped"] = int(in_train.sum())
+        train_idx = train_idx[~in_train]
+    return train_idx, out
 
 
 def _group_columns(raw: RawData, groups: list[str] | tuple[str, ...], source: str) -> dict[str, int]:

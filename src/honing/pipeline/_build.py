@@ -29,11 +29,15 @@ def as_recipe(recipe: Any) -> Any:
     return parse_recipe(recipe)
 
 
-def load_data(recipe: Any, memo: DataMemo | None = None) -> Dataset:
-    """The recipe's data set (loaded once per ``memo``: a run context's, or a worker's)."""
+def load_data(recipe: Any, memo: DataMemo | None = None, *, label_issues: dict[str, Any] | None = None) -> Dataset:
+    """The recipe's data set (loaded once per ``memo``: a run context's, or a worker's).
+    ``label_issues``: a check of the same data made earlier (``data.check_labels``), reused."""
+    args = recipe.load_args()
+    if label_issues is not None:
+        args["label_issues"] = label_issues
     if memo is None:
-        return load(recipe.data.source, **recipe.load_args())
-    return memo.get(data_key(recipe), lambda: load(recipe.data.source, **recipe.load_args()))
+        return load(recipe.data.source, **args)
+    return memo.get(data_key(recipe), lambda: load(recipe.data.source, **args))
 
 
 def data_key(recipe: Any) -> str:

@@ -112,11 +112,14 @@ class RecipeObjective:
 
     ``recipe``: a ``Recipe`` (or its ``to_dict()``, parsed once here). Each trial is
     ``recipe.with_params(params)``, typed; the data set is loaded once per process (a worker
-    loads its own; the run passes its data with ``data=`` so a one-process search loads none)."""
+    loads its own; the run passes its data with ``data=`` so a one-process search loads none).
+    ``label_issues``: the run's ``data.check_labels`` record, so a worker that loads the same data
+    reuses the check instead of making it again."""
 
     def __init__(self, recipe: Any, run_dir: str, *, threads: int | None = 1, save_weights: bool = False,
                  keep_predictions: bool = False, data: Dataset | None = None,
-                 checkpoint_every_s: float | None = TRIAL_CHECKPOINT_S) -> None:
+                 checkpoint_every_s: float | None = TRIAL_CHECKPOINT_S,
+                 label_issues: dict[str, Any] | None = None) -> None:
         from honing.recipe import Recipe, parse_recipe
 
         self.recipe = recipe if isinstance(recipe, Recipe) else parse_recipe(recipe)
@@ -128,11 +131,16 @@ class RecipeObjective:
         self.memo = DataMemo()
         if data is not None:
             self.memo.put(data_key(self.recipe), data)
+        # the data key the label check was made for: a trial that changes a data option checks again
+        self.label_check = (data_key(self.recipe), label_issues) if label_issues is not None else None
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "memo": DataMemo()}  # a worker loads its own copy of the data
 
     def data(self, recipe: Any) -> Dataset:
+        key = data_key(recipe)
+        if self.label_check is not None and self.label_check[0] == key:
+            return load_data(recipe, self.memo, label_issues=self.label_check[1])
         return load_data(recipe, self.memo)
 
     def __call__(self, params: dict[str, Any], reporter: Any) -> float | list[float]:

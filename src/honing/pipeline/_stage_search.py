@@ -86,9 +86,10 @@ class SearchStage:
         n = tune.n_trials or (len(space.grid(base)) if space is not None and space.is_finite else None)
         executor = _executor(opts)
         local = opts.workers <= 1 and executor is None  # trials in this process: they share its data
+        checked = ctx.data.info.get("label_issues")  # data.check_labels: made once, reused by every process
         objective = RecipeObjective(searched, str(ctx.out_dir), threads=opts.threads or 1,
                                     save_weights=tune.final == "best_trial", keep_predictions=rec.ensemble is not None,
-                                    data=ctx.data if local else None)
+                                    data=ctx.data if local else None, label_issues=None if local else checked)
         experience = _Experience(ctx) if tune.warm_start and len(ctx.directions) == 1 else None
         warm = experience.starts() if experience is not None and not resumed else []
         if not local:  # the workers load their own copies: the parent holds none while they train
@@ -117,7 +118,7 @@ class SearchStage:
         if experience is not None:
             experience.record(study)
         if ctx.data is None:
-            ctx.data = load_data(rec, ctx.memo)
+            ctx.data = load_data(rec, ctx.memo, label_issues=checked)
         if study.counts.get("running"):  # another run shares the study (one SQLite/PostgreSQL storage)
             ctx.note(f"{study.counts['running']} trial(s) of study {study.study_name!r} are still running in "
                      "another process; the final model is chosen from the trials finished so far (re-run this "

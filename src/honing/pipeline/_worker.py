@@ -89,7 +89,8 @@ def work(
     sampler = create_sampler(tune.sampler, seed=rec.seed, space=rec.space, directions=directions, n_trials=n_trials)
     pruner = create_pruner(tune.pruner, max_epochs=rec.training.epochs, n_trials=n_trials, directions=directions)
     objective = RecipeObjective(rec, str(out_dir), threads=threads or 1, save_weights=tune.final == "best_trial",
-                                keep_predictions=rec.ensemble is not None, data=data if workers <= 1 else None)
+                                keep_predictions=rec.ensemble is not None, data=data if workers <= 1 else None,
+                                label_issues=data.info.get("label_issues") if workers > 1 else None)
     command = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     os.environ[COMMAND_ENV] = command  # inherited by local worker processes: the trials this command ran
     if progress:
