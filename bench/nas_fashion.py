@@ -27,7 +27,8 @@ ONNX Runtime latency (``nas.limits``) instead of the knee.
 
 ``--run nas-v3`` / ``nas-v3r``: two layers after the stem, the head's hidden width searched, no
 dropout, limits of half the CNN's parameters and latency (absolute, or ``latency_ratio`` against
-the CNN timed beside each candidate); ``nas-v3rp`` is v3r with ``nas.promote: 3``.
+the CNN timed beside each candidate); ``nas-v3rp`` is v3r with ``nas.promote: 3``, ``nas-v3ra`` with
+``nas.promote: auto`` (as many as fit in what the search left of its 900 s).
 
 usage: bench/run.sh bench/nas_fashion.py --run cnn|nas|nas-ort|nas-ort-small [--budget-s 900] [--half-cnn];
        --fixed NAME MODEL_JSON [--epochs N]; --run/--fixed ... --seed K; then --measure [--extra NAME ...];
@@ -102,6 +103,10 @@ def recipe(kind: str, budget_s: float, half_cnn: bool = False) -> dict:
         r = recipe("nas-v3r", budget_s)
         r["name"] = f"fashion-{kind}"
         r["nas"]["promote"] = 3
+    if kind == "nas-v3ra":  # v3r, then as many of its best as fit in the rest of the 900 s trained again
+        r = recipe("nas-v3r", budget_s)
+        r["name"] = f"fashion-{kind}"
+        r["nas"]["promote"] = "auto"
     if kind == "nas":
         r["model"] = {"name": "mobilenet", "stem": 16, "stem_stride": 2, "last": None, "dropout": 0.2}
         r["nas"] = {"space": "mobile", "blocks": 3, "strides": [1], "heads": ["avg", "flatten"],
@@ -123,18 +128,33 @@ def fixed(name: str, model: dict, epochs: int | None = None) -> dict:
     return r
 
 
+def _override(r: dict, settings: list[str]) -> dict:
+    """``--set PATH=JSON`` (e.g. ``data.augment=null``, ``training.epochs=25``): the recipe's field
+    at the dotted path replaced by the JSON value."""
+    for item in settings:
+        path, _, value = item.partition("=")
+        *parents, last = path.split(".")
+        node = r
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = json.loads(value)
+    return r
+
+
 def run(kind: str, budget_s: float, model: dict | None = None, half_cnn: bool = False,
-        epochs: int | None = None, seed: int = 0, name: str | None = None) -> None:
+        epochs: int | None = None, seed: int = 0, name: str | None = None, settings: list[str] = ()) -> None:
     from honing.pipeline import train_once
 
     t0 = time.process_time()
     r = fixed(kind, model, epochs) if model is not None else recipe(kind, budget_s, half_cnn)
+    r = _override(r, settings)
     kind = name or kind
     if seed:  # another split of the training rows and other initial weights; the same for every network
         r["seed"] = seed
         kind = f"{kind}-seed{seed}"
     res = train_once(r, out=OUT / kind, threads=1, progress=True).results
-    summary = {"kind": kind, "seed": seed, "test": res["test_metrics"], "parameters": res["parameters"],
+    summary = {"kind": kind, "seed": seed, "test": res["test_metrics"], "val": res["final_validation"]["metrics"],
+               "settings": list(settings), "parameters": res["parameters"],
                "cpu_s": round(time.process_time() - t0, 1), "timings": res["timings"]}
     if res.get("nas"):  # a search ran (a --fixed run has none)
         n = res["nas"]
@@ -290,7 +310,7 @@ def _front_svg(n: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", choices=("cnn", "nas", "nas-ort", "nas-ort-small", "nas-v3", "nas-v3r",
-                                          "nas-v3rp"))
+                                          "nas-v3rp", "nas-v3ra"))
     ap.add_argument("--half-cnn", action="store_true",
                     help="nas-ort*: choose the most accurate candidate within half the CNN's latency (nas.limits)")
     ap.add_argument("--budget-s", type=float, default=900.0)
@@ -298,6 +318,8 @@ def main() -> None:
                     help="train one hand-written mobilenet architecture (the model section as JSON)")
     ap.add_argument("--epochs", type=int, default=None, help="with --fixed: training epochs (default: the example's 15)")
     ap.add_argument("--name", default=None, help="with --run: the run's folder and summary name (default: the kind)")
+    ap.add_argument("--set", action="append", default=[], metavar="PATH=JSON", dest="settings",
+                    help="with --run or --fixed: a recipe field replaced, e.g. data.augment=null (repeatable)")
     ap.add_argument("--seed", type=int, default=0,
                     help="with --run or --fixed: the recipe's seed (split and weights); the folder gets -seedN")
     ap.add_argument("--seeds", nargs="*", default=None, metavar="NAME",
@@ -307,9 +329,10 @@ def main() -> None:
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.run:
-        run(args.run, args.budget_s, half_cnn=args.half_cnn, seed=args.seed, name=args.name)
+        run(args.run, args.budget_s, half_cnn=args.half_cnn, seed=args.seed, name=args.name, settings=args.settings)
     if args.fixed:
-        run(args.fixed[0], args.budget_s, json.loads(args.fixed[1]), epochs=args.epochs, seed=args.seed)
+        run(args.fixed[0], args.budget_s, json.loads(args.fixed[1]), epochs=args.epochs, seed=args.seed,
+            settings=args.settings)
     if args.measure:
         measure(args.extra)
     if args.seeds is not None:

@@ -270,3 +270,23 @@ def test_promotion_with_several_objectives_needs_limits():
 
     with pytest.raises(RecipeError, match="nas.promote: got 2 with objectives .* and no limits; allowed: 0"):
         parse_recipe(tiny({**DIGITS, "nas": {**DIGITS["nas"], "promote": 2}}))
+
+
+def test_promote_auto_fills_what_the_search_left_of_its_timeout_and_needs_one(tmp_path, capsys):
+    from honing.recipe import RecipeError, parse_recipe
+
+    one = {**DIGITS["nas"], "objectives": ["val_accuracy"], "budget": 4}
+    roomy = train_once(tiny({**DIGITS, "nas": {**one, "promote": "auto", "timeout": 3600}}), out=tmp_path / "a",
+                       progress=True).results["nas"]
+    err = capsys.readouterr().err
+    assert "nas: promote: auto: " in err and "s of nas.timeout (3600 s) left after the search" in err
+    assert len(roomy["promoted"]) == roomy["evaluated"] == 4  # an hour: every candidate trained is promoted
+    assert all(p["seconds"] > 0 for p in roomy["promoted"])
+    assert roomy["chosen"]["index"] == roomy["promoted"][0]["index"]
+    # no time left: the first candidate starts, the timeout ends the search, and nothing is promoted
+    spent = train_once(tiny({**DIGITS, "nas": {**one, "promote": "auto", "timeout": 0.001}}), out=tmp_path / "b",
+                       progress=True).results["nas"]
+    assert "promoted" not in spent and "fewer than 2 full trainings fit; the proxy's choice stays" in \
+        capsys.readouterr().err
+    with pytest.raises(RecipeError, match="nas.promote: got 'auto' without nas.timeout"):
+        parse_recipe(tiny({**DIGITS, "nas": {**one, "promote": "auto"}}))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from honing.pipeline._objective import measure_latency_ms, measure_latency_ratio
 from honing.train import resolve_mode
 
 JOURNAL, BASELINE, PROMOTED = "nas.jsonl", "nas_baseline.json", "nas_promoted.json"
+MAX_PROMOTED = 20  # nas.promote: auto promotes at most this many (the field's own upper bound)
 MIN_FOR_MEDIAN = 5
 
 
@@ -77,9 +79,12 @@ class NasStage:
             return {"scores": scores, "info": info}
 
         constraint = (lambda arch: train.over_limits(to_model(arch))) if section.limits else None
+        started = time.perf_counter()
         result = nas.search(space, objective, strategy=section.strategy, budget=section.budget, seed=rec.seed,
                             directions=directions, journal=journal, timeout=section.timeout, constraint=constraint,
                             count_repeats=False)  # nas.budget: architectures trained
+        # the search's time: its wall time, or on a resumed run (replayed in moments) what its journal records
+        search_s = max(time.perf_counter() - started, sum(h["seconds"] for h in result.history))
         if result.stopped == "idle":
             from honing.nas._search import MAX_IDLE
 
@@ -106,7 +111,9 @@ class NasStage:
             chosen = result.best
         promoted: list[dict[str, Any]] = []
         if section.promote:
-            promoted, chosen = _promote(ctx, section, result, to_model, metric, mode, digest(spec))
+            promoted, chosen = _promote(ctx, section, result, to_model, metric, mode, digest(spec), train, chosen,
+                                        search_s)
+        if promoted:
             best = promoted[0]
             ctx.say(f"nas: after training as the final model will, candidate {best['index']} is the best: {metric} "
                     + ", ".join(f"{p['full']:.4g} (candidate {p['index']}; proxy {p['proxy']:.4g})" for p in promoted))
@@ -144,14 +151,19 @@ class NasStage:
 
 
 def _promote(ctx: RunContext, section: Any, result: Any, to_model: Any, metric: str, mode: str,
-             key: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+             key: str, proxy: _Candidates, chosen: dict[str, Any],
+             search_s: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The best ``nas.promote`` candidates on the proxy, trained again as the final model will be
     (all the training rows, training.epochs, no median stop), best first on that training's
     validation value, and the search's record of the best. Each result is kept in
-    ``nas_promoted.json``: a re-run does not train it again."""
+    ``nas_promoted.json``: a re-run does not train it again. ``promote: auto``: as many as fit in
+    what the search (``search_s``) left of ``nas.timeout`` (the first full training estimated from the proxy's
+    time per epoch and row, the next from the longest one so far), none when fewer than 2 fit
+    (``chosen``, the proxy's choice, stays)."""
     sign = 1.0 if mode == "max" else -1.0
     trained = [h for h in result.history if not h["cached"] and not h.get("rejected") and not h["error"]]
-    top = sorted(trained, key=lambda h: -sign * h["scores"][0])[: section.promote]
+    auto = section.promote == "auto"
+    top = sorted(trained, key=lambda h: -sign * h["scores"][0])[: MAX_PROMOTED if auto else section.promote]
     path = ctx.out_dir / PROMOTED
     try:
         stored = json.loads(path.read_text())
@@ -160,18 +172,38 @@ def _promote(ctx: RunContext, section: Any, result: Any, to_model: Any, metric: 
         runs = {}
     full = _Candidates(ctx, section.model_copy(update={"epochs": None, "fraction": 1.0, "early_stop": False,
                                                        "objectives": [metric]}), metric, mode, [])
-    out = []
+    left, guess = None, 0.0
+    if auto:
+        left = section.timeout - search_s
+        first = top[0]
+        epochs = max(1, len(first.get("info", {}).get("curve") or []) or proxy.epochs)
+        guess = first["seconds"] / epochs * full.epochs * len(full.train) / max(1, len(proxy.train))
+        fit = int(max(0.0, left) // guess) if guess > 0 else len(top)
+        ctx.say(f"nas: promote: auto: {max(0.0, left):.0f} s of nas.timeout ({section.timeout:g} s) left after the "
+                f"search; a full training takes about {guess:.0f} s (from the proxy's), so about {fit} fit")
+        if fit < 2:
+            ctx.say("nas: promote: auto: fewer than 2 full trainings fit; the proxy's choice stays (set nas.promote "
+                    "to a number to promote regardless of time)")
+            return [], chosen
+    out, spent = [], []
     for rank, h in enumerate(top, 1):
+        if auto and spent and left - sum(spent) < max(spent):
+            ctx.say(f"nas: promote: auto: {len(spent)} promoted; {max(0.0, left - sum(spent)):.0f} s of nas.timeout "
+                    f"left, less than one more full training ({max(spent):.0f} s)")
+            break
         params = to_model(h["arch"])
         k = json.dumps(params, sort_keys=True, default=str)
         if k not in runs:
-            ctx.say(f"nas: promoting candidate {h['index']} ({rank} of {len(top)}, proxy {metric} "
+            where = f"{rank} of {len(top)}" if not auto else f"{rank}; {left - sum(spent):.0f} s of nas.timeout left"
+            ctx.say(f"nas: promoting candidate {h['index']} ({where}, proxy {metric} "
                     f"{h['scores'][0]:.4g}): {full.epochs} epochs on all {len(full.train):,} training rows")
+            t0 = time.perf_counter()
             scores, info = full(params, record=False)
-            runs[k] = {"score": scores[0], "epochs": info["epochs"]}
+            runs[k] = {"score": scores[0], "epochs": info["epochs"], "seconds": round(time.perf_counter() - t0, 2)}
             atomic_write_text(path, json.dumps({"key": key, "runs": runs}))
+        spent.append(runs[k].get("seconds", guess))  # a run kept by an earlier version: the estimate
         out.append({"index": h["index"], "model": params, "proxy": h["scores"][0], "full": runs[k]["score"],
-                    "epochs": runs[k]["epochs"]})
+                    "epochs": runs[k]["epochs"], **({"seconds": runs[k]["seconds"]} if "seconds" in runs[k] else {})})
     order = sorted(range(len(out)), key=lambda i: -sign * out[i]["full"])
     return [out[i] for i in order], top[order[0]]
 

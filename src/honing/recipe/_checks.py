@@ -93,6 +93,9 @@ def _check_nas(recipe: Recipe) -> Problems:
         out.append((("nas", "promote"), f"got {nas.promote} with objectives {nas.objectives} and no limits; allowed: "
                                         "0 (the front's point is chosen by nas.select), or nas.limits (the most "
                                         "accurate within them is chosen, and promotion re-ranks the best)"))
+    if nas.promote == "auto" and nas.timeout is None:
+        out.append((("nas", "promote"), "got 'auto' without nas.timeout; allowed: an integer 0..20, or auto with "
+                                        "nas.timeout (auto promotes as many as fit in what the search left of it)"))
     if len(nas.objectives) > 1 and nas.strategy in ("local", "reinforce"):
         out.append((("nas", "strategy"), f"got {nas.strategy!r} with {len(nas.objectives)} objectives; allowed: "
                                          "random, evolution, tpe"))

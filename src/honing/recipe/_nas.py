@@ -72,5 +72,5 @@ class NasSection(Section):
     """a deployment budget, e.g. {latency_ms: 0.12}: the most accurate candidate within every limit is chosen (each limit must be an objective); a proposal over a limit is rejected before it trains"""
     early_stop: bool = True
     """stop a candidate at an epoch where it is below the median of the earlier candidates there (after 5 of them)"""
-    promote: Annotated[int, Field(ge=0, le=20)] = 0
-    """after the search, the best this many candidates (on the validation metric; within the limits) train again as the final model will (all the training rows, training.epochs) and the best of them then is chosen: a short proxy training can misrank them (0: the proxy's best; with several objectives, only with limits)"""
+    promote: Annotated[int, Field(ge=0, le=20)] | Literal["auto"] = 0
+    """after the search, the best this many candidates (on the validation metric; within the limits) train again as the final model will (all the training rows, training.epochs) and the best of them then is chosen: a short proxy training can misrank them (0: the proxy's best; auto: as many as fit in what the search left of nas.timeout, at most 20, none when fewer than 2 fit; with several objectives, only with limits)"""
