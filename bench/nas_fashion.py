@@ -177,7 +177,9 @@ def _ort_ms(session, x, repeats: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def measure(extra: list[str] = (), rounds: int = 7, repeats: int = 50) -> None:
+def measure(extra: list[str] = (), rounds: int = 7, repeats: int = 50, cnn: str = "cnn") -> None:
+    """``cnn``: the folder of the CNN to time the others beside (``--cnn-folder``: e.g. one trained
+    longer; the architecture, not the weights, sets the time)."""
     import onnxruntime as ort
     import torch
 
@@ -189,7 +191,8 @@ def measure(extra: list[str] = (), rounds: int = 7, repeats: int = 50) -> None:
     torch.set_num_threads(1)
     # as a model folder runs them (eval mode, batch norm folded into the convolution before it),
     # and as trained ("-unfolded": the modules as they are, the first version of this table)
-    loaded = {k: load_model(OUT / k / "model") for k in ("cnn", "nas", *extra) if (OUT / k / "model").exists()}
+    loaded = {k: load_model(OUT / (cnn if k == "cnn" else k) / "model") for k in ("cnn", "nas", *extra)
+              if (OUT / (cnn if k == "cnn" else k) / "model").exists()}
     extra = [k for k in extra if k in loaded]
     models = {**{k: m.inference_model() for k, m in loaded.items()},
               **{f"{k}-unfolded": m.model.eval() for k, m in loaded.items() if k in ("cnn", "nas")}}
@@ -219,18 +222,17 @@ def measure(extra: list[str] = (), rounds: int = 7, repeats: int = 50) -> None:
         for k in sessions:
             table[k][f"onnxruntime_b{batch}_ms"] = round(statistics.median(times[k]), 4)
     for k in models:
-        s = json.loads((OUT / f"{k.removesuffix('-unfolded')}.json").read_text())
+        name = k.removesuffix("-unfolded")
+        s = json.loads((OUT / f"{cnn if name == 'cnn' else name}.json").read_text())
         table[k].update(accuracy=s["test"]["accuracy"], parameters=s["parameters"], cpu_s=s["cpu_s"])
     for k, row in table.items():
         print(k, row)
-    u, v = table["cnn-unfolded"], table["nas-unfolded"]
-    print(f"unfolded nas / cnn: latency b1 {v['latency_b1_ms'] / u['latency_b1_ms']:.2f}x, "
-          f"b256 {v['latency_b256_ms'] / u['latency_b256_ms']:.2f}x")
-    c, n = table["cnn"], table["nas"]
-    print(f"nas / cnn: parameters {n['parameters'] / c['parameters']:.2f}x, latency b1 "
-          f"{n['latency_b1_ms'] / c['latency_b1_ms']:.2f}x, b256 {n['latency_b256_ms'] / c['latency_b256_ms']:.2f}x, "
-          f"accuracy {100 * (n['accuracy'] - c['accuracy']):+.2f} pt")
-    for k in ("nas", *extra):
+    c = table["cnn"]
+    if "nas" in loaded:
+        u, v = table["cnn-unfolded"], table["nas-unfolded"]
+        print(f"unfolded nas / cnn: latency b1 {v['latency_b1_ms'] / u['latency_b1_ms']:.2f}x, "
+              f"b256 {v['latency_b256_ms'] / u['latency_b256_ms']:.2f}x")
+    for k in [k for k in ("nas", *extra) if k in loaded]:
         n = table[k]
         print(f"{k} / cnn: parameters {n['parameters'] / c['parameters']:.2f}x, latency b1 "
               f"{n['latency_b1_ms'] / c['latency_b1_ms']:.2f}x (onnxruntime "
@@ -239,7 +241,8 @@ def measure(extra: list[str] = (), rounds: int = 7, repeats: int = 50) -> None:
               f"{n['onnxruntime_b256_ms'] / c['onnxruntime_b256_ms']:.2f}x), "
               f"accuracy {100 * (n['accuracy'] - c['accuracy']):+.2f} pt")
     (OUT / "measure.json").write_text(json.dumps(table, indent=1))
-    _front_svg(json.loads((OUT / "nas.json").read_text())["nas"])
+    if (OUT / "nas.json").exists():
+        _front_svg(json.loads((OUT / "nas.json").read_text())["nas"])
 
 
 def seeds_table(names: list[str]) -> None:
@@ -326,6 +329,7 @@ def main() -> None:
                     help="the test accuracy of these runs over their seeds, beside the CNN's (paired)")
     ap.add_argument("--measure", action="store_true")
     ap.add_argument("--extra", nargs="*", default=[], help="with --measure: --fixed runs to time beside the two")
+    ap.add_argument("--cnn-folder", default="cnn", help="with --measure: the CNN run to time the others beside")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.run:
@@ -334,7 +338,7 @@ def main() -> None:
         run(args.fixed[0], args.budget_s, json.loads(args.fixed[1]), epochs=args.epochs, seed=args.seed,
             settings=args.settings)
     if args.measure:
-        measure(args.extra)
+        measure(args.extra, cnn=args.cnn_folder)
     if args.seeds is not None:
         seeds_table(args.seeds)
 
