@@ -322,6 +322,12 @@ def _print_nas(n: dict[str, Any] | None) -> None:
           f"trained {n['epochs']} epochs" + (f", {n['failed']} failed" if n["failed"] else ""))
     print(f"    chose candidate {n['chosen']['index']}: {chosen}; the recipe's own architecture: {base}"
           + (f"; Pareto front of {len(n['front'])}" if n["front"] else ""))
+    if n.get("promoted"):  # the choice was made by the full training, not by the proxy's values above
+        best, metric = n["promoted"][0], n["objectives"][0]
+        top = max(n["promoted"], key=lambda p: p["proxy"] if n["directions"][0] == "maximize" else -p["proxy"])
+        print(f"    promoted: the best {len(n['promoted'])} trained again as the final model is; candidate "
+              f"{best['index']} scored {metric} {best['full']:.4g} there"
+              + (f" (the proxy's best, candidate {top['index']}: {top['full']:.4g})" if top is not best else ""))
 
 
 def _print_ensemble(ens: dict[str, Any] | None, primary: str | None) -> None:

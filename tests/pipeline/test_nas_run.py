@@ -283,6 +283,11 @@ def test_promote_auto_fills_what_the_search_left_of_its_timeout_and_needs_one(tm
     assert len(roomy["promoted"]) == roomy["evaluated"] == 4  # an hour: every candidate trained is promoted
     assert all(p["seconds"] > 0 for p in roomy["promoted"])
     assert roomy["chosen"]["index"] == roomy["promoted"][0]["index"]
+    from honing.cli import _print_nas
+
+    _print_nas(roomy)  # the summary says the choice was made by the full training, with its value there
+    assert (f"promoted: the best 4 trained again as the final model is; candidate {roomy['chosen']['index']} "
+            f"scored val_accuracy {roomy['promoted'][0]['full']:.4g} there") in capsys.readouterr().out
     # no time left: the first candidate starts, the timeout ends the search, and nothing is promoted
     spent = train_once(tiny({**DIGITS, "nas": {**one, "promote": "auto", "timeout": 0.001}}), out=tmp_path / "b",
                        progress=True).results["nas"]
