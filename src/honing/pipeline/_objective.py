@@ -138,10 +138,9 @@ class RecipeObjective:
         return {**self.__dict__, "memo": DataMemo()}  # a worker loads its own copy of the data
 
     def data(self, recipe: Any) -> Dataset:
-        key = data_key(recipe)
-        if self.label_check is not None and self.label_check[0] == key:
-            return load_data(recipe, self.memo, label_issues=self.label_check[1])
-        return load_data(recipe, self.memo)
+        check = self.label_check
+        reuse = check[1] if check is not None and check[0] == data_key(recipe) else None
+        return load_data(recipe, self.memo, label_issues=reuse)
 
     def __call__(self, params: dict[str, Any], reporter: Any) -> float | list[float]:
         from honing.tune import Pruned
