@@ -240,9 +240,9 @@ def test_promotion_trains_the_best_candidates_again_and_chooses_by_that_training
     calls = []
     real = _nas._Candidates.__call__
 
-    def counted(self, params, *, record=True):
+    def counted(self, params, **kw):
         calls.append((self.epochs, len(self.train)))
-        return real(self, params, record=record)
+        return real(self, params, **kw)
 
     monkeypatch.setattr(_nas._Candidates, "__call__", counted)
     n = train_once(recipe, out=tmp_path, progress=False).results["nas"]
@@ -263,6 +263,37 @@ def test_promotion_trains_the_best_candidates_again_and_chooses_by_that_training
         (tmp_path / "copy" / name).write_text((tmp_path / name).read_text())
     n3 = train_once(more, out=tmp_path / "copy", progress=False).results["nas"]
     assert len(calls) == 1 and len(n3["promoted"]) == 3  # only the third is trained; the search is replayed
+
+
+def test_the_final_model_is_the_promoted_training_of_the_chosen_candidate_not_a_repeat(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from honing.pipeline import _stage_model
+    from honing.train import Trainer
+
+    recipe = tiny({**DIGITS, "nas": {**DIGITS["nas"], "objectives": ["val_accuracy"], "budget": 4, "promote": 2}})
+    epochs = []
+    real = Trainer._run_epoch
+
+    def counted(self, *args, **kw):
+        epochs.append(self.epoch)
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(Trainer, "_run_epoch", counted)
+    reused = train_once(recipe, out=tmp_path / "reused", progress=False).results
+    n_reused = len(epochs)
+    assert f"(the training nas.promote gave candidate {reused['nas']['chosen']['index']}, not repeated)" in \
+        reused["final_model"]
+    kept = list((tmp_path / "reused" / "nas_promoted").iterdir())
+    assert len(kept) == 1  # the best promoted training's checkpoint only
+    # the same run with the promoted training not reused: 2 epochs more, the same weights and test scores
+    epochs.clear()
+    monkeypatch.setattr(_stage_model, "_reuse_training", lambda ctx, checkpoint: False)
+    again = train_once(recipe, out=tmp_path / "again", progress=False).results
+    assert len(epochs) == n_reused + 2
+    assert again["nas"]["chosen"] == reused["nas"]["chosen"] and again["test_metrics"] == reused["test_metrics"]
+    a, b = (load_file(str(next((tmp_path / d / "model").glob("*.safetensors")))) for d in ("reused", "again"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_promotion_with_several_objectives_needs_limits():

@@ -57,6 +57,7 @@ class RunContext:
     history: list[dict[str, float]] = field(default_factory=list)
     final_how: str = ""
     model_key: str = ""  # a digest of what made the final model: later stages key their records on it
+    trained: dict[str, Any] | None = None  # a finished training of the final recipe (nas.promote's best): fit reuses it
     test_metrics: dict[str, float] = field(default_factory=dict)
     test_extra: dict[str, Any] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)

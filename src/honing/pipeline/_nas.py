@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from honing.pipeline._objective import measure_latency_ms, measure_latency_ratio
 from honing.train import resolve_mode
 
 JOURNAL, BASELINE, PROMOTED = "nas.jsonl", "nas_baseline.json", "nas_promoted.json"
+PROMOTED_DIR = "nas_promoted"  # the best promoted training's checkpoint: the final model when the run trains that recipe
 MAX_PROMOTED = 20  # nas.promote: auto promotes at most this many (the field's own upper bound)
 MIN_FOR_MEDIAN = 5
 
@@ -111,8 +113,8 @@ class NasStage:
             chosen = result.best
         promoted: list[dict[str, Any]] = []
         if section.promote:
-            promoted, chosen = _promote(ctx, section, result, to_model, metric, mode, digest(spec), train, chosen,
-                                        search_s)
+            promoted, chosen, ctx.trained = _promote(ctx, section, result, to_model, metric, mode, digest(spec),
+                                                     train, chosen, search_s)
         if promoted:
             best = promoted[0]
             ctx.say(f"nas: after training as the final model will, candidate {best['index']} is the best: {metric} "
@@ -152,13 +154,17 @@ class NasStage:
 
 def _promote(ctx: RunContext, section: Any, result: Any, to_model: Any, metric: str, mode: str,
              key: str, proxy: _Candidates, chosen: dict[str, Any],
-             search_s: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+             search_s: float) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any] | None]:
     """The best ``nas.promote`` candidates on the proxy, trained again as the final model will be
     (all the training rows, training.epochs, no median stop), best first on that training's
-    validation value, and the search's record of the best. Each result is kept in
-    ``nas_promoted.json``: a re-run does not train it again. ``promote: auto``: as many as fit in
-    what the search (``search_s``) left of ``nas.timeout`` (the first full training estimated from the proxy's
-    time per epoch and row, the next from the longest one so far), none when fewer than 2 fit
+    validation value; the search's record of the best; and the best one's training for the
+    ``fit`` stage to reuse (its checkpoint and recipe; None when there is none).
+
+    Each result is kept in ``nas_promoted.json``: a re-run does not train it again. Each training
+    checkpoints to its own folder under ``nas_promoted/`` (an interrupted one resumes there), and
+    only the best one's folder is kept. ``promote: auto``: as many as fit in what the search
+    (``search_s``) left of ``nas.timeout`` (the first full training estimated from the proxy's time
+    per epoch and row, the next from the longest one so far), none when fewer than 2 fit
     (``chosen``, the proxy's choice, stays)."""
     sign = 1.0 if mode == "max" else -1.0
     trained = [h for h in result.history if not h["cached"] and not h.get("rejected") and not h["error"]]
@@ -184,8 +190,9 @@ def _promote(ctx: RunContext, section: Any, result: Any, to_model: Any, metric: 
         if fit < 2:
             ctx.say("nas: promote: auto: fewer than 2 full trainings fit; the proxy's choice stays (set nas.promote "
                     "to a number to promote regardless of time)")
-            return [], chosen
+            return [], chosen, None
     out, spent = [], []
+    best: tuple[float, Path] | None = None  # the best training so far with its checkpoint
     for rank, h in enumerate(top, 1):
         if auto and spent and left - sum(spent) < max(spent):
             ctx.say(f"nas: promote: auto: {len(spent)} promoted; {max(0.0, left - sum(spent)):.0f} s of nas.timeout "
@@ -193,19 +200,34 @@ def _promote(ctx: RunContext, section: Any, result: Any, to_model: Any, metric: 
             break
         params = to_model(h["arch"])
         k = json.dumps(params, sort_keys=True, default=str)
+        folder = ctx.out_dir / PROMOTED_DIR / digest([key, k])[:16]
         if k not in runs:
             where = f"{rank} of {len(top)}" if not auto else f"{rank}; {left - sum(spent):.0f} s of nas.timeout left"
             ctx.say(f"nas: promoting candidate {h['index']} ({where}, proxy {metric} "
                     f"{h['scores'][0]:.4g}): {full.epochs} epochs on all {len(full.train):,} training rows")
             t0 = time.perf_counter()
-            scores, info = full(params, record=False)
+            scores, info = full(params, record=False, checkpoint_dir=folder)
             runs[k] = {"score": scores[0], "epochs": info["epochs"], "seconds": round(time.perf_counter() - t0, 2)}
             atomic_write_text(path, json.dumps({"key": key, "runs": runs}))
+        if folder.is_dir():  # keep the best training's checkpoint only
+            if best is None or sign * runs[k]["score"] > sign * best[0]:
+                if best is not None:
+                    shutil.rmtree(best[1], ignore_errors=True)
+                best = (runs[k]["score"], folder)
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
         spent.append(runs[k].get("seconds", guess))  # a run kept by an earlier version: the estimate
         out.append({"index": h["index"], "model": params, "proxy": h["scores"][0], "full": runs[k]["score"],
                     "epochs": runs[k]["epochs"], **({"seconds": runs[k]["seconds"]} if "seconds" in runs[k] else {})})
     order = sorted(range(len(out)), key=lambda i: -sign * out[i]["full"])
-    return [out[i] for i in order], top[order[0]]
+    winner = top[order[0]]
+    folder = ctx.out_dir / PROMOTED_DIR / digest([key, json.dumps(out[order[0]]["model"], sort_keys=True,
+                                                                   default=str)])[:16]
+    trained = None
+    if best is not None and best[1] == folder:  # its checkpoint is kept (not a run of an earlier folder)
+        recipe = ctx.recipe.with_params({**out[order[0]]["model"], "training.epochs": full.epochs})
+        trained = {"checkpoint": folder, "recipe": digest(recipe.to_dict()), "index": winner["index"]}
+    return [out[i] for i in order], winner, trained
 
 
 def _space(section: Any) -> tuple[Any, Any]:
@@ -301,7 +323,10 @@ class _Candidates:
                 return f"over nas.limits: {name} {value:.4g} > {limit:.4g}"
         return None
 
-    def __call__(self, params: dict[str, Any], *, record: bool = True) -> tuple[list[float], dict[str, Any]]:
+    def __call__(self, params: dict[str, Any], *, record: bool = True,
+                 checkpoint_dir: Path | None = None) -> tuple[list[float], dict[str, Any]]:
+        """Train the architecture ``params``; ``checkpoint_dir``: checkpoint there and resume from
+        it (a promoted training, which the ``fit`` stage may reuse)."""
         ctx, data = self.ctx, self.ctx.data
         recipe = ctx.recipe.with_params({**params, "training.epochs": self.epochs})
         seed = recipe.seed
@@ -309,7 +334,9 @@ class _Candidates:
         reporter = _MedianStop(self.curves if self.section.early_stop else [], self.mode, seed=seed, last=self.epochs)
         trainer = build_trainer(recipe, plan, data, seed=seed, num_train=len(self.train),
                                 threads=ctx.options.threads, reporter=reporter, report=self.metric)
-        curve = [float(logs[self.metric]) for logs in trainer.iter_fit(self.train, data.val)]
+        for _ in trainer.iter_fit(self.train, data.val, checkpoint_dir=checkpoint_dir, resume=checkpoint_dir is not None):
+            pass
+        curve = [float(logs[self.metric]) for logs in trainer.result.history]  # a resumed one's earlier epochs too
         if record:
             self.curves.append(curve)
         best = max(curve) if self.mode == "max" else min(curve)

@@ -9,7 +9,9 @@ and testing again.
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,7 +22,7 @@ from honing.data import Dataset, Split
 from honing.pipeline._build import build_model, build_trainer
 from honing.pipeline._context import RunContext, digest
 from honing.pipeline._stage_search import RESULTS, check_same_study
-from honing.train import resolve_mode
+from honing.train import has_checkpoint, resolve_mode
 
 FINAL_WEIGHTS = "final_fit.safetensors"
 
@@ -106,9 +108,12 @@ class FitStage:
                     from honing.pipeline._summary import EpochProgress
 
                     trainer.callbacks.append(EpochProgress("train"))
+                reused = _reuse_training(ctx, out / "checkpoint")
                 with metered(ctx, "final_training"):
                     result = trainer.fit(data.train, data.val, checkpoint_dir=out / "checkpoint", resume=True)
                 history, how = result.history, f"trained once: {result.stop_reason}; best epoch {result.best_epoch}"
+                if reused:
+                    how += f" (the training nas.promote gave candidate {ctx.trained['index']}, not repeated)"
         ctx.final_recipe, ctx.model, ctx.history, ctx.final_how = rec, plan.model, history, how
         ctx.model_key = digest(["fit", rec.to_dict()])
         return {"how": how}
@@ -138,6 +143,21 @@ class TestStage:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+def _reuse_training(ctx: RunContext, checkpoint: Path) -> bool:
+    """Start the fit from the training ``nas.promote`` already did of this very recipe (its
+    finished checkpoint copied to ``checkpoint``), so the fit resumes at its end instead of
+    training the same network again. Only for the same recipe (a digest of it), a folder whose fit
+    has not started, and a checkpoint that is still there."""
+    trained = ctx.trained
+    if (trained is None or checkpoint.exists() or trained["recipe"] != digest(ctx.recipe.to_dict())
+            or not has_checkpoint(trained["checkpoint"])):
+        return False
+    shutil.copytree(trained["checkpoint"], checkpoint)
+    ctx.say(f"fit: candidate {trained['index']} was trained as this recipe trains it when nas.promote chose it: its "
+            f"training is the final model's (from {trained['checkpoint']}), not repeated")
+    return True
 
 
 def retrain_epochs(curve: list[float], mode: str, *, default: int) -> int:
