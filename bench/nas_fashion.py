@@ -5,7 +5,8 @@ Two ``honing train`` runs of the same data, augmentation and training section (t
 15 epochs, AdamW, one-cycle, early stopping on validation accuracy), 1 torch thread each:
 
   cnn   the example's model as written (its search space left out: the recipe's own values)
-  nas   ``model: mobilenet`` with a ``nas:`` section (``examples/fashion-nas.yaml``'s):
+  nas   ``model: mobilenet`` with a ``nas:`` section (the v2 space, ``examples/fashion-nas.yaml``'s before it took
+        ``nas-v3ra``'s recipe):
         evolution over 3 mobilenet layers (op, kernel, expansion, width, squeeze-excitation;
         a stride-2 stem) and the head (average pooling or flatten), candidates trained 2
         epochs on 20% of the training rows, objectives validation accuracy and CPU latency
@@ -28,11 +29,13 @@ ONNX Runtime latency (``nas.limits``) instead of the knee.
 ``--run nas-v3`` / ``nas-v3r``: two layers after the stem, the head's hidden width searched, no
 dropout, limits of half the CNN's parameters and latency (absolute, or ``latency_ratio`` against
 the CNN timed beside each candidate); ``nas-v3rp`` is v3r with ``nas.promote: 3``, ``nas-v3ra`` with
-``nas.promote: auto`` (as many as fit in what the search left of its 900 s).
+``nas.promote: auto`` (as many as fit in what the search left of its 900 s). ``nas-v3ra`` with
+``--set training.epochs=25 --set training.early_stopping.patience=6`` is ``examples/fashion-nas.yaml``.
+``--front RUN`` draws a run's candidates and promoted ones (bench/nas_fashion_RUN.svg).
 
 usage: bench/run.sh bench/nas_fashion.py --run cnn|nas|nas-ort|nas-ort-small [--budget-s 900] [--half-cnn];
        --fixed NAME MODEL_JSON [--epochs N]; --run/--fixed ... --seed K; then --measure [--extra NAME ...];
-       --seeds NAME ... (test accuracy over the seeds, paired with the CNN's)
+       --seeds NAME ... (test accuracy over the seeds, paired with the CNN's); --front RUN
 """
 
 from __future__ import annotations
@@ -310,6 +313,65 @@ def _front_svg(n: dict) -> None:
     print(f"front: {len(pts)} points -> {SVG}")
 
 
+def promoted_svg(kind: str) -> Path:
+    """``--front KIND``: the run's candidates, validation accuracy against the latency ratio to
+    the CNN that the search measured (1 row), after the proxy training (blue, the 2-objective front
+    joined) and, for the promoted ones, after the full training (red, a grey line from each one's
+    proxy point); the chosen one circled, the limit dashed. Written to bench/nas_fashion_<kind>.svg."""
+    res = json.loads((OUT / kind / "results.json").read_text())
+    n = res["nas"]
+    lat = n["objectives"].index("latency_ratio")
+    cand = {c[0]: (c[1 + lat], c[1]) for c in n["candidates"]}  # index -> (latency ratio, proxy accuracy)
+    promoted = [(cand[p["index"]][0], p["full"], p["index"]) for p in n.get("promoted", [])]
+    front, best = [], -1.0
+    for x, y in sorted(cand.values()):  # the accuracy / latency front of the proxy values
+        if y > best:
+            front.append((x, y))
+            best = y
+    limit = (n.get("limits") or {}).get("latency_ratio")
+    xs = [x for x, _ in cand.values()] + ([limit] if limit else [])
+    ys = [y for _, y in cand.values()] + [y for _, y, _ in promoted]
+    x0, x1, y0, y1 = min(xs) - 0.02, max(xs) + 0.02, min(ys) - 0.01, max(ys) + 0.01
+    w, h, m = 560, 400, 56
+    sx = lambda v: m + (v - x0) / (x1 - x0) * (w - 2 * m)  # noqa: E731
+    sy = lambda v: h - m - (v - y0) / (y1 - y0) * (h - 2 * m)  # noqa: E731
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
+             f'<rect width="{w}" height="{h}" fill="white"/>',
+             f'<line x1="{m}" y1="{h - m}" x2="{w - m}" y2="{h - m}" stroke="black"/>',
+             f'<line x1="{m}" y1="{m}" x2="{m}" y2="{h - m}" stroke="black"/>',
+             f'<text x="{w / 2}" y="{h - 14}" text-anchor="middle">latency at 1 row, ratio to the CNN timed beside '
+             'it (eager, 1 thread)</text>',
+             f'<text x="14" y="{h / 2}" transform="rotate(-90 14 {h / 2})" text-anchor="middle">validation '
+             'accuracy</text>',
+             f'<text x="{m + 6}" y="{m - 30}" fill="#1f77b4">blue: after {n["epochs"]} epochs on '
+             f'{n["train_rows"]:,} rows (the proxy); line: its front</text>',
+             f'<text x="{m + 6}" y="{m - 16}" fill="#d62728">red: promoted, after {res["recipe"]["training"]["epochs"]}'
+             f' epochs on every row; circled: chosen</text>']
+    if limit:
+        parts.append(f'<line x1="{sx(limit):.1f}" y1="{m}" x2="{sx(limit):.1f}" y2="{h - m}" stroke="grey" '
+                     f'stroke-dasharray="4 3"/><text x="{sx(limit) - 4:.1f}" y="{h - m - 6}" text-anchor="end" '
+                     f'fill="grey">nas.limits: {limit}</text>')
+    parts.append('<polyline points="' + " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in front)
+                 + '" fill="none" stroke="#1f77b4"/>')
+    parts += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="#1f77b4"/>' for x, y in cand.values()]
+    for x, y, i in promoted:
+        parts.append(f'<line x1="{sx(x):.1f}" y1="{sy(cand[i][1]):.1f}" x2="{sx(x):.1f}" y2="{sy(y):.1f}" '
+                     'stroke="#bbbbbb"/>')
+        parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4" fill="#d62728"/>')
+        if i == n["chosen"]["index"]:
+            parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="8" fill="none" stroke="#d62728" '
+                         'stroke-width="2"/>')
+    for v in (x0, (x0 + x1) / 2, x1):
+        parts.append(f'<text x="{sx(v):.1f}" y="{h - m + 14}" text-anchor="middle">{v:.2f}</text>')
+    for v in (y0, (y0 + y1) / 2, y1):
+        parts.append(f'<text x="{m - 4}" y="{sy(v) + 4:.1f}" text-anchor="end">{v:.3f}</text>')
+    parts.append("</svg>")
+    path = HERE / f"nas_fashion_{kind}.svg"
+    path.write_text("".join(parts))
+    print(f"{kind}: {len(cand)} candidates, {len(promoted)} promoted -> {path}")
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", choices=("cnn", "nas", "nas-ort", "nas-ort-small", "nas-v3", "nas-v3r",
@@ -330,6 +392,8 @@ def main() -> None:
     ap.add_argument("--measure", action="store_true")
     ap.add_argument("--extra", nargs="*", default=[], help="with --measure: --fixed runs to time beside the two")
     ap.add_argument("--cnn-folder", default="cnn", help="with --measure: the CNN run to time the others beside")
+    ap.add_argument("--front", metavar="RUN", default=None,
+                    help="draw RUN's candidates and promoted ones (accuracy against latency ratio) to an SVG")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.run:
@@ -341,6 +405,8 @@ def main() -> None:
         measure(args.extra, cnn=args.cnn_folder)
     if args.seeds is not None:
         seeds_table(args.seeds)
+    if args.front:
+        promoted_svg(args.front)
 
 
 if __name__ == "__main__":
