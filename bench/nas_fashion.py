@@ -30,7 +30,8 @@ ONNX Runtime latency (``nas.limits``) instead of the knee.
 dropout, limits of half the CNN's parameters and latency (absolute, or ``latency_ratio`` against
 the CNN timed beside each candidate); ``nas-v3rp`` is v3r with ``nas.promote: 3``, ``nas-v3ra`` with
 ``nas.promote: auto`` (as many as fit in what the search left of its 900 s). ``nas-v3ra`` with
-``--set training.epochs=25 --set training.early_stopping.patience=6`` is ``examples/fashion-nas.yaml``.
+``--set training.epochs=25 --set training.early_stopping.patience=6 --set nas.limits.latency_ratio=0.48``
+is ``examples/fashion-nas.yaml``.
 ``--front RUN`` draws a run's candidates and promoted ones (bench/nas_fashion_RUN.svg).
 
 usage: bench/run.sh bench/nas_fashion.py --run cnn|nas|nas-ort|nas-ort-small [--budget-s 900] [--half-cnn];

@@ -224,6 +224,32 @@ def test_latency_ratio_times_each_candidate_beside_the_reference(tmp_path):
                                              "reference": {"name": "resnet9000"}}}))
 
 
+def test_a_latency_near_its_limit_is_timed_again_longer_before_the_limit_decides(tmp_path, monkeypatch):
+    from honing.pipeline import _nas
+
+    from honing.models import count_parameters
+
+    calls = []
+    small = None
+
+    def fake(model, reference, shape, *, runtime, rounds=6, repeats=20):
+        nonlocal small
+        calls.append(rounds)
+        small = small or count_parameters(model)  # the first timed: the recipe's own architecture
+        quick = 0.3 if count_parameters(model) <= small else 0.95  # larger ones: just under the limit
+        return quick if rounds == 6 else 1.2 * quick  # and the longer timing puts them over
+
+    monkeypatch.setattr(_nas, "measure_latency_ratio", fake)
+    own = DIGITS["model"]
+    recipe = tiny({**DIGITS, "nas": {**DIGITS["nas"], "blocks": 1, "objectives": ["val_accuracy", "latency_ratio"],
+                                     "reference": own, "limits": {"latency_ratio": 1.0}}})
+    n = train_once(recipe, out=tmp_path, progress=False).results["nas"]
+    assert 20 in calls and 6 in calls  # near the limit: timed again with 20 rounds; far from it: once
+    assert calls.count(20) < calls.count(6)
+    # what the longer timing put over the limit was rejected, what stayed under it trained
+    assert n["rejected"] >= 1 and all(c[2] <= 1.0 for c in n["candidates"])
+
+
 def test_a_latency_ratio_holds_still_where_the_time_does_not():
     from honing.pipeline._objective import measure_latency_ratio
 

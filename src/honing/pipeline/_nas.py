@@ -301,8 +301,9 @@ class _Candidates:
         """``latency_ms`` or ``latency_ratio`` of ``model``: a quick timing, and a longer one (about
         7x: 20 rounds of 50 passes, or the median of 5 timings of 50) when the quick one is within
         NEAR_LIMIT of the limit on it, where its noise would decide whether the candidate is rejected.
-        On Fashion-MNIST one network's quick ratio ranged 0.47-0.50 over 8 processes, the longer one
-        0.489-0.494 in 7 of them."""
+        On Fashion-MNIST one network's quick ratio had a standard deviation of 0.008 over 16
+        processes, the longer one 0.006 (bench/nas_latency_spread.py): it narrows the noise, it does
+        not remove it, so a limit still needs a margin."""
         shape, runtime = self.ctx.data.input_shape, self.section.latency_runtime
 
         def timed(precise: bool) -> float:
