@@ -192,7 +192,7 @@ def _promote(ctx: RunContext, section: Any, result: Any, to_model: Any, metric: 
             ctx.say("nas: promote: auto: fewer than 2 full trainings fit; the proxy's choice stays (set nas.promote "
                     "to a number to promote regardless of time)")
             return [], chosen, None
-    out, spent = [], []
+    out, spent, folders = [], [], []
     best: tuple[float, Path] | None = None  # the best training so far with its checkpoint
     for rank, h in enumerate(top, 1):
         if auto and spent and left - sum(spent) < max(spent):
@@ -202,6 +202,7 @@ def _promote(ctx: RunContext, section: Any, result: Any, to_model: Any, metric: 
         params = to_model(h["arch"])
         k = json.dumps(params, sort_keys=True, default=str)
         folder = ctx.out_dir / PROMOTED_DIR / digest([key, k])[:16]
+        folders.append(folder)
         if k not in runs:
             where = f"{rank} of {len(top)}" if not auto else f"{rank}; {left - sum(spent):.0f} s of nas.timeout left"
             ctx.say(f"nas: promoting candidate {h['index']} ({where}, proxy {metric} "
@@ -221,11 +222,9 @@ def _promote(ctx: RunContext, section: Any, result: Any, to_model: Any, metric: 
         out.append({"index": h["index"], "model": params, "proxy": h["scores"][0], "full": runs[k]["score"],
                     "epochs": runs[k]["epochs"], **({"seconds": runs[k]["seconds"]} if "seconds" in runs[k] else {})})
     order = sorted(range(len(out)), key=lambda i: -sign * out[i]["full"])
-    winner = top[order[0]]
-    folder = ctx.out_dir / PROMOTED_DIR / digest([key, json.dumps(out[order[0]]["model"], sort_keys=True,
-                                                                   default=str)])[:16]
+    winner, folder = top[order[0]], folders[order[0]]
     trained = None
-    if best is not None and best[1] == folder:  # its checkpoint is kept (not a run of an earlier folder)
+    if folder.is_dir():  # its checkpoint is kept (not a run of an earlier folder)
         recipe = ctx.recipe.with_params({**out[order[0]]["model"], "training.epochs": full.epochs})
         trained = {"checkpoint": folder, "recipe": digest(recipe.to_dict()), "index": winner["index"]}
     return [out[i] for i in order], winner, trained
@@ -356,16 +355,15 @@ class _Candidates:
         reporter = _MedianStop(self.curves if self.section.early_stop else [], self.mode, seed=seed, last=self.epochs)
         trainer = build_trainer(recipe, plan, data, seed=seed, num_train=len(self.train),
                                 threads=ctx.options.threads, reporter=reporter, report=self.metric)
-        for _ in trainer.iter_fit(self.train, data.val, checkpoint_dir=checkpoint_dir, resume=checkpoint_dir is not None):
-            pass
-        curve = [float(logs[self.metric]) for logs in trainer.result.history]  # a resumed one's earlier epochs too
+        result = trainer.fit(self.train, data.val, checkpoint_dir=checkpoint_dir, resume=checkpoint_dir is not None)
+        curve = [float(logs[self.metric]) for logs in result.history]  # a resumed one's earlier epochs too
         if record:
             self.curves.append(curve)
         best = max(curve) if self.mode == "max" else min(curve)
         scores = [best, *self.costs(params)]
         info = {"curve": [round(v, 6) for v in curve], "epochs": len(curve)}
-        if trainer.result is not None and trainer.result.pruned:
-            info["stopped"] = trainer.result.stop_reason
+        if result.pruned:
+            info["stopped"] = result.stop_reason
         return scores, info
 
 
