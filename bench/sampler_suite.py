@@ -52,7 +52,7 @@ from _bbob import NAMES, Bbob  # noqa: E402
 from _common import check_env, machine, save  # noqa: E402
 from _external import EXTERNAL, make_external  # noqa: E402
 
-CHECKPOINTS = (10, 25, 50, 100)
+CHECKPOINTS = (10, 25, 50, 100, 200)  # those within --trials are reported
 SAMPLERS = ("auto", "tpe", "random", "cmaes", "gp")
 
 
@@ -437,6 +437,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--suite", choices=["bbob", "yahpo", "all"], default="bbob")
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1 (to add "
+                    "seeds to an earlier run: merge the files, as bench/regret_ci.py does)")
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--dims", default="2,5,10")
     ap.add_argument("--functions", default="1-24")
@@ -466,7 +468,8 @@ def main() -> int:
     if args.suite in ("yahpo", "all"):
         tasks += yahpo_tasks(args.data, args.scenarios.split(","), args.instances)
     all_samplers = list(dict.fromkeys([*samplers, "random"]))  # random search: the normaliser
-    jobs = [(t, seed, s, args.trials) for t in tasks for seed in range(args.seeds) for s in all_samplers]
+    jobs = [(t, seed, s, args.trials) for t in tasks for seed in range(args.first_seed, args.first_seed + args.seeds)
+            for s in all_samplers]
     start = time.time()
     print(f"{len(tasks)} tasks x {args.seeds} seeds x {len(set(j[2] for j in jobs))} samplers = {len(jobs)} runs",
           flush=True)

@@ -4,9 +4,11 @@ output warping, the acquisition's tail, and how the sampler routes to it."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import optuna
 from scipy.optimize import check_grad
 
+from honing._core import ConfigError
 from honing.tune import AutoSampler
 from honing.tune._gp import GaussianProcess, log_ei, propose, warp
 
@@ -222,3 +224,35 @@ def test_history_is_checked_and_trials_outside_the_space_are_left_out():
     study = optuna.create_study(sampler=sampler)
     study.optimize(lambda t: (t.suggest_float("x", 0.0, 1.0) - 0.5) ** 2, n_trials=6)
     assert len(sampler._source[1].x) == 10
+
+
+def test_past_100_trials_the_fit_runs_every_fifth_trial_and_the_first_100_are_unchanged(monkeypatch):
+    import honing.tune._auto as auto
+
+    fits: list[tuple[int, bool]] = []
+    real = auto.GaussianProcess
+
+    def spy(x, z, theta=None, *, fit=True, **kw):
+        fits.append((len(x), fit))
+        return real(x, z, theta, fit=fit, **kw)
+
+    def run(refit_every: int) -> list[dict]:
+        study = optuna.create_study(sampler=AutoSampler(seed=3, random_share=0, local_share=0,
+                                                        refit_every=refit_every))
+        study.optimize(lambda t: float(bowl(np.array([t.suggest_float("a", 0, 1), t.suggest_float("b", 0, 1)]))),
+                       n_trials=112)
+        return [t.params for t in study.trials]
+
+    monkeypatch.setattr(auto, "GaussianProcess", spy)
+    every = run(1)
+    assert all(fit for _, fit in fits)
+    fits.clear()
+    fifth = run(5)
+    seen = dict(fits)  # trials in the process -> whether its hyperparameters were fitted
+    assert all(seen[n] for n in seen if n <= 100)
+    assert [n for n in seen if n > 100 and seen[n]] == [105, 110]
+    assert not any(seen[n] for n in (101, 104, 106, 111))
+    # the same proposals while the fit runs every trial; after that they may differ
+    assert fifth[:101] == every[:101] and fifth[101:] != every[101:]
+    with pytest.raises(ConfigError, match="refit_every"):
+        AutoSampler(refit_every=0)

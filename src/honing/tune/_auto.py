@@ -56,6 +56,7 @@ __all__ = ["AutoSampler", "ROUTES"]
 
 ROUTES = ("start", "lhs", "prior", "random", "local", "model")
 GP_TRIALS = 200  # the Gaussian process models a study up to this many finished trials
+REFIT_AFTER = 100  # past this many trials in the process, its hyperparameters are refitted every ``refit_every``
 N_STARTUP = 7  # start-up trials by default (chosen over 5, 6, 8 and 10 in bench/README.md)
 
 
@@ -81,6 +82,11 @@ class AutoSampler(BaseSampler):
             trial takes them; after the start-up, trial ``n`` draws around them with
             probability ``0.5 * w / (w + n - n_startup)``, ``w = prior_weight`` (piBO's idea:
             the prior's weight fades as the study's own data grows).
+        refit_every: past 100 trials in the Gaussian process, its hyperparameters (length scales,
+            amplitude, noise) are refitted every this many trials, and in between kept while
+            the process is conditioned on every trial (default 5; 1 refits every trial). The
+            fit is most of the sampler's cost there; its values change little from one trial
+            to the next.
         history: a related earlier study's finished trials, ``[{"params": {...}, "value": v}]``
             (the same objective direction; e.g. ``ExperienceStore.history``): the Gaussian
             process models this study's values as a weighted copy of that study's model plus a
@@ -92,7 +98,7 @@ class AutoSampler(BaseSampler):
                  local_share: float = 0.25, constant_liar: bool = True,
                  priors: Mapping[str, Any] | None = None, prior_weight: float = 10.0,
                  gp_trials: int = GP_TRIALS, history: Sequence[Mapping[str, Any]] | None = None,
-                 start_source: str = "start") -> None:
+                 start_source: str = "start", refit_every: int = 5) -> None:
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         self.seed = check_int("seed", seed, low=0)
@@ -107,6 +113,7 @@ class AutoSampler(BaseSampler):
             raise ConfigError(f"invalid shares: random_share {random_share} + local_share {local_share} leave the "
                               "model no trials; allowed: a sum <= 0.95")
         self.gp_trials = check_int("gp_trials", gp_trials, low=0)
+        self.refit_every = check_int("refit_every", refit_every, low=1)
         self.history: list[dict[str, Any]] = []
         self._source: tuple[Any, GaussianProcess | None] | None = None  # the related study's process
         self.set_history(history or [])
@@ -265,7 +272,12 @@ class AutoSampler(BaseSampler):
             return self._gp[1]
         x, z = data.encoding.features(data.unit), warp(sign * np.array(data.values))
         source = self._source_gp(data.encoding, sign)
-        gp = GaussianProcess(x, z, self._gp_theta) if source is None else TransferProcess(source, x, z, self._gp_theta)
+        # past REFIT_AFTER trials the hyperparameters are refitted every refit_every trials (by
+        # the count, so the same trials give the same choice), and kept in between
+        fit = (len(x) <= REFIT_AFTER or len(x) % self.refit_every == 0 or self._gp_theta is None
+               or len(self._gp_theta) != x.shape[1] + 2)
+        gp = (GaussianProcess(x, z, self._gp_theta, fit=fit) if source is None
+              else TransferProcess(source, x, z, self._gp_theta, fit=fit))
         self._gp, self._gp_theta = (key, gp), gp.theta
         return gp
 

@@ -9,7 +9,8 @@ their slices, categoricals one-hot: ``_encode.py``); outputs are minimised. The 
 * **kernel**: Matérn 5/2 with one length scale per input (automatic relevance), an amplitude
   and a white-noise term, fitted by maximum a posteriori (a weak log-normal prior on each
   length scale) with L-BFGS-B from the previous fit's values, on at most ``FIT_POINTS`` trials
-  (the best half and the most recent half), then conditioned on all of them;
+  (the best half and the most recent half), then conditioned on all of them (``fit=False``
+  keeps given values: ``AutoSampler`` refits every fifth trial past 100);
 * **acquisition**: log expected improvement over the best *posterior mean* among the observed
   points (not the best observed value, which noise makes a lucky draw), maximised over seeded
   random candidates, candidates around the best points, and a second round around the best
