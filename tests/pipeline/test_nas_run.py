@@ -312,9 +312,13 @@ def test_the_final_model_is_the_promoted_training_of_the_chosen_candidate_not_a_
         reused["final_model"]
     kept = list((tmp_path / "reused" / "nas_promoted").iterdir())
     assert len(kept) == 1  # the best promoted training's checkpoint only
+    # a re-run of the finished folder trains nothing and still says where the final model came from
+    epochs.clear()
+    rerun = train_once(recipe, out=tmp_path / "reused", progress=False).results
+    assert epochs == [] and rerun["final_model"] == reused["final_model"]
     # the same run with the promoted training not reused: 2 epochs more, the same weights and test scores
     epochs.clear()
-    monkeypatch.setattr(_stage_model, "_reuse_training", lambda ctx, checkpoint: False)
+    monkeypatch.setattr(_stage_model, "_reuse_training", lambda ctx, checkpoint: None)
     again = train_once(recipe, out=tmp_path / "again", progress=False).results
     assert len(epochs) == n_reused + 2
     assert again["nas"]["chosen"] == reused["nas"]["chosen"] and again["test_metrics"] == reused["test_metrics"]

@@ -9,6 +9,7 @@ and testing again.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from honing._core import EnergyMeter, RunFailedError, atomic_save_file, set_threads
+from honing._core import EnergyMeter, RunFailedError, atomic_save_file, atomic_write_text, set_threads
 from honing.data import Dataset, Split
 from honing.pipeline._build import build_model, build_trainer
 from honing.pipeline._context import RunContext, digest
@@ -112,8 +113,8 @@ class FitStage:
                 with metered(ctx, "final_training"):
                     result = trainer.fit(data.train, data.val, checkpoint_dir=out / "checkpoint", resume=True)
                 history, how = result.history, f"trained once: {result.stop_reason}; best epoch {result.best_epoch}"
-                if reused:
-                    how += f" (the training nas.promote gave candidate {ctx.trained['index']}, not repeated)"
+                if reused is not None:
+                    how += f" (the training nas.promote gave candidate {reused}, not repeated)"
         ctx.final_recipe, ctx.model, ctx.history, ctx.final_how = rec, plan.model, history, how
         ctx.model_key = digest(["fit", rec.to_dict()])
         return {"how": how}
@@ -145,19 +146,31 @@ class TestStage:
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _reuse_training(ctx: RunContext, checkpoint: Path) -> bool:
+PROMOTED_MARK = "promoted.json"  # in a fit's checkpoint folder: it is the training nas.promote gave a candidate
+
+
+def _reuse_training(ctx: RunContext, checkpoint: Path) -> int | None:
     """Start the fit from the training ``nas.promote`` already did of this very recipe (its
     finished checkpoint copied to ``checkpoint``), so the fit resumes at its end instead of
     training the same network again. Only for the same recipe (a digest of it), a folder whose fit
-    has not started, and a checkpoint that is still there."""
+    has not started, and a checkpoint that is still there. Returns the candidate's index when the
+    fit's checkpoint is that training (copied now, or by an earlier run of this folder: a mark in
+    the checkpoint folder says so), else None."""
+    mark = checkpoint / PROMOTED_MARK
+    if checkpoint.exists():
+        try:
+            return int(json.loads(mark.read_text(encoding="utf-8"))["index"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
     trained = ctx.trained
-    if (trained is None or checkpoint.exists() or trained["recipe"] != digest(ctx.recipe.to_dict())
+    if (trained is None or trained["recipe"] != digest(ctx.recipe.to_dict())
             or not has_checkpoint(trained["checkpoint"])):
-        return False
+        return None
     shutil.copytree(trained["checkpoint"], checkpoint)
+    atomic_write_text(mark, json.dumps({"index": trained["index"], "from": str(trained["checkpoint"])}))
     ctx.say(f"fit: candidate {trained['index']} was trained as this recipe trains it when nas.promote chose it: its "
             f"training is the final model's (from {trained['checkpoint']}), not repeated")
-    return True
+    return int(trained["index"])
 
 
 def retrain_epochs(curve: list[float], mode: str, *, default: int) -> int:
