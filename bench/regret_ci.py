@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from sampler_suite import task_regret  # noqa: E402  (the suite's own scoring)
 
 CHECKPOINTS = (10, 25, 50, 100, 200)  # those within the runs' length are reported
 
@@ -37,17 +39,9 @@ def normalised(runs: list[dict], samplers: tuple[str, ...], checkpoints: list[in
         by_task.setdefault(r["task"], []).append(r)
     out: dict[str, dict[str, np.ndarray]] = {}
     for task, rs in by_task.items():
-        if rs[0]["kind"] == "bbob":
-            regret = {id(r): np.asarray(r["incumbent"], dtype=float) for r in rs}
-        else:
-            sign = 1 if rs[0]["direction"] == "minimize" else -1
-            ref = min(sign * v for r in rs for v in r["incumbent"])
-            regret = {id(r): sign * np.asarray(r["incumbent"], dtype=float) - ref for r in rs}
-        rand10 = [regret[id(r)][9] for r in rs if r["sampler"] == "random"]
-        if not rand10:
+        if not any(r["sampler"] == "random" for r in rs):
             raise SystemExit(f"{task}: no random-search runs to normalise by (every suite run has them)")
-        scale = statistics.median(rand10)
-        scale = scale if scale > 1e-12 else 1.0
+        regret, scale = task_regret(rs)
         out[task] = {}
         for s in samplers:
             mine = sorted((r for r in rs if r["sampler"] == s), key=lambda r: r["seed"])

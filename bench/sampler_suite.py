@@ -328,6 +328,21 @@ def one_run(job: tuple[Any, int, str, int]) -> dict[str, Any]:
 
 # -- the report -------------------------------------------------------------------------------
 
+def task_regret(rs: list[dict[str, Any]]) -> tuple[dict[int, np.ndarray], float]:
+    """One task's runs: each run's regret curve (by ``id`` of the run; BBOB ``f(incumbent)``,
+    YAHPO the best value any of ``rs`` found minus the incumbent's) and the task's scale, random
+    search's median regret at trial 10 (1 without random runs or when it is 0)."""
+    if rs[0]["kind"] == "bbob":
+        regret = {id(r): np.asarray(r["incumbent"], dtype=float) for r in rs}
+    else:
+        sign = 1 if rs[0]["direction"] == "minimize" else -1
+        ref = min(sign * v for r in rs for v in r["incumbent"])
+        regret = {id(r): sign * np.asarray(r["incumbent"], dtype=float) - ref for r in rs}
+    rand10 = [regret[id(r)][9] for r in rs if r["sampler"] == "random"]
+    scale = statistics.median(rand10) if rand10 else 1.0
+    return regret, (scale if scale > 1e-12 else 1.0)
+
+
 def summarise(runs: list[dict[str, Any]], samplers: list[str], n_trials: int) -> dict[str, Any]:
     by_task: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
@@ -338,15 +353,7 @@ def summarise(runs: list[dict[str, Any]], samplers: list[str], n_trials: int) ->
     versus: dict[str, dict[str, list[int]]] = {s: {"tpe": [0, 0, 0], "random": [0, 0, 0]} for s in samplers}
     per_task: dict[str, dict[str, float]] = {}
     for task, rs in by_task.items():
-        if rs[0]["kind"] == "bbob":
-            regret = {id(r): np.asarray(r["incumbent"]) for r in rs}
-        else:
-            sign = 1 if rs[0]["direction"] == "minimize" else -1
-            ref = min(sign * v for r in rs for v in r["incumbent"])
-            regret = {id(r): sign * np.asarray(r["incumbent"]) - ref for r in rs}
-        rand10 = [regret[id(r)][9] for r in rs if r["sampler"] == "random"]
-        scale = statistics.median(rand10) if rand10 else 1.0
-        scale = scale if scale > 1e-12 else 1.0
+        regret, scale = task_regret(rs)
         final: dict[str, list[float]] = {s: [] for s in samplers}
         for r in rs:
             for c in checkpoints:
